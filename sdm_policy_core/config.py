@@ -1,0 +1,417 @@
+"""Configuration dataclasses of the core, loaded strictly from YAML with dotted overrides.
+
+One dataclass per component (`ModelConfig`, `DiffusionConfig`, `TrainConfig`, `DistillConfig`),
+grouped in `ExperimentConfig`. Every dataclass validates itself in `__post_init__` and raises
+`ConfigError` naming the bad key and value. Unknown keys are errors, never silently ignored.
+
+    cfg = load_config("my.yaml", overrides=["model.preset=cpu_small", "train.max_steps=2000"])
+    cfg.to_dict()  # plain JSON/YAML-serialisable dict (stored in checkpoints)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range; the message says which."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Architecture presets. `dp3` and `simple_dp3` follow the DP3 paper; `cpu_small` is sized for
+# real-time one-step inference on 2 CPU cores (see BENCHMARKS.md).
+PRESETS: dict[str, dict[str, Any]] = {
+    "dp3": {
+        "down_dims": (512, 1024, 2048),
+        "diffusion_step_embed_dim": 128,
+        "kernel_size": 5,
+        "n_groups": 8,
+        "pointnet_dims": (64, 128, 256),
+        "encoder_output_dim": 64,
+        "state_mlp_dims": (64, 64),
+    },
+    "simple_dp3": {
+        "down_dims": (128, 256, 384),
+        "diffusion_step_embed_dim": 128,
+        "kernel_size": 5,
+        "n_groups": 8,
+        "pointnet_dims": (64, 128, 256),
+        "encoder_output_dim": 64,
+        "state_mlp_dims": (64, 64),
+    },
+    "cpu_small": {
+        "down_dims": (64, 128, 256),
+        "diffusion_step_embed_dim": 64,
+        "kernel_size": 5,
+        "n_groups": 8,
+        "pointnet_dims": (32, 64, 128),
+        "encoder_output_dim": 64,
+        "state_mlp_dims": (64, 64),
+    },
+}
+
+SAMPLERS = ("one-step", "ddim", "ddpm")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass
+class ObservationSpec:
+    """What the policy observes and emits (stored in every checkpoint).
+
+    point_cloud_shape: (P, C) with C = 3 (xyz, m) or 6 (xyz + rgb in [0, 1]); None for no cloud.
+    image_shape: (3, H, W) uint8 RGB image (channels first after conversion); None for no image.
+    state_dim: length of `agent_pos` (joint positions, gripper, ...).
+    action_dim: length of one action.
+    """
+
+    point_cloud_shape: tuple[int, int] | None = (512, 3)
+    image_shape: tuple[int, int, int] | None = None
+    state_dim: int = 4
+    action_dim: int = 4
+
+    def __post_init__(self) -> None:
+        if self.point_cloud_shape is not None:
+            self.point_cloud_shape = tuple(int(v) for v in self.point_cloud_shape)
+            _require(len(self.point_cloud_shape) == 2 and self.point_cloud_shape[0] > 0
+                     and self.point_cloud_shape[1] in (3, 6),
+                     f"obs.point_cloud_shape must be (P, 3) or (P, 6) with P > 0, "
+                     f"got {self.point_cloud_shape}")
+        if self.image_shape is not None:
+            self.image_shape = tuple(int(v) for v in self.image_shape)
+            _require(len(self.image_shape) == 3 and self.image_shape[0] == 3
+                     and min(self.image_shape[1:]) >= 16,
+                     f"obs.image_shape must be (3, H, W) with H, W >= 16, got {self.image_shape}")
+        _require(self.point_cloud_shape is not None or self.image_shape is not None,
+                 "obs needs a point cloud or an image: set obs.point_cloud_shape or "
+                 "obs.image_shape")
+        _require(self.state_dim > 0, f"obs.state_dim must be > 0, got {self.state_dim}")
+        _require(self.action_dim > 0, f"obs.action_dim must be > 0, got {self.action_dim}")
+
+
+@dataclass
+class ModelConfig:
+    """Observation encoder + ConditionalUnet1D denoiser. Fields left None come from `preset`."""
+
+    preset: str = "simple_dp3"
+    horizon: int = 16
+    n_obs_steps: int = 2
+    n_action_steps: int = 8
+    down_dims: tuple[int, ...] | None = None
+    diffusion_step_embed_dim: int | None = None
+    kernel_size: int | None = None
+    n_groups: int | None = None
+    pointnet_dims: tuple[int, ...] | None = None
+    encoder_output_dim: int | None = None
+    state_mlp_dims: tuple[int, ...] | None = None
+    use_pc_color: bool = False
+    image_crop: tuple[int, int] | None = None  # random crop (H, W) for the image encoder
+
+    def __post_init__(self) -> None:
+        _require(self.preset in PRESETS,
+                 f"model.preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        for key, value in PRESETS[self.preset].items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+        for key in ("down_dims", "pointnet_dims", "state_mlp_dims"):
+            setattr(self, key, tuple(int(v) for v in getattr(self, key)))
+            _require(len(getattr(self, key)) > 0 and min(getattr(self, key)) > 0,
+                     f"model.{key} must be positive sizes, got {getattr(self, key)}")
+        if self.image_crop is not None:
+            self.image_crop = tuple(int(v) for v in self.image_crop)
+        _require(self.horizon > 0, f"model.horizon must be > 0, got {self.horizon}")
+        _require(1 <= self.n_obs_steps <= self.horizon,
+                 f"model.n_obs_steps must be in [1, horizon={self.horizon}], "
+                 f"got {self.n_obs_steps}")
+        _require(1 <= self.n_action_steps <= self.horizon - self.n_obs_steps + 1,
+                 f"model.n_action_steps must be in [1, horizon - n_obs_steps + 1 = "
+                 f"{self.horizon - self.n_obs_steps + 1}], got {self.n_action_steps}")
+        # The UNet halves the sequence len(down_dims) - 1 times.
+        factor = 2 ** (len(self.down_dims) - 1)
+        _require(self.horizon % factor == 0,
+                 f"model.horizon={self.horizon} must be divisible by {factor} "
+                 f"(2 ** (len(down_dims) - 1) for down_dims={self.down_dims})")
+        for key in ("diffusion_step_embed_dim", "kernel_size", "n_groups", "encoder_output_dim"):
+            _require(getattr(self, key) > 0, f"model.{key} must be > 0, got {getattr(self, key)}")
+        _require(self.kernel_size % 2 == 1,
+                 f"model.kernel_size must be odd, got {self.kernel_size}")
+        for d in self.down_dims:
+            _require(d % self.n_groups == 0,
+                     f"model.down_dims entries must be divisible by n_groups={self.n_groups}, "
+                     f"got {self.down_dims}")
+
+
+@dataclass
+class DiffusionConfig:
+    """Noise schedule (diffusers) and the teacher's default sampler."""
+
+    num_train_timesteps: int = 100
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "sample"  # "sample" (x0, DP3) or "epsilon" (Diffusion Policy)
+    clip_sample: bool = True
+    sampler: str = "ddim"  # default sampler of the teacher: "ddim" or "ddpm"
+    num_inference_steps: int = 10
+
+    def __post_init__(self) -> None:
+        _require(self.num_train_timesteps >= 2,
+                 f"diffusion.num_train_timesteps must be >= 2, got {self.num_train_timesteps}")
+        _require(self.beta_schedule in ("squaredcos_cap_v2", "linear", "scaled_linear"),
+                 f"diffusion.beta_schedule must be squaredcos_cap_v2, linear or scaled_linear, "
+                 f"got {self.beta_schedule!r}")
+        _require(self.prediction_type in ("sample", "epsilon"),
+                 f"diffusion.prediction_type must be 'sample' or 'epsilon', "
+                 f"got {self.prediction_type!r}")
+        _require(self.sampler in ("ddim", "ddpm"),
+                 f"diffusion.sampler must be 'ddim' or 'ddpm', got {self.sampler!r}")
+        _require(1 <= self.num_inference_steps <= self.num_train_timesteps,
+                 f"diffusion.num_inference_steps must be in [1, {self.num_train_timesteps}], "
+                 f"got {self.num_inference_steps}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation of a teacher (`sdm train`); `distill` reuses the loop settings."""
+
+    max_steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.95, 0.999)
+    weight_decay: float = 1e-6
+    warmup_steps: int = 500
+    grad_clip: float = 1.0
+    ema_decay: float = 0.9999  # maximum decay of the EMA (power warm-up as in Diffusion Policy)
+    ema_power: float = 0.75
+    use_ema: bool = True
+    seed: int = 42
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
+    val_fraction: float = 0.1  # fraction of episodes held out for the validation loss
+    val_every: int = 250
+    checkpoint_every: int = 500
+    log_every: int = 25
+    num_workers: int = 0
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)
+        _require(self.max_steps > 0, f"train.max_steps must be > 0, got {self.max_steps}")
+        _require(self.batch_size > 0, f"train.batch_size must be > 0, got {self.batch_size}")
+        _require(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                 f"train.betas must be two values in [0, 1), got {self.betas}")
+        _require(self.weight_decay >= 0,
+                 f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        _require(self.warmup_steps >= 0,
+                 f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
+        _require(self.grad_clip > 0, f"train.grad_clip must be > 0, got {self.grad_clip}")
+        _require(0 <= self.ema_decay < 1, f"train.ema_decay must be in [0, 1), "
+                 f"got {self.ema_decay}")
+        _require(0 <= self.val_fraction < 1,
+                 f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
+        for key in ("val_every", "checkpoint_every", "log_every"):
+            _require(getattr(self, key) > 0, f"train.{key} must be > 0, got {getattr(self, key)}")
+        _require(self.num_workers >= 0 and self.threads >= 0,
+                 "train.num_workers and train.threads must be >= 0")
+        _require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+                 f"train.device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+
+
+@dataclass
+class DistillConfig:
+    """SDM distillation (METHOD.md): generator G, corrector D, frozen teacher."""
+
+    generator_lr: float = 5e-5
+    corrector_lr: float = 5e-5
+    # The corrector must outpace the generator: D is updated every step, G every k-th step.
+    corrector_steps_per_generator_step: int = 5
+    t_min: int = 2  # distribution-matching timesteps are drawn uniformly from [t_min, t_max]
+    t_max: int = 95
+    # Normalisation of the score difference: "mean_abs" (SDM/DMD: / mean|s_real| per sample)
+    # or "sigma2" (OneDP: weight by sigma_t^2).
+    grad_normalisation: str = "mean_abs"
+    # Optional stabiliser: weight of an L2 regression of G's output to teacher DDIM samples.
+    regression_weight: float = 0.0
+    regression_ddim_steps: int = 10
+    # Timestep at which the one-step generator is trained AND sampled; None = T - 1.
+    generator_timestep: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.generator_lr > 0 and self.corrector_lr > 0,
+                 "distill.generator_lr and distill.corrector_lr must be > 0")
+        _require(self.corrector_steps_per_generator_step >= 1,
+                 f"distill.corrector_steps_per_generator_step must be >= 1, "
+                 f"got {self.corrector_steps_per_generator_step}")
+        _require(0 <= self.t_min <= self.t_max,
+                 f"distill.t_min <= t_max required, got t_min={self.t_min}, t_max={self.t_max}")
+        _require(self.grad_normalisation in ("mean_abs", "sigma2"),
+                 f"distill.grad_normalisation must be 'mean_abs' or 'sigma2', "
+                 f"got {self.grad_normalisation!r}")
+        _require(self.regression_weight >= 0,
+                 f"distill.regression_weight must be >= 0, got {self.regression_weight}")
+        _require(self.regression_ddim_steps >= 1, "distill.regression_ddim_steps must be >= 1")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything a training or distillation run needs besides the dataset path."""
+
+    obs: ObservationSpec = field(default_factory=ObservationSpec)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.distill.t_max < self.diffusion.num_train_timesteps,
+                 f"distill.t_max={self.distill.t_max} must be < diffusion.num_train_timesteps="
+                 f"{self.diffusion.num_train_timesteps}")
+        t_gen = self.distill.generator_timestep
+        _require(t_gen is None or 0 <= t_gen < self.diffusion.num_train_timesteps,
+                 f"distill.generator_timestep must be in [0, "
+                 f"{self.diffusion.num_train_timesteps - 1}], got {t_gen}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+# ------------------------------------------------------------------------------------------------
+# Strict construction from plain dicts (YAML / JSON), and dotted overrides.
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass -> plain dict of lists/numbers/strings (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _convert(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _convert(value, non_none[0], where)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return from_dict(annotation, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        return tuple(_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+    if annotation is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass `cls` from `data`; unknown keys and wrong types raise ConfigError."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"unknown config key(s) {[prefix + k for k in unknown]}; "
+                          f"valid keys here: {sorted(known)}")
+    kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _parse_scalar(text: str) -> Any:
+    """Parse the right-hand side of `key=value` as YAML (numbers, lists, null, true/false)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"cannot parse override value {text!r}: {err}") from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b=value` overrides to a nested dict (returned as a new dict)."""
+    out = _deepcopy_dict(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, text = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if len(parts) < 2:
+            raise ConfigError(f"override {item!r} must name a section and a key, "
+                              f"e.g. train.max_steps=1000")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = _parse_scalar(text)
+    return out
+
+
+def _deepcopy_dict(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deepcopy_dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> ExperimentConfig:
+    """ExperimentConfig from an optional YAML file, an optional base dict and overrides.
+
+    Precedence: defaults < base < file < overrides. YAML is read with `yaml.safe_load` only.
+    """
+    data: dict[str, Any] = _deepcopy_dict(base or {})
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+        data = _merge(data, loaded)
+    data = apply_overrides(data, overrides or [])
+    return from_dict(ExperimentConfig, data)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = _deepcopy_dict(a)
+    for key, value in b.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
