@@ -28,8 +28,9 @@ setup(
     version="0.1.0",
     description="SDM Policy: one-step distilled diffusion visuomotor policies as a ROS 2 suite",
     python_requires=">=3.10",
-    packages=find_packages(include=["sdm_policy_core", "sdm_policy_core.*",
-                                    "sdm_policy_ros", "sdm_policy_ros.*"]),
+    packages=find_packages(
+        include=["sdm_policy_core", "sdm_policy_core.*", "sdm_policy_ros", "sdm_policy_ros.*"]
+    ),
     package_data={"sdm_policy_core": ["presets/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -70,9 +70,10 @@ if ((FORCE)) || [[ "$(cat "$DEPS_STAMP" 2>/dev/null)" != "$deps_hash" ]]; then
   # The ROS wheels' CMake export files name the build host's Python; point them at this venv.
   PYINC=$("$PYBIN" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
   NPINC=$("$PYBIN" -c "import numpy; print(numpy.get_include())")
-  grep -rl --include='*.cmake' /opt/python/cp311-cp311 "$VENV/share" 2>/dev/null | xargs -r sed -i \
-    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g" \
-    -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g"
+  { grep -rl --include='*.cmake' /opt/python/cp311-cp311 "$VENV/share" 2>/dev/null || true; } \
+    | xargs -r sed -i \
+      -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g" \
+      -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g"
   echo "$deps_hash" >"$DEPS_STAMP"
   rm -f "$ROOT/install/.sdm-build.sha256"   # new packages: rebuild the interfaces
 fi

@@ -83,18 +83,25 @@ class ObservationSpec:
     def __post_init__(self) -> None:
         if self.point_cloud_shape is not None:
             self.point_cloud_shape = tuple(int(v) for v in self.point_cloud_shape)
-            _require(len(self.point_cloud_shape) == 2 and self.point_cloud_shape[0] > 0
-                     and self.point_cloud_shape[1] in (3, 6),
-                     f"obs.point_cloud_shape must be (P, 3) or (P, 6) with P > 0, "
-                     f"got {self.point_cloud_shape}")
+            _require(
+                len(self.point_cloud_shape) == 2
+                and self.point_cloud_shape[0] > 0
+                and self.point_cloud_shape[1] in (3, 6),
+                f"obs.point_cloud_shape must be (P, 3) or (P, 6) with P > 0, "
+                f"got {self.point_cloud_shape}",
+            )
         if self.image_shape is not None:
             self.image_shape = tuple(int(v) for v in self.image_shape)
-            _require(len(self.image_shape) == 3 and self.image_shape[0] == 3
-                     and min(self.image_shape[1:]) >= 16,
-                     f"obs.image_shape must be (3, H, W) with H, W >= 16, got {self.image_shape}")
-        _require(self.point_cloud_shape is not None or self.image_shape is not None,
-                 "obs needs a point cloud or an image: set obs.point_cloud_shape or "
-                 "obs.image_shape")
+            _require(
+                len(self.image_shape) == 3
+                and self.image_shape[0] == 3
+                and min(self.image_shape[1:]) >= 16,
+                f"obs.image_shape must be (3, H, W) with H, W >= 16, got {self.image_shape}",
+            )
+        _require(
+            self.point_cloud_shape is not None or self.image_shape is not None,
+            "obs needs a point cloud or an image: set obs.point_cloud_shape or obs.image_shape",
+        )
         _require(self.state_dim > 0, f"obs.state_dim must be > 0, got {self.state_dim}")
         _require(self.action_dim > 0, f"obs.action_dim must be > 0, got {self.action_dim}")
 
@@ -118,37 +125,49 @@ class ModelConfig:
     image_crop: tuple[int, int] | None = None  # random crop (H, W) for the image encoder
 
     def __post_init__(self) -> None:
-        _require(self.preset in PRESETS,
-                 f"model.preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        _require(
+            self.preset in PRESETS,
+            f"model.preset must be one of {sorted(PRESETS)}, got {self.preset!r}",
+        )
         for key, value in PRESETS[self.preset].items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
         for key in ("down_dims", "pointnet_dims", "state_mlp_dims"):
             setattr(self, key, tuple(int(v) for v in getattr(self, key)))
-            _require(len(getattr(self, key)) > 0 and min(getattr(self, key)) > 0,
-                     f"model.{key} must be positive sizes, got {getattr(self, key)}")
+            _require(
+                len(getattr(self, key)) > 0 and min(getattr(self, key)) > 0,
+                f"model.{key} must be positive sizes, got {getattr(self, key)}",
+            )
         if self.image_crop is not None:
             self.image_crop = tuple(int(v) for v in self.image_crop)
         _require(self.horizon > 0, f"model.horizon must be > 0, got {self.horizon}")
-        _require(1 <= self.n_obs_steps <= self.horizon,
-                 f"model.n_obs_steps must be in [1, horizon={self.horizon}], "
-                 f"got {self.n_obs_steps}")
-        _require(1 <= self.n_action_steps <= self.horizon - self.n_obs_steps + 1,
-                 f"model.n_action_steps must be in [1, horizon - n_obs_steps + 1 = "
-                 f"{self.horizon - self.n_obs_steps + 1}], got {self.n_action_steps}")
+        _require(
+            1 <= self.n_obs_steps <= self.horizon,
+            f"model.n_obs_steps must be in [1, horizon={self.horizon}], got {self.n_obs_steps}",
+        )
+        _require(
+            1 <= self.n_action_steps <= self.horizon - self.n_obs_steps + 1,
+            f"model.n_action_steps must be in [1, horizon - n_obs_steps + 1 = "
+            f"{self.horizon - self.n_obs_steps + 1}], got {self.n_action_steps}",
+        )
         # The UNet halves the sequence len(down_dims) - 1 times.
         factor = 2 ** (len(self.down_dims) - 1)
-        _require(self.horizon % factor == 0,
-                 f"model.horizon={self.horizon} must be divisible by {factor} "
-                 f"(2 ** (len(down_dims) - 1) for down_dims={self.down_dims})")
+        _require(
+            self.horizon % factor == 0,
+            f"model.horizon={self.horizon} must be divisible by {factor} "
+            f"(2 ** (len(down_dims) - 1) for down_dims={self.down_dims})",
+        )
         for key in ("diffusion_step_embed_dim", "kernel_size", "n_groups", "encoder_output_dim"):
             _require(getattr(self, key) > 0, f"model.{key} must be > 0, got {getattr(self, key)}")
-        _require(self.kernel_size % 2 == 1,
-                 f"model.kernel_size must be odd, got {self.kernel_size}")
+        _require(
+            self.kernel_size % 2 == 1, f"model.kernel_size must be odd, got {self.kernel_size}"
+        )
         for d in self.down_dims:
-            _require(d % self.n_groups == 0,
-                     f"model.down_dims entries must be divisible by n_groups={self.n_groups}, "
-                     f"got {self.down_dims}")
+            _require(
+                d % self.n_groups == 0,
+                f"model.down_dims entries must be divisible by n_groups={self.n_groups}, "
+                f"got {self.down_dims}",
+            )
 
 
 @dataclass
@@ -163,19 +182,29 @@ class DiffusionConfig:
     num_inference_steps: int = 10
 
     def __post_init__(self) -> None:
-        _require(self.num_train_timesteps >= 2,
-                 f"diffusion.num_train_timesteps must be >= 2, got {self.num_train_timesteps}")
-        _require(self.beta_schedule in ("squaredcos_cap_v2", "linear", "scaled_linear"),
-                 f"diffusion.beta_schedule must be squaredcos_cap_v2, linear or scaled_linear, "
-                 f"got {self.beta_schedule!r}")
-        _require(self.prediction_type in ("sample", "epsilon"),
-                 f"diffusion.prediction_type must be 'sample' or 'epsilon', "
-                 f"got {self.prediction_type!r}")
-        _require(self.sampler in ("ddim", "ddpm"),
-                 f"diffusion.sampler must be 'ddim' or 'ddpm', got {self.sampler!r}")
-        _require(1 <= self.num_inference_steps <= self.num_train_timesteps,
-                 f"diffusion.num_inference_steps must be in [1, {self.num_train_timesteps}], "
-                 f"got {self.num_inference_steps}")
+        _require(
+            self.num_train_timesteps >= 2,
+            f"diffusion.num_train_timesteps must be >= 2, got {self.num_train_timesteps}",
+        )
+        _require(
+            self.beta_schedule in ("squaredcos_cap_v2", "linear", "scaled_linear"),
+            f"diffusion.beta_schedule must be squaredcos_cap_v2, linear or scaled_linear, "
+            f"got {self.beta_schedule!r}",
+        )
+        _require(
+            self.prediction_type in ("sample", "epsilon"),
+            f"diffusion.prediction_type must be 'sample' or 'epsilon', "
+            f"got {self.prediction_type!r}",
+        )
+        _require(
+            self.sampler in ("ddim", "ddpm"),
+            f"diffusion.sampler must be 'ddim' or 'ddpm', got {self.sampler!r}",
+        )
+        _require(
+            1 <= self.num_inference_steps <= self.num_train_timesteps,
+            f"diffusion.num_inference_steps must be in [1, {self.num_train_timesteps}], "
+            f"got {self.num_inference_steps}",
+        )
 
 
 @dataclass
@@ -206,23 +235,34 @@ class TrainConfig:
         _require(self.max_steps > 0, f"train.max_steps must be > 0, got {self.max_steps}")
         _require(self.batch_size > 0, f"train.batch_size must be > 0, got {self.batch_size}")
         _require(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
-        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
-                 f"train.betas must be two values in [0, 1), got {self.betas}")
-        _require(self.weight_decay >= 0,
-                 f"train.weight_decay must be >= 0, got {self.weight_decay}")
-        _require(self.warmup_steps >= 0,
-                 f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
+        _require(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            f"train.betas must be two values in [0, 1), got {self.betas}",
+        )
+        _require(
+            self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}"
+        )
+        _require(
+            self.warmup_steps >= 0, f"train.warmup_steps must be >= 0, got {self.warmup_steps}"
+        )
         _require(self.grad_clip > 0, f"train.grad_clip must be > 0, got {self.grad_clip}")
-        _require(0 <= self.ema_decay < 1, f"train.ema_decay must be in [0, 1), "
-                 f"got {self.ema_decay}")
-        _require(0 <= self.val_fraction < 1,
-                 f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
+        _require(
+            0 <= self.ema_decay < 1, f"train.ema_decay must be in [0, 1), got {self.ema_decay}"
+        )
+        _require(
+            0 <= self.val_fraction < 1,
+            f"train.val_fraction must be in [0, 1), got {self.val_fraction}",
+        )
         for key in ("val_every", "checkpoint_every", "log_every"):
             _require(getattr(self, key) > 0, f"train.{key} must be > 0, got {getattr(self, key)}")
-        _require(self.num_workers >= 0 and self.threads >= 0,
-                 "train.num_workers and train.threads must be >= 0")
-        _require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
-                 f"train.device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        _require(
+            self.num_workers >= 0 and self.threads >= 0,
+            "train.num_workers and train.threads must be >= 0",
+        )
+        _require(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            f"train.device must be cpu, cuda, cuda:N or auto, got {self.device!r}",
+        )
 
 
 @dataclass
@@ -245,18 +285,28 @@ class DistillConfig:
     generator_timestep: int | None = None
 
     def __post_init__(self) -> None:
-        _require(self.generator_lr > 0 and self.corrector_lr > 0,
-                 "distill.generator_lr and distill.corrector_lr must be > 0")
-        _require(self.corrector_steps_per_generator_step >= 1,
-                 f"distill.corrector_steps_per_generator_step must be >= 1, "
-                 f"got {self.corrector_steps_per_generator_step}")
-        _require(0 <= self.t_min <= self.t_max,
-                 f"distill.t_min <= t_max required, got t_min={self.t_min}, t_max={self.t_max}")
-        _require(self.grad_normalisation in ("mean_abs", "sigma2"),
-                 f"distill.grad_normalisation must be 'mean_abs' or 'sigma2', "
-                 f"got {self.grad_normalisation!r}")
-        _require(self.regression_weight >= 0,
-                 f"distill.regression_weight must be >= 0, got {self.regression_weight}")
+        _require(
+            self.generator_lr > 0 and self.corrector_lr > 0,
+            "distill.generator_lr and distill.corrector_lr must be > 0",
+        )
+        _require(
+            self.corrector_steps_per_generator_step >= 1,
+            f"distill.corrector_steps_per_generator_step must be >= 1, "
+            f"got {self.corrector_steps_per_generator_step}",
+        )
+        _require(
+            0 <= self.t_min <= self.t_max,
+            f"distill.t_min <= t_max required, got t_min={self.t_min}, t_max={self.t_max}",
+        )
+        _require(
+            self.grad_normalisation in ("mean_abs", "sigma2"),
+            f"distill.grad_normalisation must be 'mean_abs' or 'sigma2', "
+            f"got {self.grad_normalisation!r}",
+        )
+        _require(
+            self.regression_weight >= 0,
+            f"distill.regression_weight must be >= 0, got {self.regression_weight}",
+        )
         _require(self.regression_ddim_steps >= 1, "distill.regression_ddim_steps must be >= 1")
 
 
@@ -271,13 +321,17 @@ class ExperimentConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
-        _require(self.distill.t_max < self.diffusion.num_train_timesteps,
-                 f"distill.t_max={self.distill.t_max} must be < diffusion.num_train_timesteps="
-                 f"{self.diffusion.num_train_timesteps}")
+        _require(
+            self.distill.t_max < self.diffusion.num_train_timesteps,
+            f"distill.t_max={self.distill.t_max} must be < diffusion.num_train_timesteps="
+            f"{self.diffusion.num_train_timesteps}",
+        )
         t_gen = self.distill.generator_timestep
-        _require(t_gen is None or 0 <= t_gen < self.diffusion.num_train_timesteps,
-                 f"distill.generator_timestep must be in [0, "
-                 f"{self.diffusion.num_train_timesteps - 1}], got {t_gen}")
+        _require(
+            t_gen is None or 0 <= t_gen < self.diffusion.num_train_timesteps,
+            f"distill.generator_timestep must be in [0, "
+            f"{self.diffusion.num_train_timesteps - 1}], got {t_gen}",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -347,8 +401,10 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     unknown = sorted(set(data) - known)
     if unknown:
         prefix = f"{where}." if where else ""
-        raise ConfigError(f"unknown config key(s) {[prefix + k for k in unknown]}; "
-                          f"valid keys here: {sorted(known)}")
+        raise ConfigError(
+            f"unknown config key(s) {[prefix + k for k in unknown]}; "
+            f"valid keys here: {sorted(known)}"
+        )
     kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
 
@@ -370,8 +426,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, text = item.split("=", 1)
         parts = [p for p in key.strip().split(".") if p]
         if len(parts) < 2:
-            raise ConfigError(f"override {item!r} must name a section and a key, "
-                              f"e.g. train.max_steps=1000")
+            raise ConfigError(
+                f"override {item!r} must name a section and a key, e.g. train.max_steps=1000"
+            )
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -385,8 +442,11 @@ def _deepcopy_dict(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _deepcopy_dict(v) if isinstance(v, dict) else v for k, v in data.items()}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                base: dict[str, Any] | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> ExperimentConfig:
     """ExperimentConfig from an optional YAML file, an optional base dict and overrides.
 
     Precedence: defaults < base < file < overrides. YAML is read with `yaml.safe_load` only.
@@ -415,3 +475,64 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+@dataclass
+class DeploymentConfig:
+    """How a trained policy runs on a robot (ROS parameters of the policy node map onto this).
+
+    Architecture never comes from here: it comes from the checkpoint.
+    """
+
+    sampler: str = field(
+        default="one-step",
+        metadata={"help": "sampler: one-step (SDM student), ddim or ddpm (diffusion teacher)"},
+    )
+    ddim_steps: int = field(default=10, metadata={"help": "denoising steps of the ddim sampler"})
+    control_rate_hz: float = field(
+        default=10.0,
+        metadata={"help": "[Hz] rate of the control timer; one action is executed per tick"},
+    )
+    stale_age_s: float = field(
+        default=0.5, metadata={"help": "[s] observations older than this are never acted on"}
+    )
+    status_rate_hz: float = field(
+        default=2.0, metadata={"help": "[Hz] rate of the status and /diagnostics messages"}
+    )
+    torch_threads: int = field(
+        default=2, metadata={"help": "CPU threads of the policy's torch inference"}
+    )
+    on_fault: str = field(
+        default="hold",
+        metadata={
+            "help": "on stale or invalid data: hold (keep the last target) or stop (send nothing)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        _require(
+            self.sampler in SAMPLERS,
+            f"sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}",
+        )
+        _require(
+            1 <= self.ddim_steps <= 1000, f"ddim_steps must be in [1, 1000], got {self.ddim_steps}"
+        )
+        _require(
+            0 < self.control_rate_hz <= 1000,
+            f"control_rate_hz must be in (0, 1000], got {self.control_rate_hz}",
+        )
+        _require(
+            0 < self.stale_age_s <= 60, f"stale_age_s must be in (0, 60], got {self.stale_age_s}"
+        )
+        _require(
+            0 < self.status_rate_hz <= 100,
+            f"status_rate_hz must be in (0, 100], got {self.status_rate_hz}",
+        )
+        _require(
+            1 <= self.torch_threads <= 256,
+            f"torch_threads must be in [1, 256], got {self.torch_threads}",
+        )
+        _require(
+            self.on_fault in ("hold", "stop"),
+            f"on_fault must be 'hold' or 'stop', got {self.on_fault!r}",
+        )

@@ -1,0 +1,40 @@
+"""Build the networks of a policy from `ObservationSpec` + `ModelConfig`."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from sdm_policy_core.config import ModelConfig, ObservationSpec
+from sdm_policy_core.models.obs_encoder import ObservationEncoder, observation_feature_dim
+from sdm_policy_core.models.unet1d import ConditionalUnet1D
+
+
+def build_observation_encoder(obs: ObservationSpec, model: ModelConfig) -> ObservationEncoder:
+    """The per-step observation encoder; output (N, encoder.feature_dim)."""
+    return ObservationEncoder(obs, model)
+
+
+def build_denoiser(
+    obs: ObservationSpec, model: ModelConfig, n_obs_steps: int | None = None
+) -> ConditionalUnet1D:
+    """ConditionalUnet1D over (B, horizon, action_dim), conditioned on n_obs_steps features.
+
+    global_cond_dim = feature_dim * n_obs_steps (n_obs_steps defaults to model.n_obs_steps).
+    Build under `with torch.device("meta"):` to size a model without allocating it.
+    """
+    steps = model.n_obs_steps if n_obs_steps is None else n_obs_steps
+    if steps <= 0:
+        raise ValueError(f"n_obs_steps must be > 0, got {steps}")
+    return ConditionalUnet1D(
+        input_dim=obs.action_dim,
+        global_cond_dim=observation_feature_dim(obs, model) * steps,
+        diffusion_step_embed_dim=model.diffusion_step_embed_dim,
+        down_dims=model.down_dims,
+        kernel_size=model.kernel_size,
+        n_groups=model.n_groups,
+    )
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameter elements (works on meta-device modules too)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

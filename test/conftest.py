@@ -1,0 +1,97 @@
+"""Shared test set-up: DDS confined to this machine, a ROS domain of the run's own, and real
+processes started and stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Every process a test starts inherits these: no DDS packet leaves the machine, and parallel
+# test runs on one machine do not see each other's nodes.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_LOCALHOST_ONLY"] = "1"
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(10, 99)))
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+class ProcessGroup:
+    """Starts real processes with logs in a temp dir; stops them by PID at teardown."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(
+        self,
+        cmd: list[str],
+        name: str,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen:
+        log = self.log_dir / f"{name}.log"
+        handle = log.open("w")
+        proc = subprocess.Popen(
+            cmd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        handle.close()
+        self.procs.append((proc, log))
+        return proc
+
+    def log(self, proc: subprocess.Popen) -> str:
+        for p, log in self.procs:
+            if p is proc:
+                return log.read_text(errors="replace")
+        raise KeyError(proc.pid)
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 10.0) -> int:
+        """SIGINT (clean rclpy shutdown), then SIGKILL; returns the exit code."""
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for proc, _ in self.procs:
+            self.stop(proc)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[ProcessGroup]:
+    group = ProcessGroup(tmp_path)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate` until it returns a truthy value or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+PYTHON = sys.executable
