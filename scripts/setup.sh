@@ -83,7 +83,7 @@ BUILD_STAMP="$ROOT/install/.sdm-build.sha256"
 build_inputs=(package.xml setup.py setup.cfg colcon_defaults.yaml sdm_msgs/package.xml
               sdm_msgs/CMakeLists.txt sdm_msgs/msg/* sdm_msgs/srv/*)
 # symlink-install links every data file once: a new or removed launch/config file needs a build.
-build_hash=$( { hash_of "${build_inputs[@]}"; find launch config -type f 2>/dev/null | sort; } | sha256sum \
+build_hash=$( { hash_of "${build_inputs[@]}"; { find launch config -type f 2>/dev/null || true; } | sort; } | sha256sum \
               | cut -d' ' -f1)
 if ((FORCE)) || [[ "$(cat "$BUILD_STAMP" 2>/dev/null)" != "$build_hash" ]]; then
   say "building sdm_msgs and sdm_policy_ros with colcon"
