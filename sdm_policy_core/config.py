@@ -229,6 +229,8 @@ class TrainConfig:
     log_every: int = 25
     num_workers: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    mixed_precision: str = "bf16"  # autocast dtype on CUDA: "bf16" or "no" (CPU: always fp32)
+    max_val_batches: int = 8  # validation batches per evaluation
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
@@ -259,6 +261,11 @@ class TrainConfig:
             self.num_workers >= 0 and self.threads >= 0,
             "train.num_workers and train.threads must be >= 0",
         )
+        _require(
+            self.mixed_precision in ("bf16", "no"),
+            f"train.mixed_precision must be 'bf16' or 'no', got {self.mixed_precision!r}",
+        )
+        _require(self.max_val_batches > 0, "train.max_val_batches must be > 0")
         _require(
             self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
             f"train.device must be cpu, cuda, cuda:N or auto, got {self.device!r}",

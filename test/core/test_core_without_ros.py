@@ -35,7 +35,8 @@ try:
 except ImportError:
     pass
 import sdm_policy_core
-names = sorted(m.name for m in pkgutil.walk_packages(sdm_policy_core.__path__, "sdm_policy_core."))
+names = sorted(m.name for m in pkgutil.walk_packages(sdm_policy_core.__path__, "sdm_policy_core.")
+               if not m.name.endswith("__main__"))
 for name in names:
     importlib.import_module(name)
 

@@ -1,0 +1,34 @@
+"""Demonstration data: the zarr replay buffer, windowed sampling and the training dataset.
+
+dataset = TrajectoryDataset("demos.zarr", horizon=16, n_obs_steps=2, n_action_steps=8,
+                            val_fraction=0.1)
+normalizer = dataset.get_normalizer()
+batch = dataset[0]   # {'obs': {'point_cloud': (16, P, C), 'agent_pos': (16, Ds)},
+                     #  'action': (16, Da)}
+"""
+
+from sdm_policy_core.data.replay_buffer import (
+    DatasetError,
+    ReplayBuffer,
+    default_chunks,
+    default_compressor,
+    validate_episode_ends,
+)
+from sdm_policy_core.data.sampler import (
+    SequenceSampler,
+    TrajectoryDataset,
+    create_indices,
+    get_val_mask,
+)
+
+__all__ = [
+    "DatasetError",
+    "ReplayBuffer",
+    "SequenceSampler",
+    "TrajectoryDataset",
+    "create_indices",
+    "default_chunks",
+    "default_compressor",
+    "get_val_mask",
+    "validate_episode_ends",
+]

@@ -1,0 +1,141 @@
+"""The diffusion teacher: DP3 (point clouds) or Diffusion Policy (images).
+
+observation encoder (per step) -> global condition (B, To * F) -> ConditionalUnet1D denoiser over
+the normalised action sequence (B, horizon, Da), with a diffusers noise schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sdm_policy_core.config import ExperimentConfig
+from sdm_policy_core.diffusion import NoiseSchedule
+from sdm_policy_core.models import build_denoiser, build_observation_encoder
+from sdm_policy_core.models.keys import ACTION, AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.normalizer import LinearNormalizer
+from sdm_policy_core.policies.observation import check_observation
+
+
+class DiffusionPolicy(nn.Module):
+    """Teacher policy. Submodules (checkpoint prefixes): `encoder`, `denoiser`, `normalizer`.
+
+    `normalizer` must hold stats for "action" and "agent_pos" (fit on the training set) before
+    training or inference; "point_cloud" is normalised when it holds stats for it (DP3 fits
+    per-channel limits on the cloud too), else fed in metres as it is.
+    """
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = build_observation_encoder(cfg.obs, cfg.model)
+        self.denoiser = build_denoiser(cfg.obs, cfg.model)
+        self.normalizer = LinearNormalizer()
+        self.schedule = NoiseSchedule(cfg.diffusion)
+
+    @property
+    def n_obs_steps(self) -> int:
+        return self.cfg.model.n_obs_steps
+
+    @property
+    def action_shape(self) -> tuple[int, int]:
+        return self.cfg.model.horizon, self.cfg.obs.action_dim
+
+    # -- observation -> condition ----------------------------------------------------------------
+    def encode(self, obs: Mapping[str, Tensor]) -> Tensor:
+        """Global condition (B, To * F) from the first To steps of a raw observation batch."""
+        To = self.n_obs_steps
+        batch = check_observation({k: v[:, :To] for k, v in obs.items()}, self.cfg.obs, To)
+        flat: dict[str, Tensor] = {}
+        state = obs[AGENT_POS][:, :To].float()
+        flat[AGENT_POS] = self.normalizer.normalize(AGENT_POS, state).reshape(batch * To, -1)
+        if POINT_CLOUD in obs and self.cfg.obs.point_cloud_shape is not None:
+            cloud = obs[POINT_CLOUD][:, :To].float()
+            if POINT_CLOUD in self.normalizer:
+                channels = self.normalizer.stats(POINT_CLOUD)["scale"].shape[0]
+                cloud = self.normalizer.normalize(POINT_CLOUD, cloud[..., :channels])
+            flat[POINT_CLOUD] = cloud.reshape(batch * To, *cloud.shape[2:])
+        if IMAGE in obs and self.cfg.obs.image_shape is not None:
+            image = obs[IMAGE][:, :To]
+            flat[IMAGE] = image.reshape(batch * To, *image.shape[2:])
+        return self.encoder(flat).reshape(batch, -1)
+
+    # -- training --------------------------------------------------------------------------------
+    def compute_loss(
+        self,
+        batch: Mapping,
+        noise: Tensor | None = None,
+        timesteps: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Diffusion loss (scalar) of a batch {"obs": {...}, "action": (B, H, Da)}.
+
+        noise (B, H, Da) and timesteps (B,) may be given (the trainer draws them per global
+        batch so that data-parallel runs match single-process ones); else drawn here.
+        """
+        cond = self.encode(batch["obs"])
+        x0 = self.normalizer.normalize(ACTION, batch[ACTION].float())
+        if noise is None:
+            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        if timesteps is None:
+            T = self.schedule.num_train_timesteps
+            timesteps = torch.randint(0, T, (x0.shape[0],), generator=generator, device=x0.device)
+        x_t = self.schedule.add_noise(x0, noise, timesteps)
+        prediction = self.denoiser(x_t, timesteps, cond)
+        target = x0 if self.schedule.prediction_type == "sample" else noise
+        return F.mse_loss(prediction, target)
+
+    forward = compute_loss  # what DistributedDataParallel calls
+
+    # -- inference -------------------------------------------------------------------------------
+    def sample_normalized(
+        self,
+        cond: Tensor,
+        sampler: str = "ddim",
+        steps: int = 10,
+        generator: torch.Generator | None = None,
+        initial_noise: Tensor | None = None,
+    ) -> Tensor:
+        """Normalised action sequences (B, H, Da) for conditions (B, To * F).
+
+        sampler: "ddim" (K = steps), "ddpm" (steps, normally 100) or "one-step": the teacher's
+        naive single call (x0 at the largest timestep, no distillation) — the honest baseline.
+        """
+        shape = (cond.shape[0], *self.action_shape)
+        if sampler == "one-step":
+            return self.schedule.naive_one_step(self.denoiser, shape, cond, generator=generator)
+        return self.schedule.sample(
+            self.denoiser, shape, cond, sampler, steps, generator, initial_noise=initial_noise
+        )
+
+    @torch.no_grad()
+    def predict_action(
+        self,
+        obs: Mapping[str, Tensor],
+        sampler: str | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Action chunk in robot units from a raw observation batch.
+
+        Returns {"action_pred": (B, H, Da) the whole predicted sequence,
+                 "action": (B, n_action_steps, Da) the actions to execute, starting at the
+                 newest observation step (index n_obs_steps - 1 of the sequence)}.
+        """
+        sampler = sampler or self.cfg.diffusion.sampler
+        steps = steps or (
+            self.cfg.diffusion.num_inference_steps
+            if sampler == "ddim"
+            else self.cfg.diffusion.num_train_timesteps
+        )
+        naction = self.sample_normalized(self.encode(obs), sampler, steps, generator)
+        return self._to_chunk(naction)
+
+    def _to_chunk(self, naction: Tensor) -> dict[str, Tensor]:
+        action = self.normalizer.unnormalize(ACTION, naction)
+        start = self.n_obs_steps - 1
+        end = start + self.cfg.model.n_action_steps
+        return {"action_pred": action, "action": action[:, start:end]}

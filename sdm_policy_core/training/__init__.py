@@ -1,0 +1,1 @@
+"""Training loops of the teacher (`sdm train`) and of SDM distillation (`sdm distill`)."""

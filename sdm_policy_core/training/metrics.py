@@ -1,0 +1,91 @@
+"""Training metrics: an append-only JSONL log and PNG plots of every logged series."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+class MetricsLog:
+    """`RUN_DIR/metrics.jsonl`: one JSON object per logged step ({"step": ..., "split": ...})."""
+
+    def __init__(self, path: Path, enabled: bool = True) -> None:
+        self.path = path
+        self.enabled = enabled
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after `step` (a resumed run re-logs them)."""
+        if not self.enabled or not self.path.exists():
+            return
+        rows = [r for r in self.read() if r.get("step", 0) <= step]
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(tmp, self.path)
+
+    def append(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+        return rows
+
+
+def plot_metrics(rows: list[dict[str, Any]], out: Path, title: str) -> Path | None:
+    """One panel per numeric series (train and val), written atomically to `out` (PNG)."""
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    for row in rows:
+        split = row.get("split", "train")
+        for key, value in row.items():
+            if key in ("step", "split", "time", "epoch") or not isinstance(value, (int, float)):
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                continue
+            name = key if split == "train" else f"{split}/{key}"
+            xs, ys = series.setdefault(name, ([], []))
+            xs.append(int(row["step"]))
+            ys.append(float(value))
+    if not series:
+        return None
+    names = sorted(series, key=lambda n: (n.startswith("val/") is False, n))
+    cols = min(3, len(names))
+    rows_n = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.0 * rows_n), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        xs, ys = series[name]
+        ax.plot(xs, ys, lw=1.0, marker="o" if len(xs) < 30 else None, ms=3)
+        positive = all(y > 0 for y in ys)
+        if positive and ("loss" in name or "mse" in name) and max(ys) / min(ys) > 20:
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out

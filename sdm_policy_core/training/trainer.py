@@ -1,0 +1,334 @@
+"""The training loop shared by `sdm train` (teacher) and `sdm distill` (SDM student).
+
+A `Recipe` owns the models, optimisers and the step; the `Trainer` owns everything around it:
+data order (DistributedSampler, resumable mid-epoch), progress bar, metrics JSONL + PNG plots,
+periodic validation, `RUN_DIR/checkpoints/{latest,best}` written atomically on rank 0, exact
+resume, and torchrun data parallelism.
+
+Per-step randomness of the losses (diffusion noise, timesteps) is drawn for the GLOBAL batch from
+a generator seeded by (seed, step) and each rank takes its rows, so a resumed run and an N-process
+run see exactly the numbers a single uninterrupted process sees.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import math
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from sdm_policy_core.checkpoint import (
+    capture_rng_state,
+    checkpoint_config,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from sdm_policy_core.config import ConfigError, ExperimentConfig, to_dict
+from sdm_policy_core.training.distributed import DistContext, barrier, broadcast_flag
+from sdm_policy_core.training.metrics import MetricsLog, plot_metrics
+
+# Config keys a resumed run may change (everything else must match the checkpoint's).
+RESUMABLE_CHANGES = {
+    ("train", k)
+    for k in (
+        "max_steps",
+        "val_every",
+        "checkpoint_every",
+        "log_every",
+        "device",
+        "num_workers",
+        "threads",
+        "max_val_batches",
+    )
+}
+
+
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator for `step` of a run: the same on every rank and after a resume."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + stream) % (2**63))
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+class Recipe(abc.ABC):
+    """What is trained. Subclasses: TeacherRecipe, SdmRecipe (training/recipes.py)."""
+
+    kind: str = ""
+    best_metric: str = "val_loss"  # lower is better
+
+    @abc.abstractmethod
+    def train_step(self, batch: dict, step: int) -> dict[str, float]:
+        """One optimisation step on this rank's batch; float metrics."""
+
+    @abc.abstractmethod
+    def validate(self, batches: list[dict]) -> dict[str, float]:
+        """Validation metrics over fixed batches (deterministic)."""
+
+    @abc.abstractmethod
+    def export_tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors of model.safetensors (the deployable model)."""
+
+    @abc.abstractmethod
+    def state(self) -> dict[str, Any]:
+        """Everything else a resume needs (optimisers, schedulers, raw weights, EMA)."""
+
+    @abc.abstractmethod
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what `state` returned."""
+
+    def config_extra(self) -> dict[str, Any]:
+        """Extra top-level keys of config.json (e.g. the teacher an SDM run distils)."""
+        return {}
+
+
+class Trainer:
+    """Runs a Recipe for `cfg.train.max_steps` steps in `run_dir`, resuming when possible."""
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        recipe: Recipe,
+        train_set: Dataset,
+        val_set: Dataset | None,
+        run_dir: Path,
+        ctx: DistContext,
+        dataset_path: Path | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.recipe = recipe
+        self.train_set = train_set
+        self.val_set = val_set if val_set is not None and len(val_set) > 0 else None
+        self.run_dir = Path(run_dir)
+        self.ctx = ctx
+        self.dataset_path = dataset_path
+        self.progress = progress and ctx.is_main
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", enabled=ctx.is_main)
+        tc = cfg.train
+        if tc.batch_size % ctx.world_size:
+            raise ConfigError(
+                f"train.batch_size={tc.batch_size} (the global batch) must be divisible by the "
+                f"number of processes {ctx.world_size}"
+            )
+        self.per_rank_batch = tc.batch_size // ctx.world_size
+        self.sampler = DistributedSampler(
+            train_set,
+            num_replicas=ctx.world_size,
+            rank=ctx.rank,
+            shuffle=True,
+            seed=tc.seed,
+            drop_last=True,
+        )
+        self.batches_per_epoch = len(self.sampler) // self.per_rank_batch
+        if self.batches_per_epoch == 0:
+            raise ConfigError(
+                f"the training split has {len(train_set)} windows, fewer than "
+                f"train.batch_size={tc.batch_size}; lower the batch size or add episodes"
+            )
+        self.best_value = math.inf
+        self.hooks: list = []  # called as hook(step) after each step (tests, progress)
+
+    # -- data ------------------------------------------------------------------------------------
+    def _loader(self, batches: list[list[int]]) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            batch_sampler=batches,
+            num_workers=self.cfg.train.num_workers,
+            pin_memory=self.ctx.device.type == "cuda",
+            generator=torch.Generator(),  # keeps the global RNG untouched (exact resume)
+        )
+
+    def _batches(self, start_step: int) -> Iterator[dict]:
+        """Training batches from `start_step` on, in the order an uninterrupted run sees them."""
+        step, b = start_step, self.per_rank_batch
+        while True:
+            epoch, offset = divmod(step, self.batches_per_epoch)
+            self.sampler.set_epoch(epoch)
+            indices = list(self.sampler)
+            order = [indices[i * b : (i + 1) * b] for i in range(offset, self.batches_per_epoch)]
+            for batch in self._loader(order):
+                yield to_device(batch, self.ctx.device)
+                step += 1
+
+    def _val_batches(self) -> list[dict]:
+        if self.val_set is None:
+            return []
+        loader = DataLoader(
+            self.val_set,
+            batch_size=self.per_rank_batch,
+            shuffle=False,
+            num_workers=0,
+            generator=torch.Generator(),
+        )
+        out = []
+        for i, batch in enumerate(loader):
+            if i >= self.cfg.train.max_val_batches:
+                break
+            out.append(to_device(batch, self.ctx.device))
+        return out
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _save(self, name: str, step: int) -> None:
+        if not self.ctx.is_main:
+            return
+        state = {
+            "step": step,
+            "best_value": self.best_value,
+            "recipe": self.recipe.state(),
+            "rng": capture_rng_state(),
+        }
+        config = checkpoint_config(
+            self.cfg,
+            kind=self.recipe.kind,
+            step=step,
+            dataset=self.dataset_path,
+            **self.recipe.config_extra(),
+        )
+        save_checkpoint(self.ckpt_dir / name, config, self.recipe.export_tensors(), state)
+
+    def _check_compatible(self, stored: dict[str, Any]) -> None:
+        mine = to_dict(self.cfg)
+        diffs = []
+        for section, values in mine.items():
+            for key, value in values.items():
+                old = stored.get(section, {}).get(key)
+                if old != value and (section, key) not in RESUMABLE_CHANGES:
+                    diffs.append(f"{section}.{key}: run has {old!r}, now {value!r}")
+        if diffs:
+            raise ConfigError(
+                f"{self.run_dir} holds a run with a different configuration ("
+                + "; ".join(diffs[:5])
+                + "). Resume it with the same settings, or choose a new --out"
+            )
+
+    def _resume(self) -> int:
+        latest = self.ckpt_dir / "latest"
+        exists = broadcast_flag(self.ctx, (latest / "config.json").is_file())
+        if not exists:
+            return 0
+        ckpt = load_checkpoint(latest, device=self.ctx.device)
+        self._check_compatible(ckpt.config)
+        state = ckpt.training_state
+        if state is None:
+            raise ConfigError(f"{latest} has no training state to resume from")
+        self.recipe.load_state(state["recipe"])
+        self.best_value = float(state["best_value"])
+        restore_rng_state(state["rng"])
+        step = int(state["step"])
+        self.metrics.truncate_after(step)
+        return step
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        tc = self.cfg.train
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        start = self._resume()
+        if self.ctx.is_main:
+            (self.run_dir / "config.json").write_text(
+                json.dumps(
+                    {"kind": self.recipe.kind, **to_dict(self.cfg), **self.recipe.config_extra()},
+                    indent=2,
+                )
+            )
+            if start:
+                print(
+                    f"[{self.recipe.kind}] resuming {self.run_dir} at step {start}",
+                    file=sys.stderr,
+                )
+        if start >= tc.max_steps:
+            return self._summary(start, 0.0)
+        val_batches = self._val_batches()
+        bar = tqdm(
+            total=tc.max_steps,
+            initial=start,
+            disable=not self.progress,
+            desc=f"{self.recipe.kind} {self.run_dir.name}",
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=1.0 if sys.stderr.isatty() else 15.0,
+        )
+        t0, t_log = time.perf_counter(), time.perf_counter()
+        window: dict[str, list[float]] = {}
+        step = start
+        try:
+            for batch in self._batches(start):
+                metrics = self.recipe.train_step(batch, step)
+                step += 1
+                for k, v in metrics.items():
+                    window.setdefault(k, []).append(v)
+                bar.update(1)
+                if step % tc.log_every == 0 or step == tc.max_steps:
+                    now = time.perf_counter()
+                    row = {k: sum(v) / len(v) for k, v in window.items()}
+                    row.update(
+                        step=step,
+                        split="train",
+                        epoch=step // self.batches_per_epoch,
+                        time=round(now - t0, 3),
+                        steps_per_s=round(
+                            len(next(iter(window.values()), [1])) / max(now - t_log, 1e-9), 3
+                        ),
+                    )
+                    self.metrics.append(row)
+                    main = {k: row[k] for k in list(metrics)[:2]}
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in main.items()})
+                    window, t_log = {}, now
+                if val_batches and (step % tc.val_every == 0 or step == tc.max_steps):
+                    val = self.recipe.validate(val_batches)
+                    self.metrics.append({"step": step, "split": "val", **val})
+                    value = val.get(self.recipe.best_metric, math.inf)
+                    if value < self.best_value:
+                        self.best_value = value
+                        self._save("best", step)
+                if step % tc.checkpoint_every == 0 or step == tc.max_steps:
+                    self._save("latest", step)
+                    if not val_batches:
+                        self._save("best", step)  # nothing to select on: best = newest
+                    self._plot()
+                    barrier(self.ctx)
+                for hook in self.hooks:
+                    hook(step)
+                if step >= tc.max_steps:
+                    break
+        except KeyboardInterrupt:
+            # Nothing is lost: keep the progress made so far, then stop.
+            if step > start:
+                self._save("latest", step)
+            bar.close()
+            raise
+        bar.close()
+        return self._summary(step, time.perf_counter() - t0)
+
+    def _plot(self) -> None:
+        if self.ctx.is_main:
+            plot_metrics(
+                self.metrics.read(),
+                self.run_dir / "plots" / "metrics.png",
+                f"{self.recipe.kind}: {self.run_dir.name}",
+            )
+
+    def _summary(self, step: int, seconds: float) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "step": step,
+            "seconds": round(seconds, 2),
+            "best_" + self.recipe.best_metric: self.best_value,
+            "latest": str(self.ckpt_dir / "latest"),
+            "best": str(self.ckpt_dir / "best"),
+        }

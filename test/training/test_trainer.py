@@ -1,0 +1,238 @@
+"""Teacher training and SDM distillation runs: checkpoints, metrics, exact resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdm_policy_core.checkpoint import load_checkpoint
+from sdm_policy_core.cli import main as sdm
+from sdm_policy_core.config import load_config
+from sdm_policy_core.policies.loading import load_policy
+from sdm_policy_core.training.data import make_datasets
+from sdm_policy_core.training.distributed import DistContext
+from sdm_policy_core.training.recipes import SdmRecipe, TeacherRecipe
+from sdm_policy_core.training.trainer import Trainer
+from test.conftest import REPO
+from test.training.conftest import FAST
+
+CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+
+
+class SimulatedCrashError(RuntimeError):
+    pass
+
+
+def _teacher_trainer(dataset: Path, out: Path, overrides: list[str]) -> Trainer:
+    cfg = load_config(overrides=FAST + overrides)
+    cfg, train, val = make_datasets(cfg, dataset)
+    recipe = TeacherRecipe(cfg, train.get_normalizer(), CPU)
+    return Trainer(cfg, recipe, train, val, out, CPU, dataset_path=dataset, progress=False)
+
+
+def _sdm_trainer(dataset: Path, teacher: Path, out: Path, overrides: list[str]) -> Trainer:
+    base = load_checkpoint(teacher).experiment_config()
+    cfg = load_config(
+        overrides=overrides,
+        base={
+            "obs": {
+                "point_cloud_shape": list(base.obs.point_cloud_shape),
+                "state_dim": base.obs.state_dim,
+                "action_dim": base.obs.action_dim,
+            },
+            "model": {k: v for k, v in vars(base.model).items()},
+            "train": {
+                "batch_size": 16,
+                "warmup_steps": 2,
+                "log_every": 2,
+                "val_fraction": 0.25,
+                "threads": 1,
+            },
+        },
+    )
+    cfg, train, val = make_datasets(cfg, dataset, fix_obs=False)
+    recipe = SdmRecipe(cfg, load_policy(teacher), CPU, teacher)
+    return Trainer(cfg, recipe, train, val, out, CPU, dataset_path=dataset, progress=False)
+
+
+@pytest.fixture(scope="module")
+def teacher_ckpt(reaching_dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("teacher")
+    code = sdm(
+        [
+            "train",
+            "--dataset",
+            str(reaching_dataset),
+            "--out",
+            str(out),
+            "--no-progress",
+            *FAST,
+            "train.max_steps=40",
+            "train.val_every=20",
+            "train.checkpoint_every=20",
+        ]
+    )
+    assert code == 0
+    return out / "checkpoints" / "latest"
+
+
+def test_teacher_run_writes_checkpoints_metrics_and_plots(teacher_ckpt):
+    run = teacher_ckpt.parent.parent
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["split"] == "train"]
+    val = [r for r in rows if r["split"] == "val"]
+    assert [r["step"] for r in val] == [20, 40]
+    assert train[-1]["loss"] < 0.5 * train[0]["loss"]  # it learns
+    assert (run / "plots" / "metrics.png").stat().st_size > 10_000
+    for name in ("latest", "best"):
+        ckpt = load_checkpoint(run / "checkpoints" / name)
+        assert ckpt.kind == "teacher"
+        assert ckpt.config["obs"]["point_cloud_shape"] == [32, 3]
+        assert ckpt.config["provenance"]["dataset"]["sha256"]
+    assert load_checkpoint(teacher_ckpt).training_state["step"] == 40
+
+
+def test_saved_policy_reloads_bitwise(teacher_ckpt):
+    policy = load_policy(teacher_ckpt)
+    again = load_policy(teacher_ckpt)
+    for (k, a), (_, b) in zip(
+        policy.state_dict().items(), again.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), k
+    obs = {"point_cloud": torch.randn(2, 2, 32, 3), "agent_pos": torch.randn(2, 2, 4)}
+    gen_a, gen_b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    out_a = policy.predict_action(obs, "ddim", 5, generator=gen_a)["action"]
+    out_b = again.predict_action(obs, "ddim", 5, generator=gen_b)["action"]
+    assert torch.equal(out_a, out_b)
+    assert out_a.shape == (2, 4, 4)
+
+
+def _raw_state(run: Path, key: str) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "checkpoints" / "latest").training_state["recipe"][key]
+
+
+@pytest.mark.parametrize("kind", ["teacher", "sdm"])
+def test_resume_after_a_crash_matches_an_uninterrupted_run(
+    kind, reaching_dataset, teacher_ckpt, tmp_path
+):
+    overrides = ["train.max_steps=10", "train.checkpoint_every=4", "train.val_every=5"]
+
+    def make(out):
+        if kind == "teacher":
+            return _teacher_trainer(reaching_dataset, out, overrides)
+        return _sdm_trainer(reaching_dataset, teacher_ckpt, out, overrides)
+
+    make(tmp_path / "full").fit()
+
+    crashing = make(tmp_path / "crashed")
+
+    def crash(step):
+        if step == 6:
+            raise SimulatedCrashError("simulated power cut")
+
+    crashing.hooks.append(crash)
+    with pytest.raises(SimulatedCrashError):
+        crashing.fit()
+    assert load_checkpoint(tmp_path / "crashed/checkpoints/latest").training_state["step"] == 4
+    torch.manual_seed(1234)  # a new process would start from other random states
+    summary = make(tmp_path / "crashed").fit()
+    assert summary["step"] == 10
+
+    key = "model" if kind == "teacher" else "generator"
+    full, resumed = _raw_state(tmp_path / "full", key), _raw_state(tmp_path / "crashed", key)
+    assert full.keys() == resumed.keys()
+    for name in full:
+        assert torch.equal(full[name], resumed[name]), name
+    # The metrics log holds each step once, as in the uninterrupted run.
+    steps = [
+        json.loads(x)["step"]
+        for x in (tmp_path / "crashed/metrics.jsonl").read_text().splitlines()
+        if json.loads(x)["split"] == "train"
+    ]
+    assert steps == sorted(set(steps)) and steps[-1] == 10
+
+
+def test_resume_refuses_a_different_architecture(reaching_dataset, tmp_path):
+    _teacher_trainer(
+        reaching_dataset, tmp_path, ["train.max_steps=2", "train.checkpoint_every=2"]
+    ).fit()
+    code = sdm(
+        [
+            "train",
+            "--dataset",
+            str(reaching_dataset),
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            *FAST,
+            "model.horizon=16",
+            "train.max_steps=4",
+        ]
+    )
+    assert code == 2
+
+
+def test_two_process_ddp_matches_one_process(reaching_dataset, tmp_path):
+    args = [
+        "--dataset",
+        str(reaching_dataset),
+        "--no-progress",
+        *FAST,
+        "train.max_steps=4",
+        "train.checkpoint_every=4",
+        "train.val_fraction=0",
+        "train.use_ema=false",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sdm_policy_core.cli",
+            "train",
+            "--out",
+            str(tmp_path / "one"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "sdm_policy_core.cli",
+            "train",
+            "--out",
+            str(tmp_path / "two"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one, two = _raw_state(tmp_path / "one", "model"), _raw_state(tmp_path / "two", "model")
+    moved = 0
+    initial = load_checkpoint(tmp_path / "one/checkpoints/latest")
+    assert initial.training_state["step"] == 4
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6, msg=name)
+        moved += 1
+    assert moved > 10
