@@ -61,27 +61,6 @@ def _sdm_trainer(dataset: Path, teacher: Path, out: Path, overrides: list[str]) 
     return Trainer(cfg, recipe, train, val, out, CPU, dataset_path=dataset, progress=False)
 
 
-@pytest.fixture(scope="module")
-def teacher_ckpt(reaching_dataset, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("teacher")
-    code = sdm(
-        [
-            "train",
-            "--dataset",
-            str(reaching_dataset),
-            "--out",
-            str(out),
-            "--no-progress",
-            *FAST,
-            "train.max_steps=40",
-            "train.val_every=20",
-            "train.checkpoint_every=20",
-        ]
-    )
-    assert code == 0
-    return out / "checkpoints" / "latest"
-
-
 def test_teacher_run_writes_checkpoints_metrics_and_plots(teacher_ckpt):
     run = teacher_ckpt.parent.parent
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
