@@ -38,7 +38,7 @@ def test_sdm_runtime_returns_a_chunk_from_exactly_one_network_call(sdm_ckpt):
     # The executed actions start at the newest observation step of the predicted sequence.
     np.testing.assert_array_equal(chunk.actions, chunk.action_pred[1:5])
     assert chunk.policy_id.endswith("latest@20") and chunk.inference_time > 0
-    with pytest.raises(ValueError, match="one-step. only"):
+    with pytest.raises(ValueError, match=r"'one-step' only"):
         runtime.set_sampler("ddim", 10)
 
 

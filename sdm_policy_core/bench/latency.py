@@ -1,0 +1,176 @@
+"""Per-action-chunk latency at batch 1: one-step vs DDIM-10 vs DDPM-100 on the same network.
+
+Without a checkpoint, a teacher of the requested preset is built with random weights (latency
+does not depend on the weights) and its SDM student is derived from it, both saved as real
+checkpoints and timed through `PolicyRuntime.step` — the exact call a robot makes (observation
+validation, history, normalisation, sampling, unnormalisation).
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sdm_policy_core.checkpoint import checkpoint_config, prefixed_state_dict, save_checkpoint
+from sdm_policy_core.config import load_config
+from sdm_policy_core.models import count_parameters
+from sdm_policy_core.policies import DiffusionPolicy, SdmPolicy
+from sdm_policy_core.runtime import PolicyRuntime
+
+# sampler key -> (sampler, steps, at most this many timed calls)
+SAMPLERS = {
+    "one_step": ("one-step", 1, 200),
+    "ddim10": ("ddim", 10, 50),
+    "ddpm100": ("ddpm", 100, 10),
+}
+
+
+def make_checkpoints(
+    preset: str,
+    out: Path,
+    num_points: int = 512,
+    state_dim: int = 9,
+    action_dim: int = 4,
+    seed: int = 0,
+) -> tuple[Path, Path, int]:
+    """A random-weight teacher of `preset` and its SDM student as checkpoints in `out`."""
+    cfg = load_config(
+        overrides=[
+            f"model.preset={preset}",
+            f"obs.point_cloud_shape=[{num_points}, 3]",
+            f"obs.state_dim={state_dim}",
+            f"obs.action_dim={action_dim}",
+        ]
+    )
+    torch.manual_seed(seed)
+    teacher = DiffusionPolicy(cfg)
+    rng = np.random.default_rng(seed)
+    teacher.normalizer.fit(
+        {
+            "action": rng.uniform(-1, 1, (256, action_dim)),
+            "agent_pos": rng.uniform(-1, 1, (256, state_dim)),
+        }
+    )
+    teacher_dir, sdm_dir = out / "teacher", out / "sdm"
+    save_checkpoint(
+        teacher_dir,
+        checkpoint_config(cfg, "teacher", 0),
+        prefixed_state_dict(
+            {
+                "encoder": teacher.encoder,
+                "denoiser": teacher.denoiser,
+                "normalizer": teacher.normalizer,
+            }
+        ),
+    )
+    student = SdmPolicy(cfg, teacher)
+    save_checkpoint(
+        sdm_dir,
+        checkpoint_config(cfg, "sdm", 0),
+        prefixed_state_dict(
+            {
+                "encoder": student.encoder,
+                "generator": student.generator,
+                "normalizer": student.normalizer,
+            }
+        ),
+    )
+    return teacher_dir, sdm_dir, count_parameters(teacher.denoiser)
+
+
+def _time_calls(
+    runtime: PolicyRuntime, obs_stream, max_calls: int, budget_s: float, warmup: int = 2
+) -> list[float]:
+    for _ in range(warmup):
+        runtime.step(next(obs_stream))
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_calls and (not times or time.perf_counter() - start < budget_s):
+        obs = next(obs_stream)
+        t0 = time.perf_counter()
+        runtime.step(obs)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _observations(spec, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    P, C = spec.point_cloud_shape
+    while True:
+        yield {
+            "point_cloud": rng.uniform(-0.5, 0.5, (P, C)).astype(np.float32),
+            "agent_pos": rng.uniform(-1, 1, spec.state_dim).astype(np.float32),
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def run_latency(
+    preset: str | None = "cpu_small",
+    checkpoint: Path | None = None,
+    threads: int = 2,
+    budget_s: float = 60.0,
+    num_points: int = 512,
+    samplers: tuple[str, ...] = tuple(SAMPLERS),
+) -> dict[str, Any]:
+    """The JSON of `sdm bench latency` (keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n},
+    speedup_vs_ddim10, preset, threads, peak_rss_mb, ...)."""
+    torch.set_num_threads(threads)
+    result: dict[str, Any] = {
+        "threads": threads,
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "budget_s_per_sampler": budget_s,
+    }
+    with tempfile.TemporaryDirectory(prefix="sdm-bench-") as tmp:
+        if checkpoint is None:
+            teacher_dir, sdm_dir, params = make_checkpoints(preset, Path(tmp), num_points)
+            result.update(preset=preset, denoiser_params=params, checkpoint=None)
+        else:
+            teacher_dir, sdm_dir = Path(checkpoint), None
+            result.update(preset=None, checkpoint=str(checkpoint))
+        teacher = PolicyRuntime(teacher_dir, threads=threads)
+        if teacher.kind == "sdm":
+            teacher, sdm_dir = None, teacher_dir
+        runtimes = {
+            "teacher": teacher,
+            "sdm": PolicyRuntime(sdm_dir, threads=threads) if sdm_dir else None,
+        }
+        spec = (teacher or runtimes["sdm"]).spec
+        result["obs"] = {
+            "point_cloud_shape": list(spec.point_cloud_shape),
+            "state_dim": spec.state_dim,
+            "action_dim": spec.action_dim,
+        }
+        result["horizon"] = (teacher or runtimes["sdm"]).horizon
+        for key in samplers:
+            sampler, steps, max_calls = SAMPLERS[key]
+            runtime = runtimes["sdm"] if sampler == "one-step" and runtimes["sdm"] else teacher
+            if runtime is None:
+                continue
+            runtime.set_sampler(sampler, steps)
+            runtime.reset()
+            times = _time_calls(runtime, _observations(spec), max_calls, budget_s)
+            result[key] = {
+                "p50_ms": percentile(times, 50) * 1e3,
+                "p99_ms": percentile(times, 99) * 1e3,
+                "mean_ms": statistics.fmean(times) * 1e3,
+                "n": len(times),
+                "policy": runtime.kind,
+            }
+    if "one_step" in result and "ddim10" in result:
+        result["speedup_vs_ddim10"] = result["ddim10"]["p50_ms"] / result["one_step"]["p50_ms"]
+    if "one_step" in result and "ddpm100" in result:
+        result["speedup_vs_ddpm100"] = result["ddpm100"]["p50_ms"] / result["one_step"]["p50_ms"]
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result

@@ -1,0 +1,78 @@
+"""`sdm bench`: reproducible benchmarks that write JSON (see BENCHMARKS.md).
+
+sdm bench latency [--preset P | --checkpoint CKPT_DIR] --out RESULT.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from sdm_policy_core.config import PRESETS
+
+
+def _write(result: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out)
+
+
+def _latency(args: argparse.Namespace) -> int:
+    from sdm_policy_core.bench.latency import run_latency
+    from sdm_policy_core.checkpoint import CheckpointError
+
+    try:
+        result = run_latency(
+            preset=args.preset,
+            checkpoint=args.checkpoint,
+            threads=args.threads,
+            budget_s=args.budget,
+            num_points=args.num_points,
+        )
+    except CheckpointError as err:
+        print(f"sdm bench latency: error: {err}", file=sys.stderr)
+        return 2
+    _write(result, args.out)
+    for key in ("one_step", "ddim10", "ddpm100"):
+        if key in result:
+            r = result[key]
+            print(f"{key:>9}: p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  (n={r['n']})")
+    if "speedup_vs_ddim10" in result:
+        print(
+            f"one-step is {result['speedup_vs_ddim10']:.1f}x faster than DDIM-10; "
+            f"peak RSS {result['peak_rss_mb']:.0f} MB -> {args.out}"
+        )
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks (latency, ...)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    lat = bench.add_parser("latency", help="per-chunk latency: one-step vs DDIM-10 vs DDPM-100")
+    src = lat.add_mutually_exclusive_group()
+    src.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="cpu_small",
+        help="random-weight model of this preset (default cpu_small)",
+    )
+    src.add_argument("--checkpoint", type=Path, help="time this checkpoint instead")
+    lat.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    lat.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="seconds of timed calls per sampler at most (default 60)",
+    )
+    lat.add_argument("--num-points", type=int, default=512, help="cloud size (default 512)")
+    lat.add_argument("--out", type=Path, required=True, help="result JSON")
+    lat.set_defaults(func=_latency)

@@ -1,0 +1,53 @@
+"""`sdm bench latency` runs on a bare checkout and writes the contract's JSON keys."""
+
+from __future__ import annotations
+
+import json
+
+from sdm_policy_core.cli import main as sdm
+
+
+def test_bench_latency_writes_the_contract(tmp_path):
+    out = tmp_path / "latency.json"
+    code = sdm(
+        [
+            "bench",
+            "latency",
+            "--preset",
+            "cpu_small",
+            "--budget",
+            "0.2",
+            "--threads",
+            "1",
+            "--num-points",
+            "64",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    for key in ("one_step", "ddim10", "ddpm100"):
+        assert result[key]["p50_ms"] > 0 and result[key]["p99_ms"] >= result[key]["p50_ms"]
+        assert result[key]["n"] >= 1
+    assert result["one_step"]["policy"] == "sdm" and result["ddim10"]["policy"] == "teacher"
+    assert result["speedup_vs_ddim10"] == (
+        result["ddim10"]["p50_ms"] / result["one_step"]["p50_ms"]
+    )
+    assert result["preset"] == "cpu_small" and result["threads"] == 1
+    assert result["peak_rss_mb"] > 50
+
+
+def test_bench_latency_reports_a_bad_checkpoint(tmp_path, capsys):
+    code = sdm(
+        [
+            "bench",
+            "latency",
+            "--checkpoint",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "x.json"),
+        ]
+    )
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
