@@ -111,6 +111,8 @@ class ModelConfig:
     """Observation encoder + ConditionalUnet1D denoiser. Fields left None come from `preset`."""
 
     preset: str = "simple_dp3"
+    # Observation modality: "dp3" (point cloud + state) or "image" (RGB + state, Diffusion Policy)
+    encoder: str = "dp3"
     horizon: int = 16
     n_obs_steps: int = 2
     n_action_steps: int = 8
@@ -128,6 +130,10 @@ class ModelConfig:
         _require(
             self.preset in PRESETS,
             f"model.preset must be one of {sorted(PRESETS)}, got {self.preset!r}",
+        )
+        _require(
+            self.encoder in ("dp3", "image"),
+            f"model.encoder must be 'dp3' or 'image', got {self.encoder!r}",
         )
         for key, value in PRESETS[self.preset].items():
             if getattr(self, key) is None:

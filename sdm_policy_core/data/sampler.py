@@ -234,7 +234,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
             self.horizon,
             self.n_obs_steps,
             self.n_action_steps,
-            keys=self.keys,
+            keys={**dict.fromkeys(DEFAULT_KEYS), **self.keys},
             val_fraction=self.val_fraction,
             seed=self.seed,
             split=split,

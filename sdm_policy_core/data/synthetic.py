@@ -15,7 +15,9 @@ import numpy as np
 from sdm_policy_core.data.replay_buffer import ReplayBuffer
 
 
-def reaching_episode(rng: np.random.Generator, steps: int, num_points: int) -> dict:
+def reaching_episode(
+    rng: np.random.Generator, steps: int, num_points: int, image_size: int = 0
+) -> dict:
     goal = rng.uniform(-0.5, 0.5, size=3).astype(np.float32)
     state = np.zeros((steps + 1, 4), dtype=np.float32)
     state[0, :3] = rng.uniform(-0.5, 0.5, size=3)
@@ -28,11 +30,19 @@ def reaching_episode(rng: np.random.Generator, steps: int, num_points: int) -> d
     table[..., 2] = -0.6
     marker = goal + rng.normal(0, 0.02, size=(steps, n_goal, 3)).astype(np.float32)
     cloud = np.concatenate([table, marker], axis=1)
-    return {
+    episode = {
         "point_cloud": cloud.astype(np.float32),
         "state": state[:-1],
         "action": state[1:].copy(),
     }
+    if image_size:
+        # A top view: grey table, the goal as a red square (its x, y in pixels).
+        image = np.full((steps, image_size, image_size, 3), 90, dtype=np.uint8)
+        u, v = ((goal[:2] + 0.6) / 1.2 * (image_size - 1)).astype(int)
+        r = max(1, image_size // 16)
+        image[:, max(0, v - r) : v + r + 1, max(0, u - r) : u + r + 1] = (220, 30, 30)
+        episode["img"] = image
+    return episode
 
 
 def make_reaching_dataset(
@@ -41,12 +51,14 @@ def make_reaching_dataset(
     steps: int = 24,
     num_points: int = 64,
     seed: int = 0,
+    image_size: int = 0,
 ) -> ReplayBuffer:
-    """Write (when `path` is given) and return a synthetic dataset of `episodes` episodes."""
+    """Write (when `path` is given) and return a synthetic dataset of `episodes` episodes;
+    with `image_size` > 0 it also holds `img` (T, S, S, 3) uint8 top views."""
     rng = np.random.default_rng(seed)
     buffer = ReplayBuffer.create_empty()
     for _ in range(episodes):
-        buffer.add_episode(reaching_episode(rng, steps, num_points))
+        buffer.add_episode(reaching_episode(rng, steps, num_points, image_size))
     if path is not None:
         buffer.save(path, overwrite=True)
     return buffer

@@ -11,8 +11,8 @@ from sdm_policy_core.data import DatasetError, TrajectoryDataset
 
 def dataset_keys(cfg: ExperimentConfig) -> dict[str, str | None]:
     """Item name -> dataset key: a point-cloud (DP3) policy, or an image policy when
-    obs.point_cloud_shape is null (Diffusion Policy: `img`)."""
-    if cfg.obs.point_cloud_shape is None:
+    model.encoder is "image" (Diffusion Policy: `img`)."""
+    if cfg.model.encoder == "image":
         return {"point_cloud": None, "image": "img", "agent_pos": "state", "action": "action"}
     return {"point_cloud": "point_cloud", "agent_pos": "state", "action": "action"}
 
@@ -38,7 +38,7 @@ def make_datasets(
         val_fraction=cfg.train.val_fraction,
         seed=cfg.train.seed,
         split="train",
-        point_cloud_channels=channels if cfg.obs.point_cloud_shape is not None else None,
+        point_cloud_channels=channels if cfg.model.encoder == "dp3" else None,
     )
     buf, keys = train.replay_buffer, train.keys
     spec = {

@@ -1,0 +1,421 @@
+"""Export a checkpoint's policy to ONNX or TorchScript, verified against PyTorch.
+
+    result = export_policy("runs/sdm/checkpoints/best", "policy.onnx", fmt="onnx")
+    result.max_abs_diff   # exported model vs the PyTorch policy on random valid inputs
+
+The exported graph takes RAW batch-1 observations with their history plus the sampler's noise
+and returns the whole action sequence in robot units:
+
+    point_cloud (1, To, P, C) float32   xyz in m (+ rgb), when the policy reads clouds
+    image       (1, To, 3, H, W) uint8  RGB, when the policy reads images
+    agent_pos   (1, To, Ds) float32     robot state
+    noise       (1, H, Da) float32      standard normal: the initial noise of the sampler
+    -> action_pred (1, H, Da) float32   execute action_pred[0, To-1 : To-1+n_action_steps]
+
+Normalisation is inside the graph. The noise is an input so that the export is deterministic and
+can be checked against PyTorch for the same noise. An SDM checkpoint exports its one-step
+generator (one denoiser call, clamped to [-1, 1] when `diffusion.clip_sample`); a teacher exports
+DDIM with K steps (eta 0) unrolled into the graph, its timesteps and coefficients constants taken
+from the same diffusers scheduler the PyTorch sampler uses.
+
+Every export is verified before it is kept: the written file is run (onnxruntime on the CPU, or
+`torch.jit.load`) on random valid inputs and compared with the PyTorch policy; a difference above
+`tolerance` deletes it and raises ExportError. The file is written atomically (temporary sibling
++ `os.replace`) with a JSON sidecar `FILE.json` naming the inputs, the output, the checkpoint,
+the sampler and the measured difference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sdm_policy_core.checkpoint import load_checkpoint
+from sdm_policy_core.models.keys import ACTION, AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.policies.diffusion_policy import DiffusionPolicy
+from sdm_policy_core.policies.loading import policy_from_checkpoint
+
+FORMATS: tuple[str, ...] = ("onnx", "torchscript")
+DEFAULT_OPSET = 17
+TOLERANCE = 1e-4  # max abs difference of the exported actions from PyTorch (robot units)
+NOISE = "noise"
+OUTPUT = "action_pred"
+
+
+class ExportError(RuntimeError):
+    """An export failed or did not reproduce the PyTorch policy; nothing was written."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape and dtype of one input or output of an exported graph."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": _dtype_name(self.dtype)}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+class ExportModule(nn.Module):
+    """Raw observations + noise -> unnormalised actions, batch 1; see the module docstring.
+
+    Subclasses implement `sample(noise (1, H, Da), cond (1, To * F)) -> (1, H, Da)` normalised.
+    Inputs are positional, in the order of `self.inputs`.
+    """
+
+    sampler = ""
+    steps = 0
+
+    def __init__(self, policy: DiffusionPolicy) -> None:
+        super().__init__()
+        cfg = policy.cfg
+        self.cfg = cfg
+        self.encoder = policy.encoder
+        self.normalizer = policy.normalizer
+        To, spec = cfg.model.n_obs_steps, cfg.obs
+        self.n_obs_steps = To
+        inputs: list[TensorSpec] = []
+        if spec.point_cloud_shape is not None:
+            shape = (1, To, *spec.point_cloud_shape)
+            inputs.append(TensorSpec(POINT_CLOUD, shape, torch.float32))
+        if spec.image_shape is not None:
+            inputs.append(TensorSpec(IMAGE, (1, To, *spec.image_shape), torch.uint8))
+        inputs.append(TensorSpec(AGENT_POS, (1, To, spec.state_dim), torch.float32))
+        inputs.append(TensorSpec(NOISE, (1, *policy.action_shape), torch.float32))
+        self.inputs = tuple(inputs)
+        self.output = TensorSpec(OUTPUT, (1, *policy.action_shape), torch.float32)
+
+    def condition(self, obs: dict[str, Tensor]) -> Tensor:
+        """(1, To * F) global condition; `DiffusionPolicy.encode` without the data-dependent
+        validation (a NaN check cannot be part of a static graph)."""
+        To = self.n_obs_steps
+        flat = {AGENT_POS: self.normalizer.normalize(AGENT_POS, obs[AGENT_POS]).reshape(To, -1)}
+        if POINT_CLOUD in obs:
+            cloud = obs[POINT_CLOUD]
+            if POINT_CLOUD in self.normalizer:
+                channels = self.normalizer.stats(POINT_CLOUD)["scale"].shape[0]
+                cloud = self.normalizer.normalize(POINT_CLOUD, cloud[..., :channels])
+            flat[POINT_CLOUD] = cloud.reshape(To, *cloud.shape[2:])
+        if IMAGE in obs:
+            flat[IMAGE] = obs[IMAGE].reshape(To, *obs[IMAGE].shape[2:])
+        return self.encoder(flat).reshape(1, -1)
+
+    def sample(self, noise: Tensor, cond: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, *tensors: Tensor) -> Tensor:
+        obs = {spec.name: t for spec, t in zip(self.inputs, tensors, strict=True)}
+        naction = self.sample(obs.pop(NOISE), self.condition(obs))
+        return self.normalizer.unnormalize(ACTION, naction)
+
+
+class OneStepExportModule(ExportModule):
+    """The SDM policy: one generator call, clamped like the teacher's samplers."""
+
+    sampler = "one-step"
+    steps = 1
+
+    def __init__(self, policy: DiffusionPolicy) -> None:
+        super().__init__(policy)
+        self.generator = policy.generator
+        self.clip = bool(self.cfg.diffusion.clip_sample)
+
+    def sample(self, noise: Tensor, cond: Tensor) -> Tensor:
+        naction = self.generator(noise, cond)
+        return naction.clamp(-1.0, 1.0) if self.clip else naction
+
+
+@dataclass(frozen=True)
+class DdimStep:
+    """One deterministic DDIM update (eta 0), as diffusers' `DDIMScheduler.step` computes it:
+    x0 = output (sample) or (x - sqrt_one_minus_alpha * output) / sqrt_alpha (epsilon),
+    eps = (x - sqrt_alpha * x0) / sqrt_one_minus_alpha (sample) or output (epsilon),
+    x_prev = sqrt_alpha_prev * clip(x0) + sqrt_one_minus_alpha_prev * eps."""
+
+    timestep: int
+    sqrt_alpha: float
+    sqrt_one_minus_alpha: float
+    sqrt_alpha_prev: float
+    sqrt_one_minus_alpha_prev: float
+
+
+def ddim_steps(policy: DiffusionPolicy, steps: int) -> list[DdimStep]:
+    """The K updates of the teacher's DDIM sampler, from the very scheduler object that
+    `NoiseSchedule.sample` uses (timesteps, final alpha, float32 arithmetic)."""
+    scheduler = policy.schedule._sampler("ddim", steps)
+    if scheduler.config.thresholding:
+        raise ExportError("DDIM with dynamic thresholding cannot be exported")
+    stride = scheduler.config.num_train_timesteps // scheduler.num_inference_steps
+    out = []
+    for t in scheduler.timesteps.tolist():
+        prev = t - stride
+        alpha = scheduler.alphas_cumprod[t]
+        alpha_prev = scheduler.alphas_cumprod[prev] if prev >= 0 else scheduler.final_alpha_cumprod
+        out.append(
+            DdimStep(
+                timestep=int(t),
+                sqrt_alpha=float(alpha**0.5),
+                sqrt_one_minus_alpha=float((1 - alpha) ** 0.5),
+                sqrt_alpha_prev=float(alpha_prev**0.5),
+                sqrt_one_minus_alpha_prev=float((1 - alpha_prev) ** 0.5),
+            )
+        )
+    return out
+
+
+class DdimExportModule(ExportModule):
+    """The teacher with DDIM K steps unrolled: K denoiser calls at constant timesteps."""
+
+    sampler = "ddim"
+
+    def __init__(self, policy: DiffusionPolicy, steps: int) -> None:
+        super().__init__(policy)
+        self.denoiser = policy.denoiser
+        self.steps = steps
+        self.updates = ddim_steps(policy, steps)
+        self.predicts_x0 = policy.schedule.prediction_type == "sample"
+        self.clip = bool(self.cfg.diffusion.clip_sample)
+        self.clip_range = float(policy.schedule._sampler("ddim", steps).config.clip_sample_range)
+
+    def sample(self, noise: Tensor, cond: Tensor) -> Tensor:
+        x = noise
+        for u in self.updates:
+            t = torch.full((1,), u.timestep, dtype=torch.long, device=x.device)
+            output = self.denoiser(x, t, cond).to(x.dtype)
+            if self.predicts_x0:
+                x0, eps = output, (x - u.sqrt_alpha * output) / u.sqrt_one_minus_alpha
+            else:
+                x0, eps = (x - u.sqrt_one_minus_alpha * output) / u.sqrt_alpha, output
+            if self.clip:
+                x0 = x0.clamp(-self.clip_range, self.clip_range)
+            x = u.sqrt_alpha_prev * x0 + u.sqrt_one_minus_alpha_prev * eps
+        return x
+
+
+def build_export_module(
+    policy: DiffusionPolicy, kind: str, steps: int | None = None
+) -> ExportModule:
+    """The export wrapper of a loaded policy: one-step for 'sdm', DDIM K for 'teacher'
+    (K = `steps`, default the checkpoint's `diffusion.num_inference_steps`)."""
+    if kind == "sdm":
+        if steps not in (None, 1):
+            raise ExportError(
+                f"an SDM checkpoint exports its one-step generator; steps={steps} applies to "
+                "teacher checkpoints (DDIM K) only"
+            )
+        return OneStepExportModule(policy).eval()
+    T = policy.cfg.diffusion.num_train_timesteps
+    steps = policy.cfg.diffusion.num_inference_steps if steps is None else int(steps)
+    if not 1 <= steps <= T:
+        raise ExportError(f"DDIM steps must be in [1, {T}], got {steps}")
+    return DdimExportModule(policy, steps).eval()
+
+
+def example_inputs(module: ExportModule, seed: int = 0) -> tuple[Tensor, ...]:
+    """Random valid inputs: states and clouds uniform within the normaliser's fitted limits
+    (what the policy saw in training), random images, standard normal noise."""
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for spec in module.inputs:
+        if spec.dtype == torch.uint8:
+            value = torch.randint(0, 256, spec.shape, generator=generator, dtype=torch.uint8)
+        elif spec.name == NOISE:
+            value = torch.randn(spec.shape, generator=generator)
+        else:
+            value = torch.rand(spec.shape, generator=generator) * 2 - 1
+            if spec.name in module.normalizer:
+                stats = module.normalizer.stats(spec.name)
+                low, high = stats["min"].cpu(), stats["max"].cpu()
+                channels = low.shape[0]
+                unit = torch.rand(spec.shape, generator=generator)[..., :channels]
+                value[..., :channels] = low + unit * (high - low)
+        out.append(value)
+    return tuple(out)
+
+
+def reference_actions(policy: DiffusionPolicy, module: ExportModule, inputs: tuple) -> Tensor:
+    """(1, H, Da) actions of the PyTorch policy's own code path for the same inputs and noise:
+    `encode` -> `sample_normalized(..., initial_noise=noise)` (-> clamp for SDM) -> unnormalise."""
+    obs = {spec.name: t for spec, t in zip(module.inputs, inputs, strict=True)}
+    noise = obs.pop(NOISE)
+    with torch.inference_mode():
+        cond = policy.encode(obs)
+        naction = policy.sample_normalized(cond, module.sampler, module.steps, initial_noise=noise)
+        if module.sampler == "one-step" and policy.cfg.diffusion.clip_sample:
+            naction = naction.clamp(-1.0, 1.0)
+        return policy.normalizer.unnormalize(ACTION, naction)
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing and running the exported files
+
+
+def _write_onnx(module: ExportModule, inputs: tuple, path: Path, opset: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter warns of its deprecation
+        torch.onnx.export(
+            module,
+            inputs,
+            str(path),
+            input_names=[spec.name for spec in module.inputs],
+            output_names=[module.output.name],
+            opset_version=opset,
+            dynamo=False,  # the dynamo exporter needs onnxscript, which is not a dependency
+            do_constant_folding=True,
+        )
+    import onnx
+
+    onnx.checker.check_model(str(path))
+
+
+def _write_torchscript(module: ExportModule, inputs: tuple, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated but still the only format
+        traced = torch.jit.trace(module, inputs, check_trace=False)
+        torch.jit.save(traced, str(path))
+
+
+def run_exported(path: Path, fmt: str, module: ExportModule, inputs: tuple) -> np.ndarray:
+    """Run an exported file on `inputs` -> (1, H, Da) float32 numpy actions."""
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, torch.get_num_threads())
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feed = {spec.name: t.numpy() for spec, t in zip(module.inputs, inputs, strict=True)}
+        return np.asarray(session.run([module.output.name], feed)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(str(path), map_location="cpu")
+        with torch.inference_mode():
+            return loaded(*inputs).numpy()
+
+
+@contextlib.contextmanager
+def _temporary_sibling(path: Path) -> Iterator[Path]:
+    """A fresh temporary path next to `path` (same filesystem, so `os.replace` is atomic);
+    removed on exit unless it was moved into place."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class ExportResult:
+    """What `export_policy` wrote and measured."""
+
+    path: Path  # the exported model
+    sidecar: Path  # FILE.json
+    max_abs_diff: float  # exported file vs the PyTorch policy, robot units
+    metadata: dict[str, Any]  # the sidecar's content
+
+
+def export_policy(
+    checkpoint: str | Path,
+    out: str | Path,
+    fmt: str = "onnx",
+    steps: int | None = None,
+    opset: int = DEFAULT_OPSET,
+    tolerance: float = TOLERANCE,
+    seed: int = 0,
+) -> ExportResult:
+    """Export the policy of `checkpoint` to `out` (+ `out`.json), verified; see the module doc.
+
+    fmt: 'onnx' or 'torchscript'. steps: DDIM K of a teacher (default: the checkpoint's
+    `diffusion.num_inference_steps`); SDM checkpoints take none. opset: ONNX opset version.
+    seed: of the random verification inputs.
+    Raises CheckpointError for a bad checkpoint and ExportError when the export fails or the
+    exported model differs from PyTorch by more than `tolerance` (nothing is left at `out`).
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(f"--out {out} is a directory; give the file to write")
+    if not out.parent.is_dir():
+        raise ExportError(f"the directory of --out {out} does not exist")
+    ckpt = load_checkpoint(checkpoint, device="cpu", load_training_state=False)
+    policy = policy_from_checkpoint(ckpt)
+    module = build_export_module(policy, ckpt.kind, steps)
+    inputs = example_inputs(module, seed)
+    with torch.inference_mode():
+        expected = module(*inputs)
+    reference = reference_actions(policy, module, inputs)
+    wrapper_diff = float((expected - reference).abs().max())
+    if not wrapper_diff <= tolerance:  # a bug of this module, not of the exporter
+        raise ExportError(
+            f"the export wrapper differs from the policy by {wrapper_diff:.3g} > {tolerance:g}"
+        )
+
+    sidecar = out.with_name(out.name + ".json")
+    with _temporary_sibling(out) as tmp, _temporary_sibling(sidecar) as tmp_sidecar:
+        try:
+            if fmt == "onnx":
+                _write_onnx(module, inputs, tmp, opset)
+            else:
+                _write_torchscript(module, inputs, tmp)
+        except Exception as err:  # the exporters raise many types; one clear line for the CLI
+            raise ExportError(f"{fmt} export of {checkpoint} failed: {err}") from err
+        got = run_exported(tmp, fmt, module, inputs)
+        diff = float(np.abs(got - expected.numpy()).max()) if got.shape == expected.shape else None
+        if diff is None or not diff <= tolerance:  # NaN fails too
+            detail = f"shape {got.shape}" if diff is None else f"max abs diff {diff:.3g}"
+            raise ExportError(
+                f"the exported {fmt} model does not reproduce the PyTorch policy ({detail}, "
+                f"tolerance {tolerance:g}); nothing was written to {out}"
+            )
+        metadata = {
+            "format": fmt,
+            "file": out.name,
+            "sha256": _sha256(tmp),
+            "checkpoint": str(Path(checkpoint).resolve()),
+            "checkpoint_step": ckpt.config.get("provenance", {}).get("step"),
+            "kind": ckpt.kind,
+            "sampler": module.sampler,
+            "steps": module.steps,
+            "inputs": [spec.to_json() for spec in module.inputs],
+            "output": module.output.to_json(),
+            "n_obs_steps": policy.cfg.model.n_obs_steps,
+            "n_action_steps": policy.cfg.model.n_action_steps,
+            "action_start": policy.cfg.model.n_obs_steps - 1,
+            "opset": opset if fmt == "onnx" else None,
+            "max_abs_diff": diff,
+            "tolerance": tolerance,
+            "verification_seed": seed,
+            "torch_version": torch.__version__,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        tmp_sidecar.write_text(json.dumps(metadata, indent=2) + "\n")
+        os.replace(tmp, out)
+        os.replace(tmp_sidecar, sidecar)
+    return ExportResult(path=out, sidecar=sidecar, max_abs_diff=diff, metadata=metadata)
