@@ -122,6 +122,7 @@ def run_latency(
     budget_s: float = 60.0,
     num_points: int = 512,
     samplers: tuple[str, ...] = tuple(SAMPLERS),
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """The JSON of `sdm bench latency` (keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n},
     speedup_vs_ddim10, preset, threads, peak_rss_mb, ...)."""
@@ -131,7 +132,10 @@ def run_latency(
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "budget_s_per_sampler": budget_s,
+        "device": device,
     }
+    if device.startswith("cuda"):
+        result["machine"] = torch.cuda.get_device_name(torch.device(device))
     with tempfile.TemporaryDirectory(prefix="sdm-bench-") as tmp:
         if checkpoint is None:
             teacher_dir, sdm_dir, params = make_checkpoints(preset, Path(tmp), num_points)
@@ -139,7 +143,7 @@ def run_latency(
         else:
             teacher_dir, sdm_dir = Path(checkpoint), None
             result.update(preset=None, checkpoint=str(checkpoint))
-        teacher = PolicyRuntime(teacher_dir, threads=threads)
+        teacher = PolicyRuntime(teacher_dir, threads=threads, device=device)
         if teacher.kind == "sdm":
             teacher, sdm_dir = None, teacher_dir
         runtimes = {
@@ -173,4 +177,6 @@ def run_latency(
     if "one_step" in result and "ddpm100" in result:
         result["speedup_vs_ddpm100"] = result["ddpm100"]["p50_ms"] / result["one_step"]["p50_ms"]
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.startswith("cuda"):
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(torch.device(device)) / 2**20
     return result

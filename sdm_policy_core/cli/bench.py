@@ -74,5 +74,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="seconds of timed calls per sampler at most (default 60)",
     )
     lat.add_argument("--num-points", type=int, default=512, help="cloud size (default 512)")
+    lat.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     lat.add_argument("--out", type=Path, required=True, help="result JSON")
     lat.set_defaults(func=_latency)

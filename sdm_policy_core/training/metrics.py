@@ -8,11 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 
 class MetricsLog:
     """`RUN_DIR/metrics.jsonl`: one JSON object per logged step ({"step": ..., "split": ...})."""
@@ -65,6 +60,11 @@ def plot_metrics(rows: list[dict[str, Any]], out: Path, title: str) -> Path | No
             ys.append(float(value))
     if not series:
         return None
+    import matplotlib  # here, not at import: a training start pays nothing for plotting
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     names = sorted(series, key=lambda n: (n.startswith("val/") is False, n))
     cols = min(3, len(names))
     rows_n = math.ceil(len(names) / cols)
