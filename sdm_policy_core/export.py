@@ -50,6 +50,7 @@ from sdm_policy_core.policies.loading import policy_from_checkpoint
 
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 DEFAULT_OPSET = 17
+OPSETS = range(9, 21)  # what torch's TorchScript-based ONNX exporter supports
 TOLERANCE = 1e-4  # max abs difference of the exported actions from PyTorch (robot units)
 NOISE = "noise"
 OUTPUT = "action_pred"
@@ -336,7 +337,7 @@ class ExportResult:
 
     path: Path  # the exported model
     sidecar: Path  # FILE.json
-    max_abs_diff: float  # exported file vs the PyTorch policy, robot units
+    max_abs_diff: float  # exported file vs the PyTorch wrapper, robot units
     metadata: dict[str, Any]  # the sidecar's content
 
 
@@ -345,32 +346,39 @@ def export_policy(
     out: str | Path,
     fmt: str = "onnx",
     steps: int | None = None,
-    opset: int = DEFAULT_OPSET,
+    opset: int | None = None,
     tolerance: float = TOLERANCE,
     seed: int = 0,
 ) -> ExportResult:
     """Export the policy of `checkpoint` to `out` (+ `out`.json), verified; see the module doc.
 
     fmt: 'onnx' or 'torchscript'. steps: DDIM K of a teacher (default: the checkpoint's
-    `diffusion.num_inference_steps`); SDM checkpoints take none. opset: ONNX opset version.
-    seed: of the random verification inputs.
+    `diffusion.num_inference_steps`); SDM checkpoints take none. opset: ONNX opset version
+    (default DEFAULT_OPSET).
+    seed: of the random inputs the graph is traced with (it is verified on seed + 1).
     Raises CheckpointError for a bad checkpoint and ExportError when the export fails or the
-    exported model differs from PyTorch by more than `tolerance` (nothing is left at `out`).
+    exported model differs from PyTorch by more than `tolerance` (`out` is left as it was).
     """
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    if fmt == "onnx" and opset not in OPSETS:
+        raise ExportError(f"ONNX opset must be in [{OPSETS[0]}, {OPSETS[-1]}], got {opset}")
     out = Path(out)
     if out.is_dir():
-        raise ExportError(f"--out {out} is a directory; give the file to write")
+        raise ExportError(f"{out} is a directory; give the path of the file to write")
     if not out.parent.is_dir():
-        raise ExportError(f"the directory of --out {out} does not exist")
+        raise ExportError(f"the directory of {out} does not exist; create it first")
     ckpt = load_checkpoint(checkpoint, device="cpu", load_training_state=False)
     policy = policy_from_checkpoint(ckpt)
     module = build_export_module(policy, ckpt.kind, steps)
-    inputs = example_inputs(module, seed)
+    # Traced on one set of inputs, checked on another: a value baked into the graph by the
+    # trace would show up as a difference.
+    trace_inputs = example_inputs(module, seed)
+    check_inputs = example_inputs(module, seed + 1)
     with torch.inference_mode():
-        expected = module(*inputs)
-    reference = reference_actions(policy, module, inputs)
+        expected = module(*check_inputs)
+    reference = reference_actions(policy, module, check_inputs)
     wrapper_diff = float((expected - reference).abs().max())
     if not wrapper_diff <= tolerance:  # a bug of this module, not of the exporter
         raise ExportError(
@@ -381,12 +389,17 @@ def export_policy(
     with _temporary_sibling(out) as tmp, _temporary_sibling(sidecar) as tmp_sidecar:
         try:
             if fmt == "onnx":
-                _write_onnx(module, inputs, tmp, opset)
+                _write_onnx(module, trace_inputs, tmp, opset)
             else:
-                _write_torchscript(module, inputs, tmp)
+                _write_torchscript(module, trace_inputs, tmp)
         except Exception as err:  # the exporters raise many types; one clear line for the CLI
-            raise ExportError(f"{fmt} export of {checkpoint} failed: {err}") from err
-        got = run_exported(tmp, fmt, module, inputs)
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ExportError(f"{fmt} export of {checkpoint} failed: {first_line}") from err
+        try:
+            got = run_exported(tmp, fmt, module, check_inputs)
+        except Exception as err:  # onnxruntime / torch.jit errors: the file is unusable
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ExportError(f"the exported {fmt} model cannot be run: {first_line}") from err
         diff = float(np.abs(got - expected.numpy()).max()) if got.shape == expected.shape else None
         if diff is None or not diff <= tolerance:  # NaN fails too
             detail = f"shape {got.shape}" if diff is None else f"max abs diff {diff:.3g}"
@@ -409,9 +422,10 @@ def export_policy(
             "n_action_steps": policy.cfg.model.n_action_steps,
             "action_start": policy.cfg.model.n_obs_steps - 1,
             "opset": opset if fmt == "onnx" else None,
-            "max_abs_diff": diff,
+            "max_abs_diff": diff,  # exported file vs the PyTorch wrapper
+            "reference_max_abs_diff": wrapper_diff,  # wrapper vs the policy's own sampler
             "tolerance": tolerance,
-            "verification_seed": seed,
+            "verification_seed": seed + 1,
             "torch_version": torch.__version__,
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }

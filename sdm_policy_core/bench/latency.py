@@ -24,6 +24,7 @@ from sdm_policy_core.config import load_config
 from sdm_policy_core.models import count_parameters
 from sdm_policy_core.policies import DiffusionPolicy, SdmPolicy
 from sdm_policy_core.runtime import PolicyRuntime
+from sdm_policy_core.training.distributed import resolve_device
 
 # sampler key -> (sampler, steps, at most this many timed calls)
 SAMPLERS = {
@@ -126,6 +127,7 @@ def run_latency(
 ) -> dict[str, Any]:
     """The JSON of `sdm bench latency` (keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n},
     speedup_vs_ddim10, preset, threads, peak_rss_mb, ...)."""
+    device = str(resolve_device(device))  # clear error when CUDA is asked for but absent
     torch.set_num_threads(threads)
     result: dict[str, Any] = {
         "threads": threads,
@@ -148,7 +150,7 @@ def run_latency(
             teacher, sdm_dir = None, teacher_dir
         runtimes = {
             "teacher": teacher,
-            "sdm": PolicyRuntime(sdm_dir, threads=threads) if sdm_dir else None,
+            "sdm": PolicyRuntime(sdm_dir, threads=threads, device=device) if sdm_dir else None,
         }
         spec = (teacher or runtimes["sdm"]).spec
         result["obs"] = {
@@ -165,6 +167,7 @@ def run_latency(
             runtime.set_sampler(sampler, steps)
             runtime.reset()
             times = _time_calls(runtime, _observations(spec), max_calls, budget_s)
+            assert next(runtime.policy.parameters()).device.type == torch.device(device).type
             result[key] = {
                 "p50_ms": percentile(times, 50) * 1e3,
                 "p99_ms": percentile(times, 99) * 1e3,

@@ -32,8 +32,9 @@ def _latency(args: argparse.Namespace) -> int:
             threads=args.threads,
             budget_s=args.budget,
             num_points=args.num_points,
+            device=args.device,
         )
-    except CheckpointError as err:
+    except (CheckpointError, RuntimeError) as err:
         print(f"sdm bench latency: error: {err}", file=sys.stderr)
         return 2
     _write(result, args.out)

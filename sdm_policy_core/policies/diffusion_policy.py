@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sdm_policy_core.config import ExperimentConfig
-from sdm_policy_core.diffusion import NoiseSchedule
+from sdm_policy_core.diffusion import NoiseSchedule, randint, randn
 from sdm_policy_core.models import build_denoiser, build_observation_encoder
 from sdm_policy_core.models.keys import ACTION, AGENT_POS, IMAGE, POINT_CLOUD
 from sdm_policy_core.normalizer import LinearNormalizer
@@ -78,11 +78,11 @@ class DiffusionPolicy(nn.Module):
         """
         cond = self.encode(batch["obs"])
         x0 = self.normalizer.normalize(ACTION, batch[ACTION].float())
-        if noise is None:
-            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        if noise is None:  # drawn on the generator's device, then moved (CPU generator + GPU ok)
+            noise = randn(tuple(x0.shape), generator, x0.device, x0.dtype)
         if timesteps is None:
             T = self.schedule.num_train_timesteps
-            timesteps = torch.randint(0, T, (x0.shape[0],), generator=generator, device=x0.device)
+            timesteps = randint(0, T, (x0.shape[0],), generator, x0.device)
         x_t = self.schedule.add_noise(x0, noise, timesteps)
         prediction = self.denoiser(x_t, timesteps, cond)
         target = x0 if self.schedule.prediction_type == "sample" else noise

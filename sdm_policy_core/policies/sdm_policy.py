@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from sdm_policy_core.config import ExperimentConfig
+from sdm_policy_core.diffusion import randn
 from sdm_policy_core.distill.sdm import OneStepGenerator
 from sdm_policy_core.policies.diffusion_policy import DiffusionPolicy
 
@@ -49,9 +50,7 @@ class SdmPolicy(DiffusionPolicy):
             )
         if initial_noise is None:
             shape = (cond.shape[0], *self.action_shape)
-            initial_noise = torch.randn(
-                shape, generator=generator, device=cond.device, dtype=cond.dtype
-            )
+            initial_noise = randn(shape, generator, cond.device, cond.dtype)
         return self.generator(initial_noise, cond)
 
     @torch.no_grad()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
 from sdm_policy_core.cli import main as sdm
 
 
@@ -35,6 +38,7 @@ def test_bench_latency_writes_the_contract(tmp_path):
         result["ddim10"]["p50_ms"] / result["one_step"]["p50_ms"]
     )
     assert result["preset"] == "cpu_small" and result["threads"] == 1
+    assert result["device"] == "cpu"
     assert result["peak_rss_mb"] > 50
 
 
@@ -51,3 +55,23 @@ def test_bench_latency_reports_a_bad_checkpoint(tmp_path, capsys):
     )
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_bench_latency_device_is_used_and_checked(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the missing-CUDA error cannot be shown here")
+    code = sdm(
+        [
+            "bench",
+            "latency",
+            "--device",
+            "cuda",
+            "--budget",
+            "0.1",
+            "--out",
+            str(tmp_path / "x.json"),
+        ]
+    )
+    assert code == 2
+    assert "sees no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
