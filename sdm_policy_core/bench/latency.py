@@ -166,7 +166,9 @@ def run_latency(
                 continue
             runtime.set_sampler(sampler, steps)
             runtime.reset()
-            times = _time_calls(runtime, _observations(spec), max_calls, budget_s)
+            times = _time_calls(
+                runtime, _observations(spec), max_calls, budget_s, warmup=1 if steps >= 50 else 2
+            )
             assert next(runtime.policy.parameters()).device.type == torch.device(device).type
             result[key] = {
                 "p50_ms": percentile(times, 50) * 1e3,
