@@ -522,6 +522,28 @@ class DeploymentConfig:
         },
     )
 
+    trigger: str = field(
+        default="timer",
+        metadata={"help": "timer: act at control_rate_hz; observation: act on each new cloud"},
+    )
+    execution: str = field(
+        default="receding",
+        metadata={
+            "help": "receding: one action per tick, re-plan every n_action_steps; trajectory: "
+            "publish the whole chunk as a time-parameterised JointTrajectory"
+        },
+    )
+    temporal_ensembling: bool = field(
+        default=False,
+        metadata={"help": "re-plan every tick and average overlapping chunks (ACT-style)"},
+    )
+    ensembling_decay: float = field(
+        default=0.1, metadata={"help": "weight exp(-decay * age in ticks) of older chunks"}
+    )
+    num_points_seed: int = field(
+        default=0, metadata={"help": "seed of farthest-point sampling (deterministic clouds)"}
+    )
+
     def __post_init__(self) -> None:
         _require(
             self.sampler in SAMPLERS,
@@ -544,6 +566,18 @@ class DeploymentConfig:
         _require(
             1 <= self.torch_threads <= 256,
             f"torch_threads must be in [1, 256], got {self.torch_threads}",
+        )
+        _require(
+            self.trigger in ("timer", "observation"),
+            f"trigger must be 'timer' or 'observation', got {self.trigger!r}",
+        )
+        _require(
+            self.execution in ("receding", "trajectory"),
+            f"execution must be 'receding' or 'trajectory', got {self.execution!r}",
+        )
+        _require(
+            self.ensembling_decay >= 0,
+            f"ensembling_decay must be >= 0, got {self.ensembling_decay}",
         )
         _require(
             self.on_fault in ("hold", "stop"),

@@ -19,8 +19,7 @@ from sdm_policy_core.training.data import make_datasets
 from sdm_policy_core.training.distributed import DistContext
 from sdm_policy_core.training.recipes import SdmRecipe, TeacherRecipe
 from sdm_policy_core.training.trainer import Trainer
-from test.conftest import REPO
-from test.training.conftest import FAST
+from test.conftest import FAST, REPO
 
 CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 

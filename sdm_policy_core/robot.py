@@ -1,0 +1,182 @@
+"""Robot profiles: what a policy's state and action vectors mean on a given robot, and the
+limits every command is clamped to. Loaded strictly from YAML (config/robots/*.yaml).
+
+A profile says where the observation comes from (joint names read from sensor_msgs/JointState,
+in the checkpoint's order; the camera's pose in the robot's base frame), what the action vector
+is (`action_kind`), and how to command it (`output`):
+
+- action_kind "joint_position": absolute joint targets (rad / m); clamped to the joint limits and
+  to `max_step` per control tick from the previous target.
+- action_kind "ee_position": absolute end-effector targets [x, y, z, (qw, qx, qy, qz), (grip)];
+  the position is clamped to the workspace box and to `max_step` (m) per tick.
+- action_kind "raw": values sent as they are (deltas, velocities, normalised commands), clamped
+  to [lower, upper] per dimension — e.g. MetaWorld's (dx, dy, dz, grip) in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from sdm_policy_core.config import ConfigError, from_dict
+
+ACTION_KINDS = ("joint_position", "ee_position", "raw")
+OUTPUTS = ("joint_trajectory", "joint_commands", "ee_target")
+
+
+@dataclass
+class CameraMount:
+    """Pose of the cloud's frame in the base frame: translation [m] + quaternion [w, x, y, z]."""
+
+    frame_id: str = "camera_depth_optical_frame"
+    translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotation_wxyz: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        q = np.asarray(self.rotation_wxyz, dtype=np.float64)
+        if q.shape != (4,) or not np.isclose(np.linalg.norm(q), 1.0, atol=1e-3):
+            raise ConfigError(
+                f"camera.rotation_wxyz must be a unit quaternion [w, x, y, z], "
+                f"got {self.rotation_wxyz}"
+            )
+        if len(self.translation) != 3:
+            raise ConfigError(f"camera.translation must be [x, y, z], got {self.translation}")
+
+    def matrix(self) -> np.ndarray:
+        """4x4 transform cloud frame -> base frame."""
+        from transforms3d.affines import compose
+        from transforms3d.quaternions import quat2mat
+
+        return compose(np.asarray(self.translation), quat2mat(self.rotation_wxyz), np.ones(3))
+
+
+@dataclass
+class RobotProfile:
+    name: str
+    base_frame: str = "base_link"
+    state_names: tuple[str, ...] = ()  # JointState names forming agent_pos, in order
+    action_names: tuple[str, ...] = ()  # meaning of each action dimension, in order
+    action_kind: str = "joint_position"
+    output: str = "joint_trajectory"
+    lower: tuple[float, ...] = ()  # per action dimension (rad, m, or command units)
+    upper: tuple[float, ...] = ()
+    max_step: float = 0.05  # per control tick: rad for joints, m for the ee position
+    workspace_low: tuple[float, float, float] | None = None  # ee_position: box in base frame
+    workspace_high: tuple[float, float, float] | None = None
+    crop_low: tuple[float, float, float] | None = None  # cloud crop box in the base frame [m]
+    crop_high: tuple[float, float, float] | None = None
+    camera: CameraMount = field(default_factory=CameraMount)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.action_kind not in ACTION_KINDS:
+            raise ConfigError(
+                f"robot.action_kind must be one of {list(ACTION_KINDS)}, got {self.action_kind!r}"
+            )
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"robot.output must be one of {list(OUTPUTS)}, got {self.output!r}")
+        if not self.state_names or not self.action_names:
+            raise ConfigError(f"robot {self.name!r} needs state_names and action_names")
+        n = len(self.action_names)
+        if len(self.lower) != n or len(self.upper) != n:
+            raise ConfigError(
+                f"robot {self.name!r}: lower/upper need {n} values (one per action name), "
+                f"got {len(self.lower)} and {len(self.upper)}"
+            )
+        if any(lo > hi for lo, hi in zip(self.lower, self.upper, strict=True)):
+            raise ConfigError(f"robot {self.name!r}: lower must be <= upper")
+        if self.max_step <= 0:
+            raise ConfigError(f"robot.max_step must be > 0, got {self.max_step}")
+        if self.output == "ee_target" and self.action_kind != "ee_position":
+            raise ConfigError("robot.output ee_target needs action_kind ee_position")
+        if self.action_kind == "ee_position" and (
+            self.workspace_low is None or self.workspace_high is None
+        ):
+            raise ConfigError("robot.action_kind ee_position needs workspace_low/high")
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_names)
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.state_names)
+
+
+def robot_profile_dir() -> Path:
+    """config/robots of the source tree (the ROS node passes its installed share path)."""
+    return Path(__file__).resolve().parent.parent / "config" / "robots"
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in robot_profile_dir().glob("*.yaml"))
+
+
+def load_robot_profile(name_or_path: str | Path) -> RobotProfile:
+    """A profile by name (config/robots/<name>.yaml) or by path; strict YAML."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = robot_profile_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"robot profile {name_or_path!r} not found; available: "
+            f"{available_profiles()} (or give a path to a YAML file)"
+        )
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"robot profile {path} must be a mapping")
+    data.setdefault("name", path.stem)
+    return from_dict(RobotProfile, data, "robot")
+
+
+def check_fits(
+    profile: RobotProfile, state_dim: int, action_dim: int, has_point_cloud: bool
+) -> None:
+    """Raise ConfigError unless a checkpoint's spec fits the robot."""
+    problems = []
+    if state_dim != profile.state_dim:
+        problems.append(
+            f"state_dim {state_dim} != {profile.state_dim} state_names of robot {profile.name!r}"
+        )
+    if action_dim != profile.action_dim:
+        problems.append(
+            f"action_dim {action_dim} != {profile.action_dim} action_names of "
+            f"robot {profile.name!r}"
+        )
+    if not has_point_cloud:
+        problems.append(
+            "the checkpoint has no point-cloud input (image policies are not "
+            "served by this node yet)"
+        )
+    if problems:
+        raise ConfigError("checkpoint does not fit the robot: " + "; ".join(problems))
+
+
+class CommandLimiter:
+    """Clamps a proposed action to the profile's limits and per-tick step (robot units)."""
+
+    def __init__(self, profile: RobotProfile) -> None:
+        self.profile = profile
+        self.lower = np.asarray(profile.lower, dtype=np.float64)
+        self.upper = np.asarray(profile.upper, dtype=np.float64)
+
+    def __call__(self, action: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        """The safe command for `action` (Da,), given the previous target (or measurement)."""
+        p = self.profile
+        out = np.clip(np.asarray(action, dtype=np.float64), self.lower, self.upper)
+        if previous is None:
+            return out
+        previous = np.asarray(previous, dtype=np.float64)
+        if p.action_kind == "joint_position":
+            step = np.clip(out - previous, -p.max_step, p.max_step)
+            out = np.clip(previous + step, self.lower, self.upper)
+        elif p.action_kind == "ee_position":
+            delta = out[:3] - previous[:3]
+            norm = float(np.linalg.norm(delta))
+            if norm > p.max_step:
+                out[:3] = previous[:3] + delta * (p.max_step / norm)
+            out[:3] = np.clip(out[:3], p.workspace_low, p.workspace_high)
+        return out
