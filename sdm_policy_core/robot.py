@@ -111,19 +111,19 @@ def robot_profile_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "config" / "robots"
 
 
-def available_profiles() -> list[str]:
-    return sorted(p.stem for p in robot_profile_dir().glob("*.yaml"))
+def available_profiles(directory: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (directory or robot_profile_dir()).glob("*.yaml"))
 
 
-def load_robot_profile(name_or_path: str | Path) -> RobotProfile:
-    """A profile by name (config/robots/<name>.yaml) or by path; strict YAML."""
+def load_robot_profile(name_or_path: str | Path, directory: Path | None = None) -> RobotProfile:
+    """A profile by name (<directory or config/robots>/<name>.yaml) or by path; strict YAML."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = robot_profile_dir() / f"{name_or_path}.yaml"
+        path = (directory or robot_profile_dir()) / f"{name_or_path}.yaml"
     if not path.is_file():
         raise ConfigError(
             f"robot profile {name_or_path!r} not found; available: "
-            f"{available_profiles()} (or give a path to a YAML file)"
+            f"{available_profiles(directory)} (or give a path to a YAML file)"
         )
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):

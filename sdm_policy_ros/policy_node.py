@@ -1,12 +1,19 @@
 """`policy_node`: the SDM / diffusion policy as a ROS 2 node (`sdm_policy_node`).
 
-Contract (../ARCHITECTURE.md): publishes `status` (sdm_msgs/PolicyStatus) and `/diagnostics`;
-serves `~/enable` (std_srvs/SetBool) and `~/reset` (std_srvs/Trigger). The node starts disabled
-and refuses to enable before a model is loaded. Deployment parameters are the fields of
-`sdm_policy_core.config.DeploymentConfig` (see config/policy.yaml); invalid values stop the node
-at start-up and are rejected at run time, with a message naming the value.
+Contract (ARCHITECTURE.md): subscribes `points` (sensor_msgs/PointCloud2) and `joint_states`
+(sensor_msgs/JointState); publishes the robot profile's output — `joint_trajectory`
+(trajectory_msgs/JointTrajectory), `joint_commands` (std_msgs/Float64MultiArray) or `ee_target`
+(geometry_msgs/PoseStamped) — plus `action_chunk` (sdm_msgs/ActionChunk), `status`
+(sdm_msgs/PolicyStatus) and `/diagnostics`; serves `~/enable` (std_srvs/SetBool), `~/reset`
+(std_srvs/Trigger) and `~/load_checkpoint` (sdm_msgs/LoadCheckpoint).
 
-    policy_node --ros-args --params-file config/policy.yaml -p sdm_policy_node:sampler:=ddim
+Sensor callbacks only decode and cache the newest message (malformed ones are counted and
+dropped); the control step runs on a timer (or on each new cloud, `trigger: observation`) in its
+own callback group and calls the core's PolicyController. The node starts disabled, never
+commands from stale or invalid observations, and clamps every command to the robot profile.
+
+    policy_node --ros-args --params-file config/policy.yaml \
+        -p checkpoint:=runs/sdm/checkpoints/best -p robot:=generic_7dof
 """
 
 from __future__ import annotations
@@ -14,17 +21,39 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
+from pathlib import Path
 
+import numpy as np
 import rclpy
+from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sdm_msgs.msg import PolicyStatus
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
+from sdm_msgs.msg import ActionChunk, PolicyStatus
+from sdm_msgs.srv import LoadCheckpoint
+from sensor_msgs.msg import JointState, PointCloud2
+from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from sdm_policy_core import control
+from sdm_policy_core.checkpoint import CheckpointError
 from sdm_policy_core.config import ConfigError, DeploymentConfig, to_dict
+from sdm_policy_core.conversions import (
+    ConversionError,
+    joint_state_to_array,
+    pointcloud2_to_array,
+    stamp_to_seconds,
+)
+from sdm_policy_core.robot import RobotProfile, load_robot_profile
+from sdm_policy_core.runtime import PolicyOutputError, PolicyRuntime
 from sdm_policy_ros.params import (
     dataclass_from_parameters,
     declare_dataclass_parameters,
@@ -43,47 +72,292 @@ _STATE_NAMES = {
 }
 
 
+def _profile_directory() -> Path | None:
+    """config/robots of the installed package (None: the core's source-tree default)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        share = Path(get_package_share_directory("sdm_policy_ros")) / "config" / "robots"
+        return share if share.is_dir() else None
+    except Exception:  # not installed with colcon: use the source tree
+        return None
+
+
 class PolicyNode(Node):
-    """Runs a policy runtime from sdm_policy_core on the robot's sensor streams."""
+    """Runs a PolicyRuntime from sdm_policy_core on the robot's sensor streams."""
 
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
         self.config: DeploymentConfig = declare_dataclass_parameters(self, DeploymentConfig)
+        self.declare_parameter(
+            "robot",
+            "generic_7dof",
+            ParameterDescriptor(
+                description="robot profile: a name in config/robots or a YAML path", read_only=True
+            ),
+        )
+        self.declare_parameter(
+            "checkpoint",
+            "",
+            ParameterDescriptor(
+                description="checkpoint directory loaded at start (empty: load later with "
+                "~/load_checkpoint)",
+                read_only=True,
+            ),
+        )
         self.add_on_set_parameters_callback(validating_callback(self, DeploymentConfig))
         self.add_post_set_parameters_callback(self._on_parameters_set)
+        self.profile: RobotProfile = load_robot_profile(
+            self.get_parameter("robot").value, _profile_directory()
+        )
 
-        self._lock = threading.Lock()
-        self._enabled = False
+        self._lock = threading.RLock()
+        self._controller: control.PolicyController | None = None
         self._policy_id = ""
-        self._state = PolicyStatus.STATE_NO_CHECKPOINT
-        self._message = "no checkpoint loaded"
+        self._enabled = False
+        self._state, self._message = PolicyStatus.STATE_NO_CHECKPOINT, "no checkpoint loaded"
+        self._rejected_images = 0
+        self._pending_rejects = {"cloud": 0, "state": 0}
+        self._command_times: list[float] = []
+        self._last_status_log = 0.0
 
-        services = MutuallyExclusiveCallbackGroup()
+        self._sensor_group = MutuallyExclusiveCallbackGroup()
+        self._control_group = MutuallyExclusiveCallbackGroup()
+        self._service_group = MutuallyExclusiveCallbackGroup()
+        cloud_group = (
+            self._control_group if self.config.trigger == "observation" else self._sensor_group
+        )
+        self.create_subscription(
+            PointCloud2,
+            "points",
+            self._on_cloud,
+            qos_profile_sensor_data,
+            callback_group=cloud_group,
+        )
+        self.create_subscription(
+            JointState,
+            "joint_states",
+            self._on_joint_state,
+            qos_profile_sensor_data,
+            callback_group=self._sensor_group,
+        )
+        out = self.profile.output
+        self._pub_traj = (
+            self.create_publisher(JointTrajectory, "joint_trajectory", 10)
+            if out == "joint_trajectory"
+            else None
+        )
+        self._pub_cmd = (
+            self.create_publisher(Float64MultiArray, "joint_commands", 10)
+            if out == "joint_commands"
+            else None
+        )
+        self._pub_ee = (
+            self.create_publisher(PoseStamped, "ee_target", 10) if out == "ee_target" else None
+        )
+        self._pub_chunk = self.create_publisher(ActionChunk, "action_chunk", 10)
         self._status_pub = self.create_publisher(PolicyStatus, "status", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=services)
-        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
-        self._status_timer = self.create_timer(
-            1.0 / self.config.status_rate_hz, self._publish_status
+        self.create_service(
+            SetBool, "~/enable", self._on_enable, callback_group=self._service_group
         )
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._service_group)
+        self.create_service(
+            LoadCheckpoint,
+            "~/load_checkpoint",
+            self._on_load_checkpoint,
+            callback_group=self._service_group,
+        )
+        self._control_timer = None
+        if self.config.trigger == "timer":
+            self._control_timer = self.create_timer(
+                1.0 / self.config.control_rate_hz,
+                self._control_step,
+                callback_group=self._control_group,
+            )
+        self._status_timer = self.create_timer(
+            1.0 / self.config.status_rate_hz,
+            self._publish_status,
+            callback_group=self._service_group,
+        )
+        checkpoint = self.get_parameter("checkpoint").value
+        if checkpoint:
+            self._load(checkpoint, self.config.sampler, self.config.ddim_steps)  # fail fast
         self.get_logger().info(
-            "started disabled with parameters " + json.dumps(to_dict(self.config), sort_keys=True)
+            f"started disabled, robot {self.profile.name!r} ({out}), parameters "
+            + json.dumps(to_dict(self.config), sort_keys=True)
         )
 
     # -- parameters -------------------------------------------------------------------------
     def _on_parameters_set(self, params: list[Parameter]) -> None:
         self.config = dataclass_from_parameters(self, DeploymentConfig)
-        if any(p.name == "status_rate_hz" for p in params):
+        names = {p.name for p in params}
+        if "status_rate_hz" in names:
             self._status_timer.cancel()
             self.destroy_timer(self._status_timer)
             self._status_timer = self.create_timer(
-                1.0 / self.config.status_rate_hz, self._publish_status
+                1.0 / self.config.status_rate_hz,
+                self._publish_status,
+                callback_group=self._service_group,
             )
+        if "control_rate_hz" in names and self._control_timer is not None:
+            self._control_timer.cancel()
+            self.destroy_timer(self._control_timer)
+            self._control_timer = self.create_timer(
+                1.0 / self.config.control_rate_hz,
+                self._control_step,
+                callback_group=self._control_group,
+            )
+        with self._lock:
+            if self._controller is not None:
+                self._controller.cfg = self.config
+                if names & {"sampler", "ddim_steps"}:
+                    try:
+                        self._controller.runtime.set_sampler(
+                            self.config.sampler, self.config.ddim_steps
+                        )
+                    except ValueError as err:
+                        self.get_logger().error(f"sampler not changed: {err}")
+
+    # -- model ------------------------------------------------------------------------------
+    def _load(self, path: str, sampler: str, steps: int) -> str:
+        """Build a controller for checkpoint `path`; raise (keeping the old one) if unfit."""
+        runtime = PolicyRuntime(
+            path, sampler=sampler or None, steps=steps or None, threads=self.config.torch_threads
+        )
+        controller = control.PolicyController(runtime, self.profile, self.config)
+        with self._lock:
+            self._controller = controller
+            self._policy_id = runtime.policy_id
+            self._enabled = False  # a new model never inherits the old one's permission
+            self._state, self._message = PolicyStatus.STATE_DISABLED, "model loaded, disabled"
+        self.get_logger().info(
+            f"loaded {runtime.policy_id} ({runtime.kind}, sampler "
+            f"{runtime.sampler} x{runtime.steps}) from {path}"
+        )
+        return runtime.policy_id
+
+    # -- sensor callbacks: decode, validate, cache ------------------------------------------
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        controller = self._controller
+        if controller is None:
+            return
+        try:
+            stamp = stamp_to_seconds(msg.header.stamp)
+            if stamp <= 0:
+                raise ConversionError("header.stamp is zero")
+            points = pointcloud2_to_array(msg, channels=controller.channels)
+            points = points[np.isfinite(points).all(axis=1)]
+            if len(points) == 0:
+                raise ConversionError("no finite points")
+        except (ConversionError, ValueError) as err:
+            controller.reject("cloud", str(err))
+            self._throttled_warning(f"rejected point cloud: {err}")
+            return
+        controller.update_cloud(points, stamp)
+        if self.config.trigger == "observation":
+            self._control_step()
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        controller = self._controller
+        if controller is None:
+            return
+        try:
+            stamp = stamp_to_seconds(msg.header.stamp)
+            if stamp <= 0:
+                raise ConversionError("header.stamp is zero")
+            positions = joint_state_to_array(msg, list(self.profile.state_names))
+        except (ConversionError, ValueError) as err:
+            controller.reject("state", str(err))
+            self._throttled_warning(f"rejected joint state: {err}")
+            return
+        controller.update_state(positions, stamp)
+
+    def _throttled_warning(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_status_log > 2.0:
+            self._last_status_log = now
+            self.get_logger().warning(text)
+
+    # -- control ----------------------------------------------------------------------------
+    def _control_step(self) -> None:
+        with self._lock:
+            controller = self._controller
+        if controller is None:
+            return
+        now = self.get_clock().now().nanoseconds * 1e-9
+        try:
+            result = controller.tick(now)
+        except PolicyOutputError as err:
+            with self._lock:
+                self._enabled = False
+                controller.set_enabled(False)
+                self._state, self._message = PolicyStatus.STATE_FAULT, str(err)
+            self.get_logger().error(f"{err}: disabled; reload or re-enable after checking")
+            return
+        with self._lock:
+            self._state, self._message = result.state, result.message
+        if result.skipped and self.config.on_fault == "stop" and self._pub_traj is not None:
+            # An empty trajectory makes joint_trajectory_controller stop where it is.
+            self._pub_traj.publish(JointTrajectory())
+        if result.chunk is not None:
+            self._publish_chunk(result.chunk)
+        if result.command is not None:
+            self._publish_command(result.command, result.trajectory)
+
+    def _publish_chunk(self, chunk) -> None:
+        msg = ActionChunk()
+        controller = self._controller
+        stamp = controller._cloud.stamp if controller and controller._cloud else 0.0
+        msg.header.stamp = Time(seconds=stamp).to_msg()
+        msg.header.frame_id = self.profile.base_frame
+        msg.names = list(self.profile.action_names)
+        msg.horizon, msg.action_dim = chunk.actions.shape
+        msg.dt = 1.0 / self.config.control_rate_hz
+        msg.actions = chunk.actions.astype(np.float32).ravel().tolist()
+        msg.policy_id, msg.sampler, msg.steps = chunk.policy_id, chunk.sampler, chunk.steps
+        msg.inference_time = chunk.inference_time
+        self._pub_chunk.publish(msg)
+
+    def _publish_command(self, command: np.ndarray, trajectory: np.ndarray | None) -> None:
+        dt = 1.0 / self.config.control_rate_hz
+        if self._pub_traj is not None:
+            msg = JointTrajectory()
+            msg.joint_names = list(self.profile.action_names)
+            targets = trajectory if trajectory is not None else command[None]
+            for k, target in enumerate(targets):
+                seconds = (k + 1) * dt
+                msg.points.append(
+                    JointTrajectoryPoint(
+                        positions=target.tolist(),
+                        time_from_start=Duration(
+                            sec=int(seconds), nanosec=int((seconds % 1) * 1e9)
+                        ),
+                    )
+                )
+            self._pub_traj.publish(msg)
+        elif self._pub_cmd is not None:
+            self._pub_cmd.publish(Float64MultiArray(data=command.tolist()))
+        elif self._pub_ee is not None:
+            msg = PoseStamped()
+            msg.header.stamp = self.get_clock().now().to_msg()
+            msg.header.frame_id = self.profile.base_frame
+            msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, command[:3])
+            if len(command) >= 7:
+                q = command[3:7] / max(np.linalg.norm(command[3:7]), 1e-9)
+                (
+                    msg.pose.orientation.w,
+                    msg.pose.orientation.x,
+                    msg.pose.orientation.y,
+                    msg.pose.orientation.z,
+                ) = map(float, q)
+            self._pub_ee.publish(msg)
+        self._command_times.append(time.monotonic())
 
     # -- services ---------------------------------------------------------------------------
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
         with self._lock:
-            if request.data and not self._policy_id:
+            if request.data and self._controller is None:
                 response.success = False
                 response.message = (
                     "cannot enable: no checkpoint loaded; load one first "
@@ -91,47 +365,100 @@ class PolicyNode(Node):
                 )
             else:
                 self._enabled = bool(request.data)
+                if self._controller is not None:
+                    self._controller.set_enabled(self._enabled)
                 response.success = True
                 response.message = "enabled" if self._enabled else "disabled"
         self.get_logger().info(f"~/enable({request.data}): {response.message}")
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        with self._lock:
+            if self._controller is not None:
+                self._controller.reset()
         response.success = True
-        response.message = "observation history cleared"
+        response.message = "observation history and planned actions cleared"
+        return response
+
+    def _on_load_checkpoint(self, request, response):
+        sampler = request.sampler or self.config.sampler
+        try:
+            response.policy_id = self._load(
+                request.path, sampler, request.steps or self.config.ddim_steps
+            )
+            response.success = True
+            response.message = f"loaded {response.policy_id}; disabled until ~/enable"
+        except (CheckpointError, ConfigError, ValueError, OSError, PolicyOutputError) as err:
+            response.success = False
+            response.message = f"refused {request.path}: {err}"
+            response.policy_id = self._policy_id
+            self.get_logger().error(response.message)
         return response
 
     # -- status -----------------------------------------------------------------------------
     def _publish_status(self) -> None:
-        now = self.get_clock().now().to_msg()
+        now_msg = self.get_clock().now().to_msg()
+        now = self.get_clock().now().nanoseconds * 1e-9
+        window = 2.0
+        cutoff = time.monotonic() - window
+        self._command_times = [t for t in self._command_times if t >= cutoff]
         with self._lock:
+            controller = self._controller
             msg = PolicyStatus()
-            msg.header.stamp = now
-            msg.state = self._state
+            msg.header.stamp = now_msg
+            msg.state = (
+                self._state
+                if self._enabled
+                or self._state in (PolicyStatus.STATE_NO_CHECKPOINT, PolicyStatus.STATE_FAULT)
+                else PolicyStatus.STATE_DISABLED
+            )
             msg.enabled = self._enabled
             msg.policy_id = self._policy_id
+            msg.message = (
+                self._message
+                if self._enabled or controller is None
+                else "model loaded, disabled: call ~/enable to start commanding"
+            )
+            msg.control_rate = len(self._command_times) / window
             msg.observation_age = -1.0
-            msg.message = self._message
+            if controller is not None:
+                c = controller.counters
+                msg.last_inference_time = c.last_inference_time
+                msg.observation_age = controller.observation_age(now)
+                msg.rejected_point_clouds = c.rejected_point_clouds
+                msg.rejected_states = c.rejected_states
+                msg.skipped_ticks = c.skipped_ticks
+            msg.rejected_images = self._rejected_images
         self._status_pub.publish(msg)
 
         diag = DiagnosticArray()
-        diag.header.stamp = now
+        diag.header.stamp = now_msg
         level = (
             DiagnosticStatus.OK
             if msg.state == PolicyStatus.STATE_RUNNING
-            else DiagnosticStatus.WARN
+            else (
+                DiagnosticStatus.ERROR
+                if msg.state == PolicyStatus.STATE_FAULT
+                else DiagnosticStatus.WARN
+            )
         )
+        values = {
+            "enabled": msg.enabled,
+            "sampler": self.config.sampler,
+            "control_rate_hz": f"{msg.control_rate:.1f}",
+            "observation_age_s": f"{msg.observation_age:.3f}",
+            "rejected_point_clouds": msg.rejected_point_clouds,
+            "rejected_states": msg.rejected_states,
+            "skipped_ticks": msg.skipped_ticks,
+            "last_inference_ms": f"{msg.last_inference_time * 1e3:.1f}",
+        }
         diag.status.append(
             DiagnosticStatus(
                 level=level,
                 name=f"{self.get_fully_qualified_name()}: policy",
                 message=f"{_STATE_NAMES[msg.state]}: {msg.message}",
                 hardware_id=msg.policy_id,
-                values=[
-                    KeyValue(key="enabled", value=str(msg.enabled)),
-                    KeyValue(key="sampler", value=self.config.sampler),
-                    KeyValue(key="control_rate_hz", value=f"{self.config.control_rate_hz:g}"),
-                ],
+                values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
             )
         )
         self._diag_pub.publish(diag)
@@ -141,11 +468,11 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     try:
         node = PolicyNode()
-    except ConfigError as err:
-        print(f"[{NODE_NAME}] invalid parameter: {err}", file=sys.stderr)
+    except (ConfigError, CheckpointError, PolicyOutputError, ValueError) as err:
+        print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:
         executor.spin()

@@ -1,0 +1,89 @@
+"""policy.launch.py and its declarative spec: the processes it starts, started for real."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from sdm_policy_ros.launch_spec import POLICY_ARGUMENTS, policy_nodes
+from test.conftest import PYTHON, REPO, wait_for
+
+PEERS = str(REPO / "test" / "ros" / "peers.py")
+
+
+def test_spec_declares_every_argument_with_a_description():
+    names = [a.name for a in POLICY_ARGUMENTS]
+    assert names == [
+        "checkpoint",
+        "robot",
+        "params_file",
+        "namespace",
+        "use_sim_time",
+        "remappings",
+    ]
+    assert all(len(a.description) > 20 for a in POLICY_ARGUMENTS)
+    spec = policy_nodes(
+        {
+            "robot": "ur5e",
+            "namespace": "arm",
+            "use_sim_time": "true",
+            "remappings": "points:=/cam/points,joint_states:=/arm/js",
+        }
+    )[0]
+    args = spec.ros_arguments()
+    assert args[:3] == ["--ros-args", "-r", "__node:=sdm_policy_node"]
+    assert "__ns:=/arm" in args and "use_sim_time:=true" in args and "robot:=ur5e" in args
+    assert args.index("--params-file") < args.index("-p")  # overrides come after the file
+    assert ("points", "/cam/points") in spec.remappings
+    with pytest.raises(ValueError, match="unknown launch arguments"):
+        policy_nodes({"robto": "x"})
+
+
+def test_launch_runner_starts_the_policy_node_as_the_launch_file_would(processes, sdm_ckpt):
+    runner = processes.start(
+        [
+            PYTHON,
+            "-m",
+            "sdm_policy_ros.launch_runner",
+            "policy",
+            f"checkpoint:={sdm_ckpt}",
+            "robot:=metaworld_sim",
+            "namespace:=arm",
+            "remappings:=points:=/cam/points",
+        ],
+        "launch",
+    )
+    wait_for(lambda: "started disabled" in processes.log(runner), 60, what="the policy node")
+    query = processes.start(
+        [PYTHON, PEERS, "params", "/arm/sdm_policy_node", "robot", "checkpoint", "sampler"],
+        "params",
+    )
+    query.wait(30)
+    result = [ln for ln in processes.log(query).splitlines() if ln.startswith("RESULT ")]
+    values = json.loads(result[-1][7:])
+    assert values["robot"] == "metaworld_sim" and values["checkpoint"] == str(sdm_ckpt)
+    assert values["sampler"] == "one-step"  # from config/policy.yaml
+    assert processes.stop(runner) == 0, processes.log(runner)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("launch_testing") is None,
+    reason="launch / launch_testing are not installable here (no PyPI wheel)",
+)
+def test_policy_launch_file_with_launch(sdm_ckpt):  # runs on machines with a ROS 2 install
+    import launch
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+    include = launch.actions.IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(REPO / "launch" / "policy.launch.py")),
+        launch_arguments={"checkpoint": str(sdm_ckpt), "robot": "metaworld_sim"}.items(),
+    )
+    service = launch.LaunchService()
+    service.include_launch_description(
+        launch.LaunchDescription(
+            [include, launch.actions.TimerAction(period=8.0, actions=[launch.actions.Shutdown()])]
+        )
+    )
+    assert service.run() == 0

@@ -1,0 +1,194 @@
+"""A fake robot for the policy-node tests (a real rclpy process).
+
+    python test/ros/robot_peer.py stream --rate 30 --joints j1,j2,j3,j4 [--duration S]
+    python test/ros/robot_peer.py record                 # prints every command it receives
+    python test/ros/robot_peer.py fuzz --count 1000 --joints j1,j2,j3,j4
+
+`stream` publishes a PointCloud2 (`points`) and a JointState (`joint_states`) per period,
+stamped now. `record` prints `CMD <receive time> <json>` for each joint_trajectory /
+joint_commands message and `STATUS <json>` for each status. `fuzz` publishes malformed messages
+of many kinds (and prints how many of each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sdm_msgs.msg import PolicyStatus
+from sensor_msgs.msg import JointState, PointCloud2, PointField
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from sdm_policy_core.conversions import fill_pointcloud2
+
+
+def good_cloud(node: Node, rng: np.random.Generator, points: int = 200) -> PointCloud2:
+    msg = PointCloud2()
+    fill_pointcloud2(msg, rng.uniform(-0.5, 0.5, (points, 3)).astype(np.float32), PointField)
+    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.header.frame_id = "camera"
+    return msg
+
+
+def joint_state(node: Node, names: list[str], values=None) -> JointState:
+    msg = JointState()
+    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.name = list(names)
+    msg.position = list(values) if values is not None else [0.0] * len(names)
+    return msg
+
+
+def malformed(node: Node, k: int, names: list[str], rng: np.random.Generator):
+    """The k-th malformed message: (kind, topic, message)."""
+    kinds = (
+        "truncated",
+        "point_step",
+        "zero_points",
+        "nan",
+        "inf",
+        "no_xyz",
+        "huge",
+        "bad_datatype",
+        "zero_stamp",
+        "missing_joint",
+        "nan_joint",
+        "short_positions",
+        "organized_mismatch",
+        "empty_state",
+    )
+    kind = kinds[k % len(kinds)]
+    cloud = good_cloud(node, rng)
+    if kind == "truncated":
+        cloud.data = bytes(cloud.data)[: len(cloud.data) // 2]
+    elif kind == "point_step":
+        cloud.point_step = 4
+    elif kind == "zero_points":
+        cloud.width, cloud.data, cloud.row_step = 0, b"", 0
+    elif kind in ("nan", "inf"):
+        bad = np.full((200, 3), np.nan if kind == "nan" else np.inf, np.float32)
+        fill_pointcloud2(cloud, bad, PointField)
+    elif kind == "no_xyz":
+        for f in cloud.fields:
+            f.name = "q" + f.name
+    elif kind == "huge":
+        cloud.width = 2**30
+        cloud.row_step = cloud.width * cloud.point_step
+    elif kind == "bad_datatype":
+        cloud.fields[0].datatype = 99
+    elif kind == "zero_stamp":
+        cloud.header.stamp.sec, cloud.header.stamp.nanosec = 0, 0
+    elif kind == "organized_mismatch":
+        cloud.height = 7
+    else:
+        state = joint_state(node, names)
+        if kind == "missing_joint":
+            state.name, state.position = names[:-1], [0.0] * (len(names) - 1)
+        elif kind == "nan_joint":
+            state.position = [float("nan")] * len(names)
+        elif kind == "short_positions":
+            state.position = [0.0]
+        elif kind == "empty_state":
+            state.name, state.position = [], []
+        return kind, "joint_states", state
+    return kind, "points", cloud
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["stream", "record", "fuzz"])
+    p.add_argument("--rate", type=float, default=30.0)
+    p.add_argument("--duration", type=float, default=1e9)
+    p.add_argument("--joints", default="j1,j2,j3,j4")
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--points", type=int, default=200)
+    a = p.parse_args()
+    names = a.joints.split(",")
+    rclpy.init()
+    node = Node(f"robot_peer_{a.mode}")
+    rng = np.random.default_rng(0)
+    try:
+        if a.mode == "stream":
+            pub_c = node.create_publisher(PointCloud2, "points", qos_profile_sensor_data)
+            pub_s = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+            end = time.monotonic() + a.duration
+            period = 1.0 / a.rate
+            next_t = time.monotonic()
+            while time.monotonic() < end:
+                pub_s.publish(joint_state(node, names))
+                pub_c.publish(good_cloud(node, rng, a.points))
+                next_t += period
+                time.sleep(max(0.0, next_t - time.monotonic()))
+        elif a.mode == "record":
+
+            def on_traj(msg):
+                values = [list(pt.positions) for pt in msg.points]
+                print(
+                    "CMD "
+                    + json.dumps(
+                        {"t": time.time(), "names": list(msg.joint_names), "points": values}
+                    ),
+                    flush=True,
+                )
+
+            def on_cmd(msg):
+                print("CMD " + json.dumps({"t": time.time(), "data": list(msg.data)}), flush=True)
+
+            def on_status(msg):
+                print(
+                    "STATUS "
+                    + json.dumps(
+                        {
+                            "t": time.time(),
+                            "state": msg.state,
+                            "enabled": msg.enabled,
+                            "policy_id": msg.policy_id,
+                            "rejected_point_clouds": msg.rejected_point_clouds,
+                            "rejected_states": msg.rejected_states,
+                            "skipped_ticks": msg.skipped_ticks,
+                            "control_rate": msg.control_rate,
+                            "message": msg.message,
+                        }
+                    ),
+                    flush=True,
+                )
+
+            reliable = QoSProfile(depth=50)
+            node.create_subscription(JointTrajectory, "joint_trajectory", on_traj, reliable)
+            node.create_subscription(Float64MultiArray, "joint_commands", on_cmd, reliable)
+            node.create_subscription(PolicyStatus, "status", on_status, reliable)
+            print("READY", flush=True)
+            end = time.monotonic() + a.duration
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=0.05)
+        else:
+            pubs = {
+                "points": node.create_publisher(PointCloud2, "points", 100),
+                "joint_states": node.create_publisher(JointState, "joint_states", 100),
+            }
+            time.sleep(1.0)  # discovery
+            counts: dict[str, int] = {}
+            for k in range(a.count):
+                kind, topic, msg = malformed(node, k, names, rng)
+                pubs[topic].publish(msg)
+                counts[kind] = counts.get(kind, 0) + 1
+                time.sleep(1.0 / a.rate)
+            time.sleep(0.5)
+            print("FUZZ " + json.dumps(counts), flush=True)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
