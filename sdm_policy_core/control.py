@@ -34,6 +34,7 @@ class TickResult:
     chunk: ActionChunk | None = None  # set when the policy ran this tick
     trajectory: np.ndarray | None = None  # (n, Da) safe targets, execution="trajectory"
     skipped: bool = False  # the tick was skipped because of stale/invalid data
+    obs_stamp: float = 0.0  # [s] stamp of the newest observation the command is based on
 
 
 @dataclass
@@ -171,6 +172,7 @@ class PolicyController:
             self._drop_plan()
             return TickResult(HOLDING, f"invalid observation: {err}", skipped=True)
         chunk = None
+        obs_stamp = self._cloud.stamp  # the cloud the plan sees (latency is measured from it)
         if self.cfg.temporal_ensembling or not self._queue:
             chunk = self.runtime.infer()
             self.counters.inferences += 1
@@ -195,7 +197,12 @@ class PolicyController:
             self.counters.commands += 1
             self._tick_index += 1
             return TickResult(
-                RUNNING, "running", command=targets[0], chunk=chunk, trajectory=np.stack(targets)
+                RUNNING,
+                "running",
+                command=targets[0],
+                chunk=chunk,
+                trajectory=np.stack(targets),
+                obs_stamp=obs_stamp,
             )
         if self.cfg.execution == "trajectory" and self._queue and self._queue[0] is None:
             self._queue.popleft()
@@ -206,7 +213,7 @@ class PolicyController:
         self._last_command = command
         self.counters.commands += 1
         self._tick_index += 1
-        return TickResult(RUNNING, "running", command=command, chunk=chunk)
+        return TickResult(RUNNING, "running", command=command, chunk=chunk, obs_stamp=obs_stamp)
 
     def _previous(self) -> np.ndarray | None:
         if self._last_command is not None:

@@ -514,9 +514,7 @@ def _reorder(
 ) -> np.ndarray:
     msg_names = [str(n) for n in msg_names]
     if len(values) < len(msg_names):
-        raise ConversionError(
-            f"{what} has {len(values)} values for {len(msg_names)} joint names"
-        )
+        raise ConversionError(f"{what} has {len(values)} values for {len(msg_names)} joint names")
     if names is None:
         out = values[: len(msg_names)]
         names = msg_names

@@ -301,15 +301,13 @@ class PolicyNode(Node):
             # An empty trajectory makes joint_trajectory_controller stop where it is.
             self._pub_traj.publish(JointTrajectory())
         if result.chunk is not None:
-            self._publish_chunk(result.chunk)
+            self._publish_chunk(result.chunk, result.obs_stamp)
         if result.command is not None:
             self._publish_command(result.command, result.trajectory)
 
-    def _publish_chunk(self, chunk) -> None:
+    def _publish_chunk(self, chunk, obs_stamp: float) -> None:
         msg = ActionChunk()
-        controller = self._controller
-        stamp = controller._cloud.stamp if controller and controller._cloud else 0.0
-        msg.header.stamp = Time(seconds=stamp).to_msg()
+        msg.header.stamp = Time(nanoseconds=round(obs_stamp * 1e9)).to_msg()
         msg.header.frame_id = self.profile.base_frame
         msg.names = list(self.profile.action_names)
         msg.horizon, msg.action_dim = chunk.actions.shape

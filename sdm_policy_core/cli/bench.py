@@ -50,6 +50,32 @@ def _latency(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node(args: argparse.Namespace) -> int:
+    from sdm_policy_core.bench.node import run_node_bench
+
+    try:
+        result = run_node_bench(
+            args.checkpoint,
+            points=args.points,
+            rate=args.rate,
+            duration=args.duration,
+            threads=args.threads,
+        )
+    except (RuntimeError, OSError) as err:
+        print(f"sdm bench node: error: {err}", file=sys.stderr)
+        return 2
+    _write(result, args.out)
+    for key in ("one_step", "teacher"):
+        if key in result:
+            r = result[key]
+            lat = r["latency_ms"]
+            print(
+                f"{key:>9}: latency p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms  "
+                f"rate {r['rate_hz']:.1f} Hz  ({r['chunks']} chunks)"
+            )
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
@@ -78,3 +104,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lat.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     lat.add_argument("--out", type=Path, required=True, help="result JSON")
     lat.set_defaults(func=_latency)
+    node = bench.add_parser("node", help="ROS node latency: cloud stamp -> command, and rate")
+    node.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="an SDM checkpoint (default: cpu_small "
+        "student and teacher with random weights, both measured)",
+    )
+    node.add_argument("--points", type=int, default=1024, help="points per cloud (1024)")
+    node.add_argument("--rate", type=float, default=30.0, help="cloud rate in Hz (30)")
+    node.add_argument("--duration", type=float, default=10.0, help="seconds measured (10)")
+    node.add_argument("--threads", type=int, default=2, help="torch threads of the node")
+    node.add_argument("--out", type=Path, required=True, help="result JSON")
+    node.set_defaults(func=_node)

@@ -208,3 +208,16 @@ def test_checkpoint_hot_swap_and_refusal(processes, robot_yaml, sdm_ckpt, teache
     wait_for(lambda: _records(processes, recorder, "CMD"), 20, what="teacher commands")
     processes.stop(stream)
     assert processes.stop(node) == 0, processes.log(node)
+
+
+def test_bench_node_measures_both_policies(tmp_path):
+    from sdm_policy_core.cli import main as sdm
+
+    out = tmp_path / "node.json"
+    assert sdm(["bench", "node", "--points", "256", "--duration", "2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for key in ("one_step", "teacher"):
+        r = result[key]
+        assert r["latency_ms"]["p50"] > 0 and r["latency_ms"]["p99"] >= r["latency_ms"]["p50"]
+        assert r["rate_hz"] > 5 and r["chunks"] > 0
+    assert result["points"] == 256 and result["teacher"]["sampler"] == "ddim10"
