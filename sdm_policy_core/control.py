@@ -43,9 +43,21 @@ class _Stamped:
     stamp: float  # [s] header stamp
 
 
+def resize_rgb(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """(H', W', 3) uint8 -> (H, W, 3) uint8 (area interpolation; unchanged when equal)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    if rgb.shape[:2] == tuple(hw):
+        return rgb
+    import cv2
+
+    return cv2.resize(rgb, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+
+
 @dataclass
 class ControllerCounters:
     rejected_point_clouds: int = 0
+    rejected_images: int = 0
     rejected_states: int = 0
     skipped_ticks: int = 0
     inferences: int = 0
@@ -56,6 +68,8 @@ class ControllerCounters:
     def reject(self, what: str, reason: str) -> None:
         if what == "cloud":
             self.rejected_point_clouds += 1
+        elif what == "image":
+            self.rejected_images += 1
         else:
             self.rejected_states += 1
         key = f"{what}: {reason[:60]}"
@@ -73,16 +87,20 @@ class PolicyController:
         cloud_to_base: np.ndarray | None = None,
     ) -> None:
         spec = runtime.spec
-        check_fits(profile, spec.state_dim, spec.action_dim, spec.point_cloud_shape is not None)
+        check_fits(profile, spec.state_dim, spec.action_dim)
         self.runtime, self.profile, self.cfg = runtime, profile, cfg
         self.cloud_to_base = (
             cloud_to_base if cloud_to_base is not None else profile.camera.matrix()
         )
-        self.num_points, self.channels = spec.point_cloud_shape
+        self.uses_cloud = spec.point_cloud_shape is not None
+        self.uses_image = spec.image_shape is not None
+        self.num_points, self.channels = spec.point_cloud_shape or (0, 3)
+        self.image_hw = tuple(spec.image_shape[1:]) if self.uses_image else None
         self.limiter = CommandLimiter(profile)
         self.counters = ControllerCounters()
         self.enabled = False
         self._cloud: _Stamped | None = None
+        self._image: _Stamped | None = None
         self._state: _Stamped | None = None
         self._fresh_cloud = False
         self._queue: deque[np.ndarray] = deque()
@@ -104,6 +122,10 @@ class PolicyController:
         self._cloud = _Stamped(points, stamp)
         self._fresh_cloud = True
 
+    def update_image(self, rgb: np.ndarray, stamp: float) -> None:
+        """A decoded RGB frame (H, W, 3) uint8 (resized to the checkpoint's size at the tick)."""
+        self._image = _Stamped(rgb, stamp)
+
     def update_state(self, positions: np.ndarray, stamp: float) -> None:
         """agent_pos (Ds,) in the profile's state_names order."""
         self._state = _Stamped(np.asarray(positions, dtype=np.float32), stamp)
@@ -123,10 +145,20 @@ class PolicyController:
         self._last_command = None
 
     # -- the tick --------------------------------------------------------------------------------
+    def _required(self) -> list[tuple[str, _Stamped | None]]:
+        inputs = [("joint state", self._state)]
+        if self.uses_cloud:
+            inputs.insert(0, ("point cloud", self._cloud))
+        if self.uses_image:
+            inputs.insert(0, ("image", self._image))
+        return inputs
+
     def observation_age(self, now: float) -> float:
-        if self._cloud is None or self._state is None:
+        """Age [s] of the oldest input the next plan needs (-1 while one is missing)."""
+        values = [v for _, v in self._required()]
+        if any(v is None for v in values):
             return -1.0
-        return now - min(self._cloud.stamp, self._state.stamp)
+        return now - min(v.stamp for v in values)
 
     def _drop_plan(self) -> None:
         self._queue.clear()
@@ -137,12 +169,8 @@ class PolicyController:
         if not self.enabled:
             self._drop_plan()
             return TickResult(DISABLED, "disabled: call ~/enable to start commanding")
-        if self._cloud is None or self._state is None:
-            missing = [
-                n
-                for n, v in (("point cloud", self._cloud), ("joint state", self._state))
-                if v is None
-            ]
+        missing = [name for name, value in self._required() if value is None]
+        if missing:
             return TickResult(WAITING_FOR_DATA, f"waiting for {' and '.join(missing)}")
         age = self.observation_age(now)
         # Too old, or stamped in the future by more than the same margin (clock trouble).
@@ -155,24 +183,29 @@ class PolicyController:
                 skipped=True,
             )
         try:
-            cloud = preprocess_cloud(
-                self._cloud.value,
-                self.num_points,
-                self.channels,
-                self.cloud_to_base,
-                self.profile.crop_low,
-                self.profile.crop_high,
-                seed=self.cfg.num_points_seed,
-            )
-            self.runtime.push({"point_cloud": cloud, "agent_pos": self._state.value})
+            obs = {"agent_pos": self._state.value}
+            if self.uses_cloud:
+                obs["point_cloud"] = preprocess_cloud(
+                    self._cloud.value,
+                    self.num_points,
+                    self.channels,
+                    self.cloud_to_base,
+                    self.profile.crop_low,
+                    self.profile.crop_high,
+                    seed=self.cfg.num_points_seed,
+                )
+            if self.uses_image:
+                obs["image"] = resize_rgb(self._image.value, self.image_hw)
+            self.runtime.push(obs)
         except ValueError as err:  # empty after crop, wrong shape, NaN state
-            self.reject("cloud", str(err))
-            self._cloud = None
+            self.reject("cloud" if self.uses_cloud else "image", str(err))
+            self._cloud = self._image = None
             self.counters.skipped_ticks += 1
             self._drop_plan()
             return TickResult(HOLDING, f"invalid observation: {err}", skipped=True)
         chunk = None
-        obs_stamp = self._cloud.stamp  # the cloud the plan sees (latency is measured from it)
+        # The camera frame the plan sees (latency is measured from its stamp).
+        obs_stamp = (self._cloud or self._image).stamp
         if self.cfg.temporal_ensembling or not self._queue:
             chunk = self.runtime.infer()
             self.counters.inferences += 1

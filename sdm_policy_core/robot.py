@@ -132,9 +132,7 @@ def load_robot_profile(name_or_path: str | Path, directory: Path | None = None) 
     return from_dict(RobotProfile, data, "robot")
 
 
-def check_fits(
-    profile: RobotProfile, state_dim: int, action_dim: int, has_point_cloud: bool
-) -> None:
+def check_fits(profile: RobotProfile, state_dim: int, action_dim: int) -> None:
     """Raise ConfigError unless a checkpoint's spec fits the robot."""
     problems = []
     if state_dim != profile.state_dim:
@@ -145,11 +143,6 @@ def check_fits(
         problems.append(
             f"action_dim {action_dim} != {profile.action_dim} action_names of "
             f"robot {profile.name!r}"
-        )
-    if not has_point_cloud:
-        problems.append(
-            "the checkpoint has no point-cloud input (image policies are not "
-            "served by this node yet)"
         )
     if problems:
         raise ConfigError("checkpoint does not fit the robot: " + "; ".join(problems))

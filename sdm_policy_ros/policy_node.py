@@ -38,7 +38,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from sdm_msgs.msg import ActionChunk, PolicyStatus
 from sdm_msgs.srv import LoadCheckpoint
-from sensor_msgs.msg import JointState, PointCloud2
+from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -48,6 +48,7 @@ from sdm_policy_core.checkpoint import CheckpointError
 from sdm_policy_core.config import ConfigError, DeploymentConfig, to_dict
 from sdm_policy_core.conversions import (
     ConversionError,
+    image_to_rgb,
     joint_state_to_array,
     pointcloud2_to_array,
     stamp_to_seconds,
@@ -116,7 +117,6 @@ class PolicyNode(Node):
         self._policy_id = ""
         self._enabled = False
         self._state, self._message = PolicyStatus.STATE_NO_CHECKPOINT, "no checkpoint loaded"
-        self._rejected_images = 0
         self._pending_rejects = {"cloud": 0, "state": 0}
         self._command_times: list[float] = []
         self._last_status_log = 0.0
@@ -133,6 +133,13 @@ class PolicyNode(Node):
             self._on_cloud,
             qos_profile_sensor_data,
             callback_group=cloud_group,
+        )
+        self.create_subscription(
+            Image,
+            "image",
+            self._on_image,
+            qos_profile_sensor_data,
+            callback_group=self._sensor_group,
         )
         self.create_subscription(
             JointState,
@@ -240,7 +247,7 @@ class PolicyNode(Node):
     # -- sensor callbacks: decode, validate, cache ------------------------------------------
     def _on_cloud(self, msg: PointCloud2) -> None:
         controller = self._controller
-        if controller is None:
+        if controller is None or not controller.uses_cloud:
             return
         try:
             stamp = stamp_to_seconds(msg.header.stamp)
@@ -257,6 +264,21 @@ class PolicyNode(Node):
         controller.update_cloud(points, stamp)
         if self.config.trigger == "observation":
             self._control_step()
+
+    def _on_image(self, msg: Image) -> None:
+        controller = self._controller
+        if controller is None or not controller.uses_image:
+            return
+        try:
+            stamp = stamp_to_seconds(msg.header.stamp)
+            if stamp <= 0:
+                raise ConversionError("header.stamp is zero")
+            rgb = image_to_rgb(msg)
+        except (ConversionError, ValueError) as err:
+            controller.reject("image", str(err))
+            self._throttled_warning(f"rejected image: {err}")
+            return
+        controller.update_image(rgb, stamp)
 
     def _on_joint_state(self, msg: JointState) -> None:
         controller = self._controller
@@ -424,9 +446,9 @@ class PolicyNode(Node):
                 msg.last_inference_time = c.last_inference_time
                 msg.observation_age = controller.observation_age(now)
                 msg.rejected_point_clouds = c.rejected_point_clouds
+                msg.rejected_images = c.rejected_images
                 msg.rejected_states = c.rejected_states
                 msg.skipped_ticks = c.skipped_ticks
-            msg.rejected_images = self._rejected_images
         self._status_pub.publish(msg)
 
         diag = DiagnosticArray()

@@ -172,3 +172,35 @@ def sdm_ckpt(reaching_dataset, teacher_ckpt, tmp_path_factory) -> Path:
     )
     assert code == 0
     return out / "checkpoints" / "latest"
+
+
+@pytest.fixture(scope="session")
+def image_ckpt(tmp_path_factory) -> Path:
+    """A tiny image teacher (Diffusion Policy style: ResNet-18 GN on 40x40 frames)."""
+    from sdm_policy_core.cli import main as sdm
+
+    root = tmp_path_factory.mktemp("image")
+    make_reaching_dataset(root / "img.zarr", episodes=4, steps=12, num_points=16, image_size=40)
+    code = sdm(
+        [
+            "train",
+            "--dataset",
+            str(root / "img.zarr"),
+            "--out",
+            str(root / "run"),
+            "--no-progress",
+            "model.encoder=image",
+            "model.preset=cpu_small",
+            "model.horizon=8",
+            "model.n_action_steps=4",
+            "model.down_dims=[32,64]",
+            "model.image_crop=[36,36]",
+            "model.diffusion_step_embed_dim=32",
+            "train.batch_size=8",
+            "train.max_steps=3",
+            "train.val_fraction=0",
+            "train.threads=1",
+        ]
+    )
+    assert code == 0
+    return root / "run" / "checkpoints" / "latest"

@@ -23,11 +23,11 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sdm_msgs.msg import PolicyStatus
-from sensor_msgs.msg import JointState, PointCloud2, PointField
+from sensor_msgs.msg import Image, JointState, PointCloud2, PointField
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from sdm_policy_core.conversions import fill_pointcloud2
+from sdm_policy_core.conversions import fill_image, fill_pointcloud2
 
 
 def good_cloud(node: Node, rng: np.random.Generator, points: int = 200) -> PointCloud2:
@@ -109,6 +109,7 @@ def main() -> int:
     p.add_argument("--joints", default="j1,j2,j3,j4")
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--points", type=int, default=200)
+    p.add_argument("--image", default="", help="also stream bgr8 frames of this WxH size")
     a = p.parse_args()
     names = a.joints.split(",")
     rclpy.init()
@@ -118,12 +119,19 @@ def main() -> int:
         if a.mode == "stream":
             pub_c = node.create_publisher(PointCloud2, "points", qos_profile_sensor_data)
             pub_s = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+            pub_i = node.create_publisher(Image, "image", qos_profile_sensor_data)
+            size = [int(v) for v in a.image.split("x")] if a.image else None
             end = time.monotonic() + a.duration
             period = 1.0 / a.rate
             next_t = time.monotonic()
             while time.monotonic() < end:
                 pub_s.publish(joint_state(node, names))
                 pub_c.publish(good_cloud(node, rng, a.points))
+                if size:
+                    frame = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+                    image = fill_image(Image(), frame, "bgr8", frame_id="camera")
+                    image.header.stamp = node.get_clock().now().to_msg()
+                    pub_i.publish(image)
                 next_t += period
                 time.sleep(max(0.0, next_t - time.monotonic()))
         elif a.mode == "record":

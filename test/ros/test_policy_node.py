@@ -210,6 +210,32 @@ def test_checkpoint_hot_swap_and_refusal(processes, robot_yaml, sdm_ckpt, teache
     assert processes.stop(node) == 0, processes.log(node)
 
 
+def test_image_policy_drives_the_robot_from_camera_frames(processes, robot_yaml, image_ckpt):
+    node = _node(
+        processes,
+        robot_yaml,
+        image_ckpt,
+        "control_rate_hz:=10.0",
+        "sampler:=ddim",
+        "ddim_steps:=2",
+        name="image_node",
+    )
+    recorder = processes.start([PYTHON, ROBOT, "record"], "record")
+    wait_for(lambda: "READY" in processes.log(recorder), 30, what="recorder")
+    stream = processes.start(
+        [PYTHON, ROBOT, "stream", "--rate", "15", "--image", "64x48"], "stream"
+    )
+    assert _call(
+        processes, "std_srvs/srv/SetBool", "/sdm_policy_node/enable", {"data": True}, "enable"
+    )["success"]
+    commands = wait_for(
+        lambda: _records(processes, recorder, "CMD")[3:], 30, what="commands from camera frames"
+    )
+    assert all(np.all(np.abs(c["points"][0]) <= LIMIT + 1e-9) for c in commands)
+    processes.stop(stream)
+    assert processes.stop(node) == 0, processes.log(node)
+
+
 def test_bench_node_measures_both_policies(tmp_path):
     from sdm_policy_core.cli import main as sdm
 

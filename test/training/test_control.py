@@ -116,3 +116,18 @@ def test_a_checkpoint_that_does_not_fit_the_robot_is_refused(make):
     )
     with pytest.raises(ConfigError, match=r"state_dim 4 != 7.*action_dim 4 != 7"):
         make(seven)
+
+
+def test_image_policy_acts_on_camera_frames_of_any_size(image_ckpt):
+    runtime = PolicyRuntime(image_ckpt, threads=1, seed=0, sampler="ddim", steps=2)
+    ctrl = control.PolicyController(runtime, PROFILE, DeploymentConfig())
+    ctrl.set_enabled(True)
+    ctrl.update_state(np.zeros(4, np.float32), 1.0)
+    assert ctrl.tick(1.0).state == control.WAITING_FOR_DATA  # no frame yet
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    ctrl.update_image(frame, 1.0)  # a camera's size, resized to the checkpoint's 40x40
+    result = ctrl.tick(1.01)
+    assert result.state == control.RUNNING and result.command.shape == (4,)
+    ctrl.update_image(np.zeros((40, 40), np.uint8), 1.1)  # not RGB
+    assert ctrl.tick(1.11).state == control.HOLDING
+    assert ctrl.counters.rejected_images == 1
