@@ -173,3 +173,49 @@ class CommandLimiter:
                 out[:3] = previous[:3] + delta * (p.max_step / norm)
             out[:3] = np.clip(out[:3], p.workspace_low, p.workspace_high)
         return out
+
+
+EE_FIELDS = ("ee.x", "ee.y", "ee.z", "ee.qw", "ee.qx", "ee.qy", "ee.qz")
+
+
+class StateAssembler:
+    """Builds agent_pos from joint states and/or an end-effector pose.
+
+    A profile's `state_names` may mix joint names (read from sensor_msgs/JointState) and the
+    pose fields `ee.x ee.y ee.z` [m] / `ee.qw ee.qx ee.qy ee.qz` (read from a PoseStamped on
+    `ee_pose`), e.g. [ee.x, ee.y, ee.z, panda_finger_joint1]. The state's stamp is the older
+    of the two sources.
+    """
+
+    def __init__(self, profile: RobotProfile) -> None:
+        names = list(profile.state_names)
+        self.joint_names = [n for n in names if n not in EE_FIELDS]
+        self._joint_slots = [i for i, n in enumerate(names) if n not in EE_FIELDS]
+        self._ee_slots = [(i, EE_FIELDS.index(n)) for i, n in enumerate(names) if n in EE_FIELDS]
+        self.needs_joints = bool(self.joint_names)
+        self.needs_pose = bool(self._ee_slots)
+        self._state = np.zeros(len(names), dtype=np.float32)
+        self._joint_stamp: float | None = None
+        self._pose_stamp: float | None = None
+
+    def update_joints(self, values: np.ndarray, stamp: float) -> None:
+        """Positions of `joint_names`, in that order."""
+        self._state[self._joint_slots] = values
+        self._joint_stamp = stamp
+
+    def update_pose(self, vector: np.ndarray, stamp: float) -> None:
+        """[x, y, z, qw, qx, qy, qz] of the end effector."""
+        for slot, field_index in self._ee_slots:
+            self._state[slot] = vector[field_index]
+        self._pose_stamp = stamp
+
+    def assemble(self) -> tuple[np.ndarray, float] | None:
+        """(agent_pos copy, stamp) once every needed source has arrived, else None."""
+        stamps = []
+        if self.needs_joints:
+            stamps.append(self._joint_stamp)
+        if self.needs_pose:
+            stamps.append(self._pose_stamp)
+        if any(s is None for s in stamps):
+            return None
+        return self._state.copy(), min(stamps)

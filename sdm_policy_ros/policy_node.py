@@ -51,9 +51,10 @@ from sdm_policy_core.conversions import (
     image_to_rgb,
     joint_state_to_array,
     pointcloud2_to_array,
+    pose_to_vector,
     stamp_to_seconds,
 )
-from sdm_policy_core.robot import RobotProfile, load_robot_profile
+from sdm_policy_core.robot import RobotProfile, StateAssembler, load_robot_profile
 from sdm_policy_core.runtime import PolicyOutputError, PolicyRuntime
 from sdm_policy_ros.params import (
     dataclass_from_parameters,
@@ -112,6 +113,7 @@ class PolicyNode(Node):
             self.get_parameter("robot").value, _profile_directory()
         )
 
+        self._assembler = StateAssembler(self.profile)
         self._lock = threading.RLock()
         self._controller: control.PolicyController | None = None
         self._policy_id = ""
@@ -145,6 +147,13 @@ class PolicyNode(Node):
             JointState,
             "joint_states",
             self._on_joint_state,
+            qos_profile_sensor_data,
+            callback_group=self._sensor_group,
+        )
+        self.create_subscription(
+            PoseStamped,
+            "ee_pose",
+            self._on_ee_pose,
             qos_profile_sensor_data,
             callback_group=self._sensor_group,
         )
@@ -282,18 +291,40 @@ class PolicyNode(Node):
 
     def _on_joint_state(self, msg: JointState) -> None:
         controller = self._controller
-        if controller is None:
+        if controller is None or not self._assembler.needs_joints:
             return
         try:
             stamp = stamp_to_seconds(msg.header.stamp)
             if stamp <= 0:
                 raise ConversionError("header.stamp is zero")
-            positions = joint_state_to_array(msg, list(self.profile.state_names))
+            positions = joint_state_to_array(msg, self._assembler.joint_names)
         except (ConversionError, ValueError) as err:
             controller.reject("state", str(err))
             self._throttled_warning(f"rejected joint state: {err}")
             return
-        controller.update_state(positions, stamp)
+        self._assembler.update_joints(positions, stamp)
+        self._forward_state(controller)
+
+    def _on_ee_pose(self, msg: PoseStamped) -> None:
+        controller = self._controller
+        if controller is None or not self._assembler.needs_pose:
+            return
+        try:
+            stamp = stamp_to_seconds(msg.header.stamp)
+            if stamp <= 0:
+                raise ConversionError("header.stamp is zero")
+            vector = pose_to_vector(msg)
+        except (ConversionError, ValueError) as err:
+            controller.reject("state", str(err))
+            self._throttled_warning(f"rejected ee pose: {err}")
+            return
+        self._assembler.update_pose(vector, stamp)
+        self._forward_state(controller)
+
+    def _forward_state(self, controller) -> None:
+        assembled = self._assembler.assemble()
+        if assembled is not None:  # every source of agent_pos has arrived
+            controller.update_state(*assembled)
 
     def _throttled_warning(self, text: str) -> None:
         now = time.monotonic()
