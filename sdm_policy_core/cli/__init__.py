@@ -15,7 +15,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order `sdm -h` lists them.
-_COMMANDS = ("train", "distill", "export", "bench", "doctor")
+_COMMANDS = ("demos", "train", "distill", "eval", "export", "bench", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -152,28 +152,36 @@ class ReplayBuffer:
         path = Path(path)
         if not path.exists():
             raise DatasetError(f"dataset {path} does not exist")
-        root = _open_group(path)
-        for group in ("data", "meta"):
-            if group not in root or not isinstance(root[group], zarr.Group):
+        try:
+            root = _open_group(path)
+            for group in ("data", "meta"):
+                if group not in root or not isinstance(root[group], zarr.Group):
+                    raise DatasetError(
+                        f"dataset {path} has no '{group}' group (it has "
+                        f"{sorted(root.keys())}); expected the Diffusion Policy / "
+                        f"DP3 layout data/<key> + meta/episode_ends"
+                    )
+            data_group, meta_group = root["data"], root["meta"]
+            available = sorted(data_group.array_keys())
+            wanted = available if keys is None else list(keys)
+            missing = [k for k in wanted if k not in available]
+            if missing:
                 raise DatasetError(
-                    f"dataset {path} has no '{group}' group (it has "
-                    f"{sorted(root.keys())}); expected the Diffusion Policy / "
-                    f"DP3 layout data/<key> + meta/episode_ends"
+                    f"dataset {path} has no data/{missing[0]}"
+                    f"{' (nor ' + str(missing[1:]) + ')' if missing[1:] else ''}; "
+                    f"it has data/{available}"
                 )
-        data_group, meta_group = root["data"], root["meta"]
-        available = sorted(data_group.array_keys())
-        wanted = available if keys is None else list(keys)
-        missing = [k for k in wanted if k not in available]
-        if missing:
+            if "episode_ends" not in meta_group.array_keys():
+                raise DatasetError(f"dataset {path} has no meta/episode_ends")
+            data = {k: _read_array(data_group, k, path, "data") for k in wanted}
+            meta = {k: _read_array(meta_group, k, path, "meta") for k in meta_group.array_keys()}
+        except DatasetError:
+            raise
+        except Exception as err:  # zarr / numcodecs / JSON errors of a damaged store
             raise DatasetError(
-                f"dataset {path} has no data/{missing[0]}"
-                f"{' (nor ' + str(missing[1:]) + ')' if missing[1:] else ''}; "
-                f"it has data/{available}"
-            )
-        if "episode_ends" not in meta_group.array_keys():
-            raise DatasetError(f"dataset {path} has no meta/episode_ends")
-        data = {k: data_group[k][...] for k in wanted}
-        meta = {k: meta_group[k][...] for k in meta_group.array_keys()}
+                f"dataset {path} is corrupt or unreadable ({type(err).__name__}: {err}); "
+                f"re-create it or restore it from a copy"
+            ) from None
         lengths = {k: v.shape[0] if v.ndim else 0 for k, v in data.items()}
         if len(set(lengths.values())) > 1:
             raise DatasetError(
@@ -340,6 +348,17 @@ def _write_array(
     )
     if value.size:
         array[...] = value
+
+
+def _read_array(group: zarr.Group, key: str, path: Path, where: str) -> np.ndarray:
+    """Read one array, turning a damaged chunk or header into a DatasetError that names it."""
+    try:
+        return group[key][...]
+    except Exception as err:  # blosc / zarr / JSON errors from deep inside the store
+        raise DatasetError(
+            f"dataset {path}: {where}/{key} is corrupt or unreadable ({type(err).__name__}: "
+            f"{err}); re-create the dataset or restore it from a copy"
+        ) from None
 
 
 def _open_group(path: Path) -> zarr.Group:

@@ -1,0 +1,278 @@
+"""Closed-loop evaluation of a checkpoint on a MetaWorld task (what `sdm eval` runs).
+
+    result = evaluate("runs/sdm/checkpoints/latest", "button-press-v3", episodes=20,
+                      seeds=(0, 1, 2))
+    result["success_rate"], result["latency_ms"]["p50"], result["control_hz"]
+
+Protocol: for every seed s, `episodes` episodes with reset seeds
+`episode_seed(s, i, EVAL_STREAM)` (the same placements for every checkpoint and sampler, and
+independent of the demonstrations' placements) and the sampler's noise generator seeded with s.
+Receding horizon, as Diffusion Policy / DP3 run: the policy sees the last `n_obs_steps`
+consecutive observations, predicts `horizon` actions, **all** `n_action_steps` of the chunk are
+executed, then it re-plans. An episode succeeds when MetaWorld reports success at any step; it
+stops there (the outcome is the same as running on, and it saves time) or after
+`max_episode_steps` (200).
+
+Timing: `latency_ms` is the wall-clock time of each policy call (observation history in,
+action chunk out: normalisation, encoder, sampler); `policy_ms_per_action` = total policy time /
+executed actions; `control_hz` = 1000 / policy_ms_per_action, the control rate the policy alone
+sustains when each chunk is executed open-loop; `loop_hz` = environment steps per second of the
+whole loop including simulation and rendering on this machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdm_policy_core.runtime import PolicyRuntime
+from sdm_policy_core.sim.demos import EVAL_STREAM, episode_seed
+from sdm_policy_core.sim.metaworld_env import (
+    DEFAULT_MAX_EPISODE_STEPS,
+    MetaWorldEnv,
+    SimulatorError,
+    resolve_task,
+)
+
+DEFAULT_SEEDS = (0, 1, 2)  # default protocol: final checkpoint, 20 episodes x 3 seeds
+
+
+@dataclass
+class EpisodeResult:
+    """One evaluation episode."""
+
+    seed: int  # evaluation seed (sampler noise, placement stream)
+    index: int  # episode index within the seed
+    reset_seed: int  # the env's placement seed
+    success: bool
+    length: int  # environment steps taken (to the first success, or the limit)
+    reward: float  # sum of MetaWorld rewards
+    policy_calls: int
+    latencies_s: list[float] = field(default_factory=list)  # per policy call [s]
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate` returns."""
+
+    result: dict[str, Any]  # the JSON result (`sdm eval` contract keys and more)
+    episodes: list[EpisodeResult]
+    frames: list[np.ndarray]  # (H, W, 3) uint8 RGB frames of the recorded episodes
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        """Per policy call latency [ms], in call order."""
+        return [1000.0 * t for e in self.episodes for t in e.latencies_s]
+
+
+def policy_observation(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The keys a policy consumes from an env observation."""
+    return {k: obs[k] for k in ("point_cloud", "agent_pos", "image") if k in obs}
+
+
+def run_episode(
+    env: MetaWorldEnv,
+    runtime: PolicyRuntime,
+    reset_seed: int,
+    seed: int = 0,
+    index: int = 0,
+    frames: list[np.ndarray] | None = None,
+) -> EpisodeResult:
+    """One closed-loop episode (receding horizon, see the module docstring).
+
+    frames: when a list is given, an RGB frame (`env.render()`) is appended per step (video).
+    Only the observations that enter the policy's history are rendered: with n_action_steps 8
+    and n_obs_steps 2, 2 of every 8 steps render a cloud.
+    """
+    obs = env.reset(seed=reset_seed)
+    runtime.reset()
+    runtime.push(policy_observation(obs))
+    if frames is not None:
+        frames.append(env.render())
+    n_obs = runtime.n_obs_steps
+    result = EpisodeResult(seed, index, reset_seed, False, 0, 0.0, 0)
+    done = False
+    while not done:
+        chunk = runtime.infer()
+        result.policy_calls += 1
+        result.latencies_s.append(chunk.inference_time)
+        n = len(chunk.actions)
+        for j, action in enumerate(chunk.actions):
+            in_history = j >= n - n_obs  # the last n_obs observations feed the next call
+            obs, reward, success, done, _ = env.step(action, observe=in_history)
+            result.length += 1
+            result.reward += reward
+            if frames is not None:
+                frames.append(env.render())
+            if success:
+                result.success = True
+                done = True
+            if done:
+                break
+            if in_history:
+                runtime.push(policy_observation(obs))
+    return result
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else 0.0
+
+
+def summarize(
+    episodes: Sequence[EpisodeResult], seeds: Sequence[int], episodes_per_seed: int
+) -> dict[str, Any]:
+    """Aggregate episodes into the `sdm eval` result keys (success, lengths, timing)."""
+    latencies_ms = [1000.0 * t for e in episodes for t in e.latencies_s]
+    actions = sum(e.length for e in episodes)
+    policy_s = sum(sum(e.latencies_s) for e in episodes)
+    per_seed = []
+    for s in seeds:
+        mine = [e for e in episodes if e.seed == s]
+        per_seed.append(
+            {
+                "seed": int(s),
+                "success_rate": float(np.mean([e.success for e in mine])) if mine else 0.0,
+                "mean_episode_length": float(np.mean([e.length for e in mine])) if mine else 0.0,
+                "episodes": len(mine),
+            }
+        )
+    rates = [p["success_rate"] for p in per_seed]
+    ms_per_action = 1000.0 * policy_s / actions if actions else 0.0
+    return {
+        "success_rate": float(np.mean([e.success for e in episodes])) if episodes else 0.0,
+        "success_rate_std": float(np.std(rates)) if rates else 0.0,
+        "episodes": int(episodes_per_seed),
+        "episodes_total": len(episodes),
+        "seeds": [int(s) for s in seeds],
+        "per_seed": per_seed,
+        "mean_episode_length": float(np.mean([e.length for e in episodes])) if episodes else 0.0,
+        "latency_ms": {
+            "p50": _percentile(latencies_ms, 50),
+            "p99": _percentile(latencies_ms, 99),
+            "mean": float(np.mean(latencies_ms)) if latencies_ms else 0.0,
+            "n": len(latencies_ms),
+        },
+        "policy_ms_per_action": ms_per_action,
+        "control_hz": 1000.0 / ms_per_action if ms_per_action else 0.0,
+    }
+
+
+def evaluate(
+    checkpoint: str | Path,
+    task: str,
+    episodes: int,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    sampler: str | None = None,
+    steps: int | None = None,
+    threads: int | None = None,
+    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
+    video_episodes: int = 0,
+    progress: bool = True,
+    device: str = "cpu",
+    on_episode: Callable[[EpisodeResult], None] | None = None,
+) -> Evaluation:
+    """Evaluate a checkpoint; returns the result dict, the episodes and any video frames.
+
+    The result holds the `sdm eval` contract keys (success_rate 0-1, episodes, seeds, sampler,
+    steps, latency_ms {p50, p99}, control_hz) plus per-seed success and episode length, timing
+    details and every episode. video_episodes: record RGB frames of the first K episodes of the
+    first seed. Raises UnknownTaskError, CheckpointError, ValueError (sampler/steps) or
+    SimulatorError with a message that says what to fix.
+    """
+    task = resolve_task(task)
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
+    runtime = PolicyRuntime(
+        checkpoint, sampler=sampler, steps=steps, threads=threads, device=device
+    )
+    spec = runtime.spec
+    if spec.point_cloud_shape is None:
+        raise ValueError(f"{checkpoint} is not a point-cloud policy; sdm eval runs DP3 policies")
+    image_size = 0
+    if spec.image_shape is not None:
+        _, h, w = spec.image_shape
+        if h != w:
+            raise ValueError(f"MetaWorldEnv renders square images; the checkpoint wants {h}x{w}")
+        image_size = h
+    num_points, channels = spec.point_cloud_shape
+    env = MetaWorldEnv(
+        task,
+        num_points=num_points,
+        image_size=image_size,
+        max_episode_steps=max_episode_steps,
+        cloud_channels=channels,
+    )
+    if spec.state_dim != env.state_dim:
+        raise SimulatorError(
+            f"{checkpoint} expects agent_pos of size {spec.state_dim}; MetaWorldEnv gives "
+            f"{env.state_dim} (hand xyz + right/left finger xyz): train it on `sdm demos` data"
+        )
+    if spec.action_dim != env.action_dim:
+        raise SimulatorError(
+            f"{checkpoint} outputs {spec.action_dim}-D actions; MetaWorld takes {env.action_dim}"
+        )
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=episodes * len(seeds),
+            desc=f"eval {task} {runtime.sampler}",
+            unit="ep",
+            dynamic_ncols=True,
+        )
+    results: list[EpisodeResult] = []
+    frames: list[np.ndarray] = []
+    start = time.perf_counter()
+    try:
+        for k, s in enumerate(seeds):
+            runtime.generator.manual_seed(s)
+            for i in range(episodes):
+                record = frames if k == 0 and i < video_episodes else None
+                ep = run_episode(env, runtime, episode_seed(s, i, EVAL_STREAM), s, i, record)
+                results.append(ep)
+                if on_episode is not None:
+                    on_episode(ep)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(success=f"{np.mean([e.success for e in results]):.2f}")
+    finally:
+        if bar is not None:
+            bar.close()
+        env.close()
+    wall = time.perf_counter() - start
+    result: dict[str, Any] = {
+        "task": task,
+        "checkpoint": str(checkpoint),
+        "policy_id": runtime.policy_id,
+        "kind": runtime.kind,
+        "sampler": runtime.sampler,
+        "steps": runtime.steps,
+        **summarize(results, seeds, episodes),
+    }
+    env_steps = sum(e.length for e in results)
+    result.update(
+        {
+            "loop_hz": env_steps / wall if wall > 0 else 0.0,
+            "wall_time_s": wall,
+            "threads": threads,
+            "device": str(device),
+            "n_obs_steps": runtime.n_obs_steps,
+            "n_action_steps": runtime.n_action_steps,
+            "horizon": runtime.horizon,
+            "max_episode_steps": max_episode_steps,
+            "num_points": int(num_points),
+            "episode_results": [
+                {k: v for k, v in asdict(e).items() if k != "latencies_s"} for e in results
+            ],
+        }
+    )
+    return Evaluation(result, results, frames)

@@ -1,0 +1,189 @@
+"""Record scripted-expert demonstrations of a MetaWorld task into a DP3-layout replay buffer.
+
+    buffer, summary = record_demos("button-press-v3", episodes=10, seed=0)
+    buffer.save("button_press.zarr")
+
+Each step stores the observation and the expert's action taken from it:
+`point_cloud` (T, P, 3) float32, `state` (T, 9) float32 (= `agent_pos`), `action` (T, 4)
+float32, `full_state` (T, 39) float32, and optionally `img` (T, S, S, 3) uint8 and `depth`
+(T, H, W) float32 [m]. Keys, dtypes and chunking follow DP3's MetaWorld datasets.
+
+DP3's rule decides which episodes are kept: an episode runs for the full `max_episode_steps`
+(200) and is kept only when the task succeeded on at least `min_success_steps` (5) of its steps;
+failed episodes are discarded and another placement is tried. `stop_on_success=True` ends an
+episode as soon as that count is reached instead (shorter demos, no idle tail).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sdm_policy_core.data import ReplayBuffer
+from sdm_policy_core.sim.experts import ScriptedExpert
+from sdm_policy_core.sim.metaworld_env import (
+    DEFAULT_MAX_EPISODE_STEPS,
+    MetaWorldEnv,
+    SimulatorError,
+    resolve_task,
+)
+
+DEMO_STREAM = 0  # placements of demonstrations ...
+EVAL_STREAM = 1  # ... and of evaluation episodes come from independent seed streams
+
+
+def episode_seed(seed: int, index: int, stream: int = DEMO_STREAM) -> int:
+    """Reset seed of episode `index` of a run with seed `seed`.
+
+    Derived with numpy's SeedSequence from (stream, seed, index), so that episodes are
+    reproducible one by one, and demonstrations (stream 0) and evaluation episodes (stream 1)
+    with the same `--seed` draw statistically independent object/goal placements.
+    """
+    if seed < 0 or index < 0:
+        raise ValueError(f"seed and index must be >= 0, got {seed}, {index}")
+    return int(np.random.SeedSequence([stream, seed, index]).generate_state(1)[0])
+
+
+@dataclass
+class DemoSummary:
+    """What `record_demos` did."""
+
+    task: str
+    seed: int
+    episodes: int  # kept (successful) episodes
+    attempts: int  # episodes run, kept or not
+    steps: int  # time steps in the buffer
+    episode_lengths: list[int] = field(default_factory=list)
+    first_success_steps: list[int] = field(default_factory=list)  # 1-based step of 1st success
+    discarded_seeds: list[int] = field(default_factory=list)  # reset seeds of failed episodes
+    wall_time_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def record_episode(
+    env: MetaWorldEnv,
+    expert: ScriptedExpert,
+    reset_seed: int,
+    min_success_steps: int = 5,
+    stop_on_success: bool = False,
+    keep_image: bool = False,
+    keep_depth: bool = False,
+) -> tuple[dict[str, np.ndarray], int, int | None]:
+    """Run the expert for one episode; (arrays {key: (T, ...)}, success steps, first success).
+
+    The episode runs to `env.max_episode_steps`, or with `stop_on_success` until the task has
+    succeeded on `min_success_steps` steps.
+    """
+    obs = env.reset(seed=reset_seed)
+    keys = ["point_cloud", "state", "action", "full_state"]
+    keys += ["img"] if keep_image else []
+    keys += ["depth"] if keep_depth else []
+    steps: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    success_steps, first_success, done = 0, None, False
+    while not done:
+        action = expert.act(env)
+        steps["point_cloud"].append(obs["point_cloud"])
+        steps["state"].append(obs["agent_pos"])
+        steps["full_state"].append(obs["full_state"])
+        steps["action"].append(action)
+        if keep_image:
+            steps["img"].append(obs["image"])
+        if keep_depth:
+            steps["depth"].append(obs["depth"])
+        obs, _, success, done, _ = env.step(action)
+        if success:
+            success_steps += 1
+            first_success = first_success or env.steps
+            if stop_on_success and success_steps >= min_success_steps:
+                break
+    arrays = {k: np.stack(v) for k, v in steps.items()}
+    for key in ("point_cloud", "state", "action", "full_state", "depth"):
+        if key in arrays:
+            arrays[key] = arrays[key].astype(np.float32, copy=False)
+    return arrays, success_steps, first_success
+
+
+def record_demos(
+    task: str,
+    episodes: int,
+    seed: int = 0,
+    num_points: int = 512,
+    image_size: int = 0,
+    save_depth: bool = False,
+    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
+    min_success_steps: int = 5,
+    stop_on_success: bool = False,
+    max_attempts: int | None = None,
+    progress: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
+) -> tuple[ReplayBuffer, DemoSummary]:
+    """Record `episodes` successful expert episodes (DP3's rule, see the module docstring).
+
+    Episode i of the attempts uses reset seed `episode_seed(seed, i, DEMO_STREAM)`.
+    max_attempts: give up after this many episodes (default max(2 N, N + 10)); raises
+    SimulatorError when fewer than `episodes` succeeded by then.
+    """
+    task = resolve_task(task)
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if min_success_steps < 1:
+        raise ValueError(f"min_success_steps must be >= 1, got {min_success_steps}")
+    max_attempts = max_attempts or max(2 * episodes, episodes + 10)
+    start = time.perf_counter()
+    buffer = ReplayBuffer.create_empty()
+    summary = DemoSummary(task=task, seed=seed, episodes=0, attempts=0, steps=0)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=episodes, desc=f"demos {task}", unit="ep", dynamic_ncols=True)
+    env = MetaWorldEnv(
+        task,
+        num_points=num_points,
+        image_size=image_size,
+        max_episode_steps=max_episode_steps,
+        **(env_kwargs or {}),
+    )
+    expert = ScriptedExpert(task)
+    try:
+        while summary.episodes < episodes:
+            if summary.attempts >= max_attempts:
+                raise SimulatorError(
+                    f"only {summary.episodes} of {episodes} expert episodes of {task} succeeded "
+                    f"(>= {min_success_steps} success steps within {max_episode_steps} steps) "
+                    f"in {max_attempts} attempts; raise --max-attempts or --max-episode-steps"
+                )
+            reset_seed = episode_seed(seed, summary.attempts, DEMO_STREAM)
+            summary.attempts += 1
+            arrays, n_success, first = record_episode(
+                env,
+                expert,
+                reset_seed,
+                min_success_steps=min_success_steps,
+                stop_on_success=stop_on_success,
+                keep_image=image_size > 0,
+                keep_depth=save_depth,
+            )
+            if n_success < min_success_steps:
+                summary.discarded_seeds.append(reset_seed)
+            else:
+                buffer.add_episode(arrays)
+                summary.episodes += 1
+                summary.episode_lengths.append(len(arrays["action"]))
+                summary.first_success_steps.append(int(first))
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.set_postfix(attempts=summary.attempts, steps=buffer.n_steps)
+    finally:
+        if bar is not None:
+            bar.close()
+        env.close()
+    summary.steps = buffer.n_steps
+    summary.wall_time_s = time.perf_counter() - start
+    return buffer, summary

@@ -1,0 +1,107 @@
+"""`sdm eval`: receding-horizon rollouts and the JSON result contract."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from sdm_policy_core.cli import main as sdm
+from sdm_policy_core.eval import run_episode
+from sdm_policy_core.runtime import ActionChunk
+from sdm_policy_core.sim import MetaWorldEnv
+
+CONTRACT = {"success_rate", "episodes", "seeds", "sampler", "steps", "latency_ms", "control_hz"}
+
+
+def test_eval_of_a_tiny_checkpoint_writes_the_contract(tiny_checkpoint, tmp_path):
+    out = tmp_path / "result.json"
+    code = sdm(
+        [
+            "eval",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--task",
+            "button-press-v3",
+            "--episodes",
+            "1",
+            "--seeds",
+            "0",
+            "1",
+            "--steps",
+            "2",
+            "--max-episode-steps",
+            "12",
+            "--threads",
+            "1",
+            "--video",
+            str(tmp_path / "episode.gif"),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert set(result) >= CONTRACT
+    assert 0.0 <= result["success_rate"] <= 1.0
+    assert result["episodes"] == 1 and result["seeds"] == [0, 1]
+    assert (result["sampler"], result["steps"]) == ("ddim", 2)
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
+    assert result["control_hz"] > 0
+    assert [p["seed"] for p in result["per_seed"]] == [0, 1]
+    assert all(p["mean_episode_length"] == 12 for p in result["per_seed"])  # no success: limit
+    # Receding horizon: 12 steps with n_action_steps 4 is 3 policy calls per episode.
+    assert [e["policy_calls"] for e in result["episode_results"]] == [3, 3]
+    assert result["latency_ms"]["n"] == 6
+    assert (tmp_path / "result.png").stat().st_size > 0
+    assert (tmp_path / "episode.gif").stat().st_size > 0
+
+
+def test_eval_refuses_bad_input(tiny_checkpoint, tmp_path, capsys):
+    base = ["eval", "--checkpoint", str(tiny_checkpoint), "--episodes", "1"]
+    out = ["--out", str(tmp_path / "r.json"), "--no-progress"]
+    assert sdm([*base, "--task", "button-smash-v3", *out]) == 2
+    assert "button-press-v3" in capsys.readouterr().err
+    assert sdm([*base, "--task", "reach-v3", "--steps", "1000", *out]) == 2
+    assert "steps must be in" in capsys.readouterr().err
+    missing = ["eval", "--checkpoint", str(tmp_path / "nothing"), "--episodes", "1"]
+    assert sdm([*missing, "--task", "reach-v3", *out]) == 2
+    assert not (tmp_path / "r.json").exists()
+
+
+class _CountingRuntime:
+    """A stand-in policy: records what it is given, returns chunks of 3 zero actions."""
+
+    n_obs_steps, n_action_steps = 2, 3
+
+    def __init__(self) -> None:
+        self.pushed: list[np.ndarray] = []
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.pushed.clear()
+
+    def push(self, obs: dict[str, np.ndarray]) -> None:
+        self.pushed.append(obs["agent_pos"].copy())
+
+    def infer(self) -> ActionChunk:
+        self.calls += 1
+        actions = np.zeros((3, 4), dtype=np.float32)
+        actions[:, 1] = 1.0  # move +y: every observation differs from the last
+        return ActionChunk(actions, actions, 1e-3, "one-step", 1, "stub")
+
+
+@pytest.mark.parametrize("limit, calls", [(9, 3), (10, 4)])
+def test_every_action_of_a_chunk_is_executed(limit, calls):
+    runtime = _CountingRuntime()
+    with MetaWorldEnv("reach-v3", num_points=32, max_episode_steps=limit) as env:
+        ep = run_episode(env, runtime, reset_seed=0)
+    assert ep.length == limit and ep.policy_calls == runtime.calls == calls
+    # History: the reset observation, then the observations after the last 2 actions of each
+    # chunk (steps 2, 3, 5, 6, 8, ...), except the final one that ends the episode.
+    assert len(runtime.pushed) == 1 + sum((t - 1) % 3 >= 1 for t in range(1, limit))
+    y = [p[1] for p in runtime.pushed]
+    assert all(b > a for a, b in itertools.pairwise(y))
