@@ -412,7 +412,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     encoding = str(_get(msg, "encoding", "Image"))
     if encoding not in COLOR_ENCODINGS:
         raise ConversionError(
-            f"image encoding {encoding!r} is not a colour encoding; supported for RGB: "
+            f"unsupported image encoding {encoding!r} for RGB; supported: "
             f"{', '.join(COLOR_ENCODINGS)}"
         )
     array = image_to_array(msg)
@@ -424,8 +424,8 @@ def image_to_depth(msg: Any) -> np.ndarray:
     encoding = str(_get(msg, "encoding", "Image"))
     if encoding not in DEPTH_ENCODINGS:
         raise ConversionError(
-            f"image encoding {encoding!r} is not a depth encoding; supported for depth: "
-            f"{', '.join(DEPTH_ENCODINGS)} (REP 118)"
+            f"unsupported image encoding {encoding!r} for depth; supported: 16UC1 (mm), "
+            f"32FC1 (m) (REP 118)"
         )
     return image_to_array(msg)
 

@@ -1,6 +1,7 @@
 """`sdm bench`: reproducible benchmarks that write JSON (see BENCHMARKS.md).
 
 sdm bench latency [--preset P | --checkpoint CKPT_DIR] --out RESULT.json
+sdm bench bag2zarr [BAG_DIR] --out RESULT.json   (makes its own bag of 10k-point clouds)
 """
 
 from __future__ import annotations
@@ -76,6 +77,32 @@ def _node(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bag2zarr(args: argparse.Namespace) -> int:
+    from sdm_policy_core.bench.bag2zarr import run_bag2zarr_bench
+
+    try:
+        result = run_bag2zarr_bench(
+            bag=args.bag,
+            config=args.config,
+            clouds=args.clouds,
+            points=args.points,
+            num_points=args.num_points,
+            workers=args.workers,
+            storage=args.storage,
+        )
+    except (RuntimeError, OSError, ValueError) as err:
+        print(f"sdm bench bag2zarr: error: {err}", file=sys.stderr)
+        return 2
+    _write(result, args.out)
+    print(
+        f"{result['clouds']} clouds ({result['points_per_cloud']} points -> "
+        f"{result['num_points']}): {result['clouds_per_s']:.0f} clouds/s, peak RSS "
+        f"{result['peak_rss_mb']:.0f} MB (converter + {result['workers']} workers), "
+        f"{result['messages']} messages -> {args.out}"
+    )
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
@@ -117,3 +144,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     node.add_argument("--threads", type=int, default=2, help="torch threads of the node")
     node.add_argument("--out", type=Path, required=True, help="result JSON")
     node.set_defaults(func=_node)
+    b2z = bench.add_parser("bag2zarr", help="bag -> zarr conversion: clouds/s and peak memory")
+    b2z.add_argument(
+        "bag", nargs="?", type=Path, help="rosbag2 bag (default: generate one of 10k-pt clouds)"
+    )
+    b2z.add_argument("--config", type=Path, help="bag2zarr config for BAG (default: built-in)")
+    b2z.add_argument("--clouds", type=int, default=3000, help="clouds in a generated bag (3000)")
+    b2z.add_argument("--points", type=int, default=10_000, help="points per generated cloud")
+    b2z.add_argument("--num-points", type=int, default=1024, help="FPS target points (1024)")
+    b2z.add_argument("--workers", type=int, default=2, help="decoding processes (2)")
+    b2z.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage")
+    b2z.add_argument("--out", type=Path, required=True, help="result JSON")
+    b2z.set_defaults(func=_bag2zarr)

@@ -1,0 +1,570 @@
+"""`sdm bag2zarr` on real rosbag2 bags (written with rosbags' Writer, sqlite3 and mcap) of known
+content: the dataset equals the expected arrays (alignment, ordering, FPS count, crop,
+transform), episode splitting, append, and every bad-input case of issue 6."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+import zarr
+
+from sdm_policy_core.cli import main as sdm_main
+from sdm_policy_core.config import ConfigError
+from sdm_policy_core.data import DatasetError, ReplayBuffer
+from sdm_policy_core.data.bag2zarr import (
+    BagError,
+    TfTree,
+    convert_bags,
+    load_bag2zarr_config,
+)
+from sdm_policy_core.data.bag_alignment import (
+    ACCEPTED,
+    DUPLICATE,
+    LATE,
+    REORDERED,
+    AlignRule,
+    StreamBuffer,
+)
+from sdm_policy_core.data.bag_writer import BagWriter
+
+REPO = Path(__file__).resolve().parents[2]
+MS = 1_000_000
+T0 = 1_700_000_000 * 1_000_000_000  # a realistic epoch stamp (ns)
+EPISODE_STATUS = (REPO / "sdm_msgs" / "msg" / "EpisodeStatus.msg").read_text()
+JOINTS = ["j2", "j1", "finger"]  # message order; the config asks for [j1, j2]
+
+
+def cloud_for(k: int, n: int = 64) -> np.ndarray:
+    """(n, 3) points encoding step k: x in [k, k + 0.5), y = point index / n, z = -k."""
+    i = np.arange(n, dtype=np.float32)
+    return np.stack([k + 0.5 * i / n, i / n, np.full(n, -k, np.float32)], axis=1)
+
+
+def write_demo(
+    bag: BagWriter,
+    steps: int,
+    start_ns: int = T0,
+    first_step: int = 0,
+    period_ms: int = 100,
+) -> list[int]:
+    """Clouds at 1/period (stamp t_k), joint states at 5x that rate (stamps t + 2 ms + j*20 ms:
+    j1 = time in s, j2 = -time), commands 30 ms after each cloud ([k, 10k]). Returns t_k."""
+    ticks = []
+    for s in range(steps):
+        k = first_step + s
+        t = start_ns + s * period_ms * MS
+        ticks.append(t)
+        bag.write_cloud("/points", t, cloud_for(k), frame_id="camera")
+        for j in range(5):
+            tj = t + 2 * MS + j * period_ms * MS // 5
+            bag.write_joint_state("/joint_states", tj, JOINTS, [-tj / 1e9, tj / 1e9, 0.04])
+        bag.write_float64_array("/joint_commands", t + 30 * MS, [k, 10 * k])
+    return ticks
+
+
+def expected_state(ticks: list[int]) -> np.ndarray:
+    t = (np.asarray(ticks) + 2 * MS) / 1e9  # the nearest joint state is 2 ms after the cloud
+    return np.stack([t, -t], axis=1).astype(np.float32)
+
+
+def config(tmp: Path, **sections) -> Path:
+    """A YAML config: the sim layout, j1/j2 state order, 16 points, decoding in-process."""
+    data = {
+        "state": {"topic": "joint_states", "joint_names": ["j1", "j2"], "tolerance_s": 0.015},
+        "point_cloud": {"topic": "points", "num_points": 16},
+        "workers": 0,
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    path = tmp / "bag2zarr.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def convert(bags, out, cfg_path, overrides=(), **kwargs):
+    cfg = load_bag2zarr_config(cfg_path, list(overrides))
+    return convert_bags(bags, out, cfg, progress=False, **kwargs)
+
+
+@pytest.fixture(params=["mcap", "sqlite3"])
+def storage(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def three_bags(tmp_path: Path, storage: str) -> tuple[list[Path], list[list[int]]]:
+    bags, ticks = [], []
+    for e, steps in enumerate((12, 15, 9)):
+        path = tmp_path / f"demo_{e}"
+        with BagWriter(path, storage=storage) as bag:
+            ticks.append(write_demo(bag, steps, start_ns=T0 + e * 60 * 10**9, first_step=100 * e))
+        bags.append(path)
+    return bags, ticks
+
+
+# -- the dataset equals the expected arrays -------------------------------------------------------
+
+
+def test_three_bags_become_three_aligned_episodes(tmp_path, three_bags, storage):
+    bags, ticks = three_bags
+    out = tmp_path / "demos.zarr"
+    summary = convert(bags, out, config(tmp_path))
+    assert (out / ".zgroup").exists()  # zarr format 2, as DP3 / Diffusion Policy read it
+    data = ReplayBuffer.load(out)
+    np.testing.assert_array_equal(data.episode_ends, [12, 27, 36])
+    steps = np.concatenate([100 * e + np.arange(n) for e, n in enumerate((12, 15, 9))])
+    pc = data["point_cloud"]
+    assert pc.shape == (36, 16, 3) and pc.dtype == np.float32
+    np.testing.assert_array_equal(np.floor(pc[:, :, 0]), np.repeat(steps[:, None], 16, 1))
+    np.testing.assert_array_equal(pc[:, :, 2], -np.repeat(steps[:, None], 16, 1))
+    assert all(len(np.unique(frame, axis=0)) == 16 for frame in pc)  # FPS: 16 distinct points
+    np.testing.assert_array_equal(
+        data["state"], expected_state([t for episode in ticks for t in episode])
+    )
+    np.testing.assert_array_equal(data["action"], np.stack([steps, 10 * steps], 1))
+    assert summary["samples_written"] == 36 and summary["episodes_written"] == 3
+    assert summary["messages"] == {"/joint_commands": 36, "/joint_states": 180, "/points": 36}
+    assert summary["rates_hz"]["/joint_states"] == pytest.approx(50.0, rel=0.1)
+    assert summary["samples_dropped"] == {} and summary["message_issues"] == {}
+
+
+@pytest.mark.parametrize(("storage", "compression"), [("mcap", "message"), ("sqlite3", "file")])
+def test_compressed_bags_and_a_pool_of_two_workers(tmp_path, storage, compression):
+    bags = []
+    for e in range(2):
+        bags.append(tmp_path / f"demo_{e}")
+        with BagWriter(bags[-1], storage=storage, compression=compression) as bag:
+            write_demo(bag, 25, start_ns=T0 + e * 10**10, first_step=100 * e)
+    convert(bags, tmp_path / "a.zarr", config(tmp_path))
+    convert(bags, tmp_path / "b.zarr", config(tmp_path), ["workers=2", "chunk_size=7"])
+    a, b = ReplayBuffer.load(tmp_path / "a.zarr"), ReplayBuffer.load(tmp_path / "b.zarr")
+    np.testing.assert_array_equal(a.episode_ends, [25, 50])
+    for key in ("point_cloud", "state", "action"):
+        np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_array_equal(a["action"][:, 0], np.r_[0:25, 100:125])
+
+
+def test_a_dead_topic_forces_alignment_instead_of_buffering_the_bag(tmp_path):
+    path = tmp_path / "bag"
+    with BagWriter(path) as bag:
+        for k in range(60):
+            t = T0 + k * 100 * MS
+            bag.write_cloud("/points", t, cloud_for(k, 2000))  # 24 kB per cloud
+            bag.write_joint_state("/joint_states", t + 2 * MS, JOINTS, [-k, k, 0])
+            if k < 10:  # the command topic dies after 1 s
+                bag.write_float64_array("/joint_commands", t + 30 * MS, [k, 10 * k])
+    summary = convert([path], tmp_path / "a.zarr", config(tmp_path, max_buffer_mb=0.2))
+    data = ReplayBuffer.load(tmp_path / "a.zarr")
+    np.testing.assert_array_equal(data["action"][:, 0], np.arange(10))
+    assert summary["message_issues"]["alignment forced early (max_buffer_mb reached)"] > 0
+    reason = "no action message (/joint_commands) within tolerance (next)"
+    assert summary["samples_dropped"] == {reason: 50}
+
+
+def test_crop_box_and_transform_from_config_or_tf_static(tmp_path):
+    bag_path = tmp_path / "bag"
+    rotation = [0.0, 0.0, 0.5**0.5, 0.5**0.5]  # 90 deg about z: (x, y) -> (-y, x)
+    with BagWriter(bag_path) as bag:
+        bag.write_static_transform(
+            "/tf_static", T0 - MS, "world", "base_link", [0, 0, 1], [0, 0, 0, 1]
+        )
+        bag.write_static_transform(
+            "/tf_static", T0 - MS, "base_link", "camera", [1, 0, 0], rotation
+        )
+        write_demo(bag, 5)
+    crop = {"crop_low": [0.0, -1.0, -10.0], "crop_high": [0.5, 10.0, 10.0]}
+    fixed = {**crop, "transform": {"translation": [1, 0, 0], "rotation_xyzw": rotation}}
+    convert([bag_path], tmp_path / "fixed.zarr", config(tmp_path, point_cloud=fixed))
+    from_tf = {**crop, "target_frame": "base_link"}
+    convert([bag_path], tmp_path / "tf.zarr", config(tmp_path, point_cloud=from_tf))
+    pc = ReplayBuffer.load(tmp_path / "fixed.zarr")["point_cloud"]
+    np.testing.assert_array_equal(pc, ReplayBuffer.load(tmp_path / "tf.zarr")["point_cloud"])
+    # camera point (x, y, z) -> base (1 - y, x, z); the crop keeps base x <= 0.5, i.e. y >= 0.5
+    for k, frame in enumerate(pc):
+        assert (frame[:, 0] <= 0.5 + 1e-6).all() and (frame[:, 0] >= 0).all()
+        np.testing.assert_allclose(np.floor(frame[:, 1] + 1e-6), k)
+        np.testing.assert_allclose(frame[:, 2], -k)
+    with pytest.raises(BagError, match=r"no transform from the cloud's frame 'camera' to 'odom'"):
+        convert(
+            [bag_path], tmp_path / "x.zarr", config(tmp_path, point_cloud={"target_frame": "odom"})
+        )
+
+
+# -- episodes -------------------------------------------------------------------------------------
+
+
+def _status(bag: BagWriter, t: int, episode: int) -> None:
+    msg = bag.types["sdm_msgs/msg/EpisodeStatus"](
+        header=bag.header(t),
+        episode_id=episode,
+        step=0,
+        max_steps=100,
+        success=False,
+        done=False,
+        task="reach-v3",
+        seed=episode,
+    )
+    bag.write("/episode_status", msg, t)
+
+
+def test_split_by_marker_field_with_custom_type_from_msg_text(tmp_path):
+    path = tmp_path / "session"
+    with BagWriter(
+        path, storage="sqlite3", custom_types={"sdm_msgs/msg/EpisodeStatus": EPISODE_STATUS}
+    ) as bag:
+        for e, steps in enumerate((8, 6, 7)):
+            start = T0 + e * 10**9
+            ticks = write_demo(bag, steps, start_ns=start, first_step=10 * e)
+            for t in ticks:
+                _status(bag, t - MS, e)  # published every step; a new episode_id = a new demo
+    episodes = {"split": "marker", "marker_topic": "episode_status", "marker_field": "episode_id"}
+    cfg = config(tmp_path, episodes=episodes)
+    data = ReplayBuffer.load(convert([path], tmp_path / "a.zarr", cfg)["out"])
+    np.testing.assert_array_equal(data.episode_ends, [8, 14, 21])
+    # A bag recorded without message definitions (e.g. Humble sqlite3) needs the .msg text.
+    db = glob.glob(str(path / "*.db3"))[0]
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM message_definitions")
+    with pytest.raises(BagError, match="custom_types"):
+        convert([path], tmp_path / "b.zarr", cfg)
+    custom = {"sdm_msgs/msg/EpisodeStatus": str(REPO / "sdm_msgs/msg/EpisodeStatus.msg")}
+    cfg = config(tmp_path, episodes=episodes, custom_types=custom)
+    again = ReplayBuffer.load(
+        convert([path], tmp_path / "c.zarr", cfg, ["typestore=humble"])["out"]
+    )
+    np.testing.assert_array_equal(again["state"], data["state"])
+
+
+def test_split_by_gap_and_min_length(tmp_path):
+    path = tmp_path / "bag"
+    with BagWriter(path) as bag:
+        write_demo(bag, 10, start_ns=T0)
+        write_demo(bag, 3, start_ns=T0 + 5 * 10**9, first_step=50)  # too short: skipped
+        write_demo(bag, 7, start_ns=T0 + 10 * 10**9, first_step=70)
+    cfg = config(tmp_path, episodes={"split": "gap", "gap_s": 1.0, "min_length": 5})
+    summary = convert([path], tmp_path / "a.zarr", cfg)
+    data = ReplayBuffer.load(tmp_path / "a.zarr")
+    np.testing.assert_array_equal(data.episode_ends, [10, 17])
+    np.testing.assert_array_equal(data["action"][10:, 0], 70 + np.arange(7))
+    assert summary["episodes_skipped_short"] == 1
+    assert summary["samples_dropped"] == {"episode shorter than episodes.min_length=5": 3}
+
+
+def test_fixed_rate_clock_with_next_state_actions(tmp_path):
+    path = tmp_path / "bag"
+    with BagWriter(path) as bag:
+        write_demo(bag, 20)  # clouds at 10 Hz; joint states at 50 Hz
+    cfg = config(
+        tmp_path,
+        clock={"rate_hz": 5.0},
+        action={"source": "next_state"},
+        state={"align": "previous", "tolerance_s": 0.05},
+    )
+    summary = convert([path], tmp_path / "a.zarr", cfg)
+    data = ReplayBuffer.load(tmp_path / "a.zarr")
+    # ticks every 200 ms from the first moment all streams have data (the first joint state)
+    ticks = T0 + 2 * MS + np.arange(10) * 200 * MS
+    assert data.n_steps == 9  # the last tick has no next state
+    np.testing.assert_allclose(data["state"][:, 0], ticks[:9] / 1e9)  # previous: exactly at t
+    np.testing.assert_array_equal(data["action"][:-1], data["state"][1:])
+    np.testing.assert_allclose(data["action"][-1, 0], ticks[9] / 1e9)
+    # nearest cloud to t = 2 ms + 200 ms * i is cloud 2i
+    np.testing.assert_array_equal(np.floor(data["point_cloud"][:, 0, 0]), 2 * np.arange(9))
+    assert summary["samples_dropped"] == {
+        "last sample of an episode (no next state for action)": 1
+    }
+
+
+def test_missing_hold_reuses_the_last_value_and_counts_it(tmp_path):
+    path = tmp_path / "bag"
+    with BagWriter(path) as bag:
+        for k in range(10):
+            t = T0 + k * 100 * MS
+            bag.write_cloud("/points", t, cloud_for(k))
+            if k not in (3, 4):  # the arm driver stalls for 200 ms
+                bag.write_joint_state("/joint_states", t + 2 * MS, JOINTS, [-k, k, 0])
+            bag.write_float64_array("/joint_commands", t + 30 * MS, [k, 10 * k])
+    summary = convert([path], tmp_path / "a.zarr", config(tmp_path, state={"missing": "hold"}))
+    data = ReplayBuffer.load(tmp_path / "a.zarr")
+    np.testing.assert_array_equal(data["state"][:, 0], [0, 1, 2, 2, 2, 5, 6, 7, 8, 9])
+    assert summary["samples_held"] == {"state": 2}
+    dropped = convert([path], tmp_path / "b.zarr", config(tmp_path))["samples_dropped"]
+    assert dropped == {"no state message (/joint_states) within tolerance (nearest)": 2}
+
+
+# -- append ---------------------------------------------------------------------------------------
+
+
+def _tree_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
+def test_append_adds_episodes_and_never_damages_the_dataset(tmp_path, three_bags):
+    bags, _ = three_bags
+    out = tmp_path / "demos.zarr"
+    convert(bags[:1], out, config(tmp_path))
+    with pytest.raises(DatasetError, match="--append"):
+        convert(bags[1:], out, config(tmp_path))
+    convert(bags[1:], out, config(tmp_path), append=True)
+    appended = ReplayBuffer.load(out)
+    whole = ReplayBuffer.load(convert(bags, tmp_path / "whole.zarr", config(tmp_path))["out"])
+    np.testing.assert_array_equal(appended.episode_ends, [12, 27, 36])
+    for key in ("point_cloud", "state", "action"):
+        np.testing.assert_array_equal(appended[key], whole[key])
+    before = _tree_digest(out)
+    with pytest.raises(DatasetError, match=r"\(32, 3\) do not fit the dataset's \(16, 3\)"):
+        convert(bags[:1], out, config(tmp_path), ["point_cloud.num_points=32"], append=True)
+    assert _tree_digest(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+def test_missing_topic_lists_the_bags_topics_and_types(tmp_path, three_bags):
+    bags, _ = three_bags
+    with pytest.raises(BagError) as err:
+        convert(bags, tmp_path / "a.zarr", config(tmp_path, state={"topic": "/arm/joint_states"}))
+    message = str(err.value)
+    assert "no topic '/arm/joint_states' (state topic)" in message
+    assert "/points (sensor_msgs/msg/PointCloud2, 12 msgs)" in message
+    assert "/joint_states (sensor_msgs/msg/JointState" in message
+    with pytest.raises(BagError, match="has type sensor_msgs/msg/JointState, expected"):
+        convert(bags, tmp_path / "a.zarr", config(tmp_path, point_cloud={"topic": "joint_states"}))
+    assert not (tmp_path / "a.zarr").exists()
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_truncated_or_corrupt_bag_names_the_file_and_writes_nothing(tmp_path, storage):
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for path in (good, bad):
+        with BagWriter(path, storage=storage) as bag:
+            write_demo(bag, 30)
+    (file,) = [p for p in bad.iterdir() if p.suffix in (".mcap", ".db3")]
+    raw = file.read_bytes()
+    if storage == "mcap":
+        file.write_bytes(raw[: len(raw) // 2])  # truncated mid-recording
+    else:
+        file.write_bytes(raw[:4096] + b"\xde\xad" * 2048 + raw[8192:])  # corrupt pages
+    out = tmp_path / "a.zarr"
+    with pytest.raises(BagError, match=re.escape(f"cannot read bag {bad} (file {file.name}): ")):
+        convert([good, bad], out, config(tmp_path))
+    assert not out.exists() and not list(tmp_path.glob(".a.zarr*"))
+
+
+def test_stamps_out_of_order_duplicates_and_empty_clouds(tmp_path):
+    path = tmp_path / "bag"
+    with BagWriter(path) as bag:
+        for k in range(12):
+            t = T0 + k * 100 * MS
+            # header stamps of clouds 4 and 5 swapped: logged out of stamp order
+            stamp = {4: t + 100 * MS, 5: t - 100 * MS}.get(k, t)
+            points = np.zeros((0, 3), np.float32) if k == 8 else cloud_for({4: 5, 5: 4}.get(k, k))
+            bag.write_cloud("/points", t, points, stamp_ns=stamp)
+            if k == 2:
+                bag.write_cloud("/points", t + MS, cloud_for(k), stamp_ns=stamp)  # duplicate
+            if k == 10:
+                bag.write_cloud("/points", t, cloud_for(0), stamp_ns=T0)  # far too late
+            bag.write_joint_state("/joint_states", t + 2 * MS, JOINTS, [-k, k, 0])
+            bag.write_float64_array("/joint_commands", t + 30 * MS, [k, 10 * k])
+    summary = convert([path], tmp_path / "a.zarr", config(tmp_path, state={"tolerance_s": 0.01}))
+    data = ReplayBuffer.load(tmp_path / "a.zarr")
+    kept = [k for k in range(12) if k != 8]
+    np.testing.assert_array_equal(np.floor(data["point_cloud"][:, 0, 0]), kept)  # in order
+    np.testing.assert_array_equal(data["state"][:, 0], kept)
+    assert summary["samples_dropped"] == {"point_cloud: empty cloud (no finite point)": 1}
+    issues = summary["message_issues"]
+    assert issues["/points: duplicate stamp, dropped"] == 1
+    assert issues["/points: non-monotonic stamp, reordered"] == 1
+    assert issues["/points: stamp older than the reorder window, dropped"] == 1
+
+
+def test_any_cloud_layout_and_images_with_unsupported_encodings(tmp_path):
+    path = tmp_path / "bag"
+    rgb = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    with BagWriter(path) as bag:
+        types = bag.types
+        for k in range(6):
+            t = T0 + k * 100 * MS
+            # float64 xyz after a padding field, big-endian, at odd offsets
+            layout = {
+                "i": (0, "u1", 2),
+                "x": (1, ">f8", 8),
+                "y": (9, ">f8", 8),
+                "z": (17, ">f8", 8),
+            }
+            dtype = np.dtype(
+                {
+                    "names": list(layout),
+                    "formats": [f for _, f, _ in layout.values()],
+                    "offsets": [o for o, _, _ in layout.values()],
+                    "itemsize": 27,
+                }
+            )
+            records = np.zeros(64, dtype)
+            records["x"], records["y"], records["z"] = cloud_for(k).T
+            point_field = types["sensor_msgs/msg/PointField"]
+            fields = [
+                point_field(name=n, offset=o, datatype=d, count=1)
+                for n, (o, _, d) in layout.items()
+            ]
+            msg = types["sensor_msgs/msg/PointCloud2"](
+                header=bag.header(t, "camera"),
+                height=1,
+                width=64,
+                fields=fields,
+                is_bigendian=True,
+                point_step=27,
+                row_step=27 * 64,
+                data=np.frombuffer(records.tobytes(), np.uint8),
+                is_dense=True,
+            )
+            bag.write("/points", msg, t)
+            if k == 3:
+                yuv = types["sensor_msgs/msg/Image"](
+                    header=bag.header(t + MS),
+                    height=4,
+                    width=6,
+                    encoding="yuv422",
+                    is_bigendian=0,
+                    step=12,
+                    data=np.zeros(48, np.uint8),
+                )
+                bag.write("/image", yuv, t + MS)
+            else:
+                bag.write_image("/image", t + MS, rgb, "bgr8")
+            depth = np.full((4, 6), 0.25 * k, np.float32)
+            bag.write_image("/depth", t + MS, depth, "16UC1" if k % 2 else "32FC1")
+            bag.write_joint_state("/joint_states", t + 2 * MS, JOINTS, [-k, k, 0])
+            bag.write_float64_array("/joint_commands", t + 30 * MS, [k, 10 * k])
+    image = {"topic": "image", "width": 3, "height": 2}
+    depth = {"topic": "depth", "width": 3, "height": 2}
+    summary = convert([path], tmp_path / "a.zarr", config(tmp_path, image=image, depth=depth))
+    data = ReplayBuffer.load(tmp_path / "a.zarr")
+    assert data["img"].shape == (5, 2, 3, 3) and data["img"].dtype == np.uint8
+    # BGR -> RGB, then area interpolation: the mean of each 2x2 block
+    np.testing.assert_allclose(data["img"][0], rgb[::2, ::2] + 10.5, atol=0.5)
+    assert data["depth"].shape == (5, 2, 3) and data["depth"].dtype == np.float32
+    np.testing.assert_allclose(data["depth"][:, 0, 0], 0.25 * np.array([0, 1, 2, 4, 5]))
+    np.testing.assert_array_equal(np.floor(data["point_cloud"][:, 0, 0]), [0, 1, 2, 4, 5])
+    (reason,) = summary["samples_dropped"]
+    assert reason == (
+        "img: unsupported image encoding 'yuv422' for RGB; supported: rgb8, bgr8, rgba8, "
+        "bgra8, mono8"
+    )
+
+
+# -- configuration and command line ---------------------------------------------------------------
+
+
+def test_config_is_strict_and_the_example_configs_load(tmp_path):
+    for name in ("metaworld_sim", "real_arm"):
+        cfg = load_bag2zarr_config(REPO / "config" / "bag2zarr" / f"{name}.yaml")
+        assert cfg.point_cloud is not None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("point_cloud:\n  topic: points\n  num_point: 512\n")
+    with pytest.raises(ConfigError, match=r"point_cloud.num_point"):
+        load_bag2zarr_config(bad)
+    with pytest.raises(ConfigError, match="align must be nearest, previous or next"):
+        load_bag2zarr_config(None, ["state.align=closest"])
+    with pytest.raises(ConfigError, match="tolerance_s is required"):
+        load_bag2zarr_config(None, ["action.tolerance_s=null"])
+
+
+def test_cli_converts_a_sim_bridge_bag_with_the_example_config(tmp_path, capsys):
+    path = tmp_path / "session"
+    with BagWriter(path, custom_types={"sdm_msgs/msg/EpisodeStatus": EPISODE_STATUS}) as bag:
+        for e in range(2):
+            for k in range(12):
+                t = T0 + (e * 20 + k) * 50 * MS
+                _status(bag, t, e)
+                bag.write_cloud("/points", t + MS, cloud_for(k, 600))
+                bag.write_joint_state(
+                    "/joint_states", t + MS, [f"q{i}" for i in range(9)], np.full(9, k, float)
+                )
+                bag.write_float64_array("/joint_commands", t + 10 * MS, [k, 0, 0, -1])
+    out = tmp_path / "demos.zarr"
+    args = [
+        "bag2zarr",
+        str(path),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--workers",
+        "0",
+        "--config",
+        str(REPO / "config" / "bag2zarr" / "metaworld_sim.yaml"),
+    ]
+    assert sdm_main(args) == 0
+    data = ReplayBuffer.load(out)
+    np.testing.assert_array_equal(data.episode_ends, [12, 24])
+    assert data["point_cloud"].shape == (24, 512, 3) and data["state"].shape == (24, 9)
+    np.testing.assert_array_equal(data["action"][:12, 0], np.arange(12))
+    assert "wrote 24 samples in 2 episodes" in capsys.readouterr().out
+    assert sdm_main(args) == 2  # exists, no --append
+    assert "exists; pass --append" in capsys.readouterr().err
+    assert zarr.open_group(str(out), mode="r")["data/point_cloud"].metadata.zarr_format == 2
+
+
+# -- alignment primitives -------------------------------------------------------------------------
+
+
+def test_stream_buffer_rules_and_readiness():
+    nearest = StreamBuffer(AlignRule("nearest", 10), reorder_ns=5)
+    assert [nearest.add(s, s) for s in (0, 20, 15, 20, 9)] == [
+        ACCEPTED,
+        ACCEPTED,
+        REORDERED,
+        DUPLICATE,
+        LATE,
+    ]
+    assert nearest.values[nearest.select(12)] == 15 and nearest.select(31) is None
+    assert nearest.values[nearest.select(9)] == 15
+    assert nearest.select(9, high=14) == 0  # within an episode's span [-inf, 14): 0, not 15
+    assert not nearest.ready(6) and nearest.ready(5)  # watermark 15 >= t + 10
+    previous = StreamBuffer(AlignRule("previous", None))
+    for s in (0, 10, 20):
+        previous.add(s, s)
+    assert previous.values[previous.select(19)] == 10 and previous.select(-1) is None
+    assert previous.ready(19) and not previous.ready(20)
+    following = StreamBuffer(AlignRule("next", 5))
+    for s in (0, 10, 20):
+        following.add(s, s)
+    assert following.values[following.select(6)] == 10 and following.select(11) is None
+    previous.prune(19)
+    assert previous.stamps == [10, 20]  # one before t kept for 'previous'
+
+
+def test_tf_tree_chains_static_transforms():
+    tree = TfTree()
+    tree.parent["b"] = ("a", np.diag([1.0, 1, 1, 1]) + np.eye(4, k=3) * 0)
+    tree.parent["b"][1][:3, 3] = [1, 0, 0]
+    tree.parent["c"] = ("b", np.eye(4))
+    tree.parent["c"][1][:3, 3] = [0, 2, 0]
+    np.testing.assert_allclose(tree.lookup("a", "c")[:3, 3], [1, 2, 0])
+    np.testing.assert_allclose(tree.lookup("c", "a")[:3, 3], [-1, -2, 0])
+    assert tree.lookup("a", "zzz") is None
+
+
+def test_bench_bag2zarr_writes_the_contract_keys(tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["bench", "bag2zarr", "--clouds", "40", "--points", "2000", "--num-points", "256"]
+    assert sdm_main([*args, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["clouds"] == 40 and result["samples_written"] == 40
+    assert result["clouds_per_s"] > 0 and 0 < result["peak_rss_mb"] < 1024
+    assert result["messages"] == 40 + 40 + result["messages_per_topic"]["/joint_states"]
