@@ -10,22 +10,16 @@ the EMA generator, the one the one-step sampler calls. Resumes like `sdm train`.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-import torch
-
-from sdm_policy_core.cli.train import add_common_arguments, run_guarded
+from sdm_policy_core.cli.train import add_common_arguments, run_guarded, run_training
 from sdm_policy_core.config import ConfigError, load_config, to_dict
 
 
 def _distill(args: argparse.Namespace) -> int:
     from sdm_policy_core.checkpoint import CheckpointError, load_checkpoint
     from sdm_policy_core.policies.loading import policy_from_checkpoint
-    from sdm_policy_core.training.data import make_datasets
-    from sdm_policy_core.training.distributed import init_distributed, shutdown
     from sdm_policy_core.training.recipes import SdmRecipe
-    from sdm_policy_core.training.trainer import Trainer
 
     fixed = [o for o in args.overrides if o.split(".", 1)[0] in ("obs", "model", "diffusion")]
     if fixed:
@@ -39,31 +33,12 @@ def _distill(args: argparse.Namespace) -> int:
     teacher_cfg = ckpt.experiment_config()
     base = {k: to_dict(getattr(teacher_cfg, k)) for k in ("obs", "model", "diffusion")}
     cfg = load_config(args.config, args.overrides, base=base)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    ctx = init_distributed(cfg.train.device)
-    try:
-        cfg, train_set, val_set = make_datasets(cfg, args.dataset, fix_obs=False)
-        teacher = policy_from_checkpoint(
-            load_checkpoint(args.teacher, device=ctx.device, load_training_state=False)
-        )
-        recipe = SdmRecipe(cfg, teacher, ctx, args.teacher)
-        trainer = Trainer(
-            cfg,
-            recipe,
-            train_set,
-            val_set,
-            args.out,
-            ctx,
-            dataset_path=args.dataset,
-            progress=not args.no_progress,
-        )
-        summary = trainer.fit()
-    finally:
-        shutdown(ctx)
-    if ctx.is_main:
-        print(json.dumps(summary))
-    return 0
+
+    def make_recipe(cfg, train_set, ctx):
+        ckpt = load_checkpoint(args.teacher, device=ctx.device, load_training_state=False)
+        return SdmRecipe(cfg, policy_from_checkpoint(ckpt), ctx, args.teacher)
+
+    return run_training(args, cfg, make_recipe, fix_obs=False)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -43,20 +43,19 @@ def run_guarded(fn, args: argparse.Namespace) -> int:
         return 2
 
 
-def _train(args: argparse.Namespace) -> int:
+def run_training(args: argparse.Namespace, cfg, make_recipe, fix_obs: bool) -> int:
+    """Shared by `sdm train` and `sdm distill`: process group, datasets, the recipe that
+    `make_recipe(cfg, train_set, ctx)` builds, the Trainer, and the summary line."""
     from sdm_policy_core.training.data import make_datasets
     from sdm_policy_core.training.distributed import init_distributed, shutdown
-    from sdm_policy_core.training.recipes import TeacherRecipe
     from sdm_policy_core.training.trainer import Trainer
 
-    cfg = load_config(args.config, args.overrides)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     ctx = init_distributed(cfg.train.device)
     try:
-        cfg, train_set, val_set = make_datasets(cfg, args.dataset)
-        normalizer = train_set.get_normalizer()
-        recipe = TeacherRecipe(cfg, normalizer, ctx)
+        cfg, train_set, val_set = make_datasets(cfg, args.dataset, fix_obs=fix_obs)
+        recipe = make_recipe(cfg, train_set, ctx)
         trainer = Trainer(
             cfg,
             recipe,
@@ -73,6 +72,18 @@ def _train(args: argparse.Namespace) -> int:
     if ctx.is_main:
         print(json.dumps(summary))
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from sdm_policy_core.training.recipes import TeacherRecipe
+
+    cfg = load_config(args.config, args.overrides)
+    return run_training(
+        args,
+        cfg,
+        lambda cfg, train_set, ctx: TeacherRecipe(cfg, train_set.get_normalizer(), ctx),
+        fix_obs=True,
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
