@@ -1,0 +1,1 @@
+"""Reports of evaluation runs: markdown + plots (the main job's report.md)."""
