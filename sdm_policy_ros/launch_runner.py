@@ -2,6 +2,7 @@
 
     python -m sdm_policy_ros.launch_runner policy checkpoint:=runs/sdm/checkpoints/best robot:=ur5e
     python -m sdm_policy_ros.launch_runner policy --show-args
+    python -m sdm_policy_ros.launch_runner sim_eval sim:=mujoco checkpoint:=CKPT episodes:=10
 
 Each process is this package's console script (from the colcon install space, else
 `python -m sdm_policy_ros.<executable>`), started with the spec's `--ros-args`. SIGINT/SIGTERM
@@ -21,7 +22,14 @@ from pathlib import Path
 
 from sdm_policy_ros.launch_spec import LAUNCH_FILES, PACKAGE, NodeSpec
 
-MODULES = {"policy_node": "sdm_policy_ros.policy_node"}
+# Console scripts of this package (setup.py) -> their modules, for a checkout without colcon.
+MODULES = {
+    "policy_node": "sdm_policy_ros.policy_node",
+    "sim_bridge_node": "sdm_policy_ros.sim_bridge_node",
+    "expert_teleop_node": "sdm_policy_ros.expert_teleop_node",
+    "bag_recorder": "sdm_policy_ros.bag_recorder",
+    "sim_eval_driver": "sdm_policy_ros.sim_eval_driver",
+}
 
 
 def executable_command(spec: NodeSpec) -> list[str]:

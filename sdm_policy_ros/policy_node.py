@@ -12,6 +12,12 @@ dropped); the control step runs on a timer (or on each new cloud, `trigger: obse
 own callback group and calls the core's PolicyController. The node starts disabled, never
 commands from stale or invalid observations, and clamps every command to the robot profile.
 
+With simulators (`use_sim_time`, e.g. sim_bridge_node): `trigger: observation` acts once per
+simulated step; `observation_sync_s` makes it wait for the joint state of the same step (clouds
+and states travel on separate topics); `sampler_seed` seeds the sampler's noise (set it again to
+re-seed, as `sdm sim-eval` does per evaluation seed). Status and /diagnostics run on the steady
+clock, so they keep reporting (HOLDING, "no observation for ... s") when /clock stops.
+
     policy_node --ros-args --params-file config/policy.yaml \
         -p checkpoint:=runs/sdm/checkpoints/best -p robot:=generic_7dof
 """
@@ -31,6 +37,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -107,6 +114,25 @@ class PolicyNode(Node):
                 read_only=True,
             ),
         )
+        self.declare_parameter(
+            "sampler_seed",
+            0,
+            ParameterDescriptor(
+                description="seed of the sampler's noise generator; applied at every checkpoint "
+                "load and whenever this parameter is set (sim-eval sets it per evaluation seed, "
+                "as sdm eval does)"
+            ),
+        )
+        self.declare_parameter(
+            "observation_sync_s",
+            0.0,
+            ParameterDescriptor(
+                description="[s] trigger: observation: wait up to this long (wall time) for a "
+                "joint state stamped at or after the cloud before acting, so that cloud and "
+                "state of one step form the observation; 0: act on the newest state at once",
+                dynamic_typing=True,
+            ),
+        )
         self.add_on_set_parameters_callback(validating_callback(self, DeploymentConfig))
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self.profile: RobotProfile = load_robot_profile(
@@ -122,6 +148,12 @@ class PolicyNode(Node):
         self._pending_rejects = {"cloud": 0, "state": 0}
         self._command_times: list[float] = []
         self._last_status_log = 0.0
+        # trigger: observation with observation_sync_s: the cloud callback waits for the state.
+        self._state_stamp = -1.0
+        self._state_arrived = threading.Condition()
+        # Wall time of the newest accepted observation: with sim time or observation triggers
+        # no tick runs when the data stop, so the status timer (steady clock) reports it.
+        self._last_observation_wall: float | None = None
 
         self._sensor_group = MutuallyExclusiveCallbackGroup()
         self._control_group = MutuallyExclusiveCallbackGroup()
@@ -191,10 +223,13 @@ class PolicyNode(Node):
                 self._control_step,
                 callback_group=self._control_group,
             )
+        # Status runs on the steady clock: it keeps reporting when /clock (sim time) stops.
+        self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self._status_timer = self.create_timer(
             1.0 / self.config.status_rate_hz,
             self._publish_status,
             callback_group=self._service_group,
+            clock=self._steady_clock,
         )
         checkpoint = self.get_parameter("checkpoint").value
         if checkpoint:
@@ -215,6 +250,7 @@ class PolicyNode(Node):
                 1.0 / self.config.status_rate_hz,
                 self._publish_status,
                 callback_group=self._service_group,
+                clock=self._steady_clock,
             )
         if "control_rate_hz" in names and self._control_timer is not None:
             self._control_timer.cancel()
@@ -224,6 +260,10 @@ class PolicyNode(Node):
                 self._control_step,
                 callback_group=self._control_group,
             )
+        if "sampler_seed" in names:
+            with self._lock:
+                if self._controller is not None:
+                    self._controller.runtime.generator.manual_seed(self._sampler_seed())
         with self._lock:
             if self._controller is not None:
                 self._controller.cfg = self.config
@@ -239,7 +279,11 @@ class PolicyNode(Node):
     def _load(self, path: str, sampler: str, steps: int) -> str:
         """Build a controller for checkpoint `path`; raise (keeping the old one) if unfit."""
         runtime = PolicyRuntime(
-            path, sampler=sampler or None, steps=steps or None, threads=self.config.torch_threads
+            path,
+            sampler=sampler or None,
+            steps=steps or None,
+            threads=self.config.torch_threads,
+            seed=self._sampler_seed(),
         )
         controller = control.PolicyController(runtime, self.profile, self.config)
         with self._lock:
@@ -252,6 +296,9 @@ class PolicyNode(Node):
             f"{runtime.sampler} x{runtime.steps}) from {path}"
         )
         return runtime.policy_id
+
+    def _sampler_seed(self) -> int:
+        return int(self.get_parameter("sampler_seed").value)
 
     # -- sensor callbacks: decode, validate, cache ------------------------------------------
     def _on_cloud(self, msg: PointCloud2) -> None:
@@ -271,7 +318,12 @@ class PolicyNode(Node):
             self._throttled_warning(f"rejected point cloud: {err}")
             return
         controller.update_cloud(points, stamp)
+        self._last_observation_wall = time.monotonic()
         if self.config.trigger == "observation":
+            sync_s = float(self.get_parameter("observation_sync_s").value)
+            if sync_s > 0 and self._assembler.needs_joints:
+                with self._state_arrived:
+                    self._state_arrived.wait_for(lambda: self._state_stamp >= stamp, sync_s)
             self._control_step()
 
     def _on_image(self, msg: Image) -> None:
@@ -288,6 +340,7 @@ class PolicyNode(Node):
             self._throttled_warning(f"rejected image: {err}")
             return
         controller.update_image(rgb, stamp)
+        self._last_observation_wall = time.monotonic()
 
     def _on_joint_state(self, msg: JointState) -> None:
         controller = self._controller
@@ -325,6 +378,9 @@ class PolicyNode(Node):
         assembled = self._assembler.assemble()
         if assembled is not None:  # every source of agent_pos has arrived
             controller.update_state(*assembled)
+            with self._state_arrived:
+                self._state_stamp = assembled[1]
+                self._state_arrived.notify_all()
 
     def _throttled_warning(self, text: str) -> None:
         now = time.monotonic()
@@ -418,6 +474,8 @@ class PolicyNode(Node):
                 self._enabled = bool(request.data)
                 if self._controller is not None:
                     self._controller.set_enabled(self._enabled)
+                with self._state_arrived:
+                    self._state_stamp = -1.0  # sim time may restart (a new simulator)
                 response.success = True
                 response.message = "enabled" if self._enabled else "disabled"
         self.get_logger().info(f"~/enable({request.data}): {response.message}")
@@ -427,6 +485,8 @@ class PolicyNode(Node):
         with self._lock:
             if self._controller is not None:
                 self._controller.reset()
+        with self._state_arrived:
+            self._state_stamp = -1.0
         response.success = True
         response.message = "observation history and planned actions cleared"
         return response
@@ -447,12 +507,36 @@ class PolicyNode(Node):
         return response
 
     # -- status -----------------------------------------------------------------------------
+    def _watch_observations(self) -> None:
+        """Report HOLDING when observations stopped for stale_age_s of wall time.
+
+        With `trigger: observation` or sim time (`use_sim_time`, a stopped /clock) no control
+        tick runs once the sensors or the simulator stop, so no command is sent; this makes the
+        status say why. The plan is left to the tick, which drops it on stale data.
+        """
+        last = self._last_observation_wall
+        sim_time = bool(self.get_parameter("use_sim_time").value)
+        if last is None or not self._enabled:
+            return
+        if self.config.trigger != "observation" and not sim_time:
+            return  # the control timer runs on wall time and reports staleness itself
+        silent = time.monotonic() - last
+        if silent > self.config.stale_age_s:
+            with self._lock:
+                if self._state in (PolicyStatus.STATE_RUNNING, PolicyStatus.STATE_HOLDING):
+                    self._state = PolicyStatus.STATE_HOLDING
+                    self._message = (
+                        f"no observation for {silent:.1f} s (wall clock; limit "
+                        f"{self.config.stale_age_s} s): holding, no commands"
+                    )
+
     def _publish_status(self) -> None:
         now_msg = self.get_clock().now().to_msg()
         now = self.get_clock().now().nanoseconds * 1e-9
         window = 2.0
         cutoff = time.monotonic() - window
         self._command_times = [t for t in self._command_times if t >= cutoff]
+        self._watch_observations()
         with self._lock:
             controller = self._controller
             msg = PolicyStatus()

@@ -15,7 +15,17 @@ import importlib
 import sys
 
 # Subcommand modules, in the order `sdm -h` lists them.
-_COMMANDS = ("demos", "bag2zarr", "train", "distill", "eval", "export", "bench", "doctor")
+_COMMANDS = (
+    "demos",
+    "bag2zarr",
+    "train",
+    "distill",
+    "eval",
+    "sim-eval",
+    "export",
+    "bench",
+    "doctor",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,7 +41,20 @@ def test_spec_declares_every_argument_with_a_description():
         policy_nodes({"robto": "x"})
 
 
-def test_launch_runner_starts_the_policy_node_as_the_launch_file_would(processes, sdm_ckpt):
+@pytest.fixture
+def arm4_yaml(tmp_path) -> str:
+    """A 4-D raw robot profile that fits the tiny reaching checkpoints (state 4, action 4)."""
+    path = tmp_path / "arm4.yaml"
+    path.write_text(
+        "state_names: [a, b, c, d]\naction_names: [a, b, c, d]\naction_kind: raw\n"
+        "output: joint_commands\nlower: [-1, -1, -1, -1]\nupper: [1, 1, 1, 1]\n"
+    )
+    return str(path)
+
+
+def test_launch_runner_starts_the_policy_node_as_the_launch_file_would(
+    processes, sdm_ckpt, arm4_yaml
+):
     runner = processes.start(
         [
             PYTHON,
@@ -49,7 +62,7 @@ def test_launch_runner_starts_the_policy_node_as_the_launch_file_would(processes
             "sdm_policy_ros.launch_runner",
             "policy",
             f"checkpoint:={sdm_ckpt}",
-            "robot:=metaworld_sim",
+            f"robot:={arm4_yaml}",
             "namespace:=arm",
             "remappings:=points:=/cam/points",
         ],
@@ -63,7 +76,7 @@ def test_launch_runner_starts_the_policy_node_as_the_launch_file_would(processes
     query.wait(30)
     result = [ln for ln in processes.log(query).splitlines() if ln.startswith("RESULT ")]
     values = json.loads(result[-1][7:])
-    assert values["robot"] == "metaworld_sim" and values["checkpoint"] == str(sdm_ckpt)
+    assert values["robot"] == arm4_yaml and values["checkpoint"] == str(sdm_ckpt)
     assert values["sampler"] == "one-step"  # from config/policy.yaml
     assert processes.stop(runner) == 0, processes.log(runner)
 
@@ -72,13 +85,13 @@ def test_launch_runner_starts_the_policy_node_as_the_launch_file_would(processes
     importlib.util.find_spec("launch_testing") is None,
     reason="launch / launch_testing are not installable here (no PyPI wheel)",
 )
-def test_policy_launch_file_with_launch(sdm_ckpt):  # runs on machines with a ROS 2 install
+def test_policy_launch_file_with_launch(sdm_ckpt, arm4_yaml):  # machines with a ROS 2 install
     import launch
     from launch.launch_description_sources import PythonLaunchDescriptionSource
 
     include = launch.actions.IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(REPO / "launch" / "policy.launch.py")),
-        launch_arguments={"checkpoint": str(sdm_ckpt), "robot": "metaworld_sim"}.items(),
+        launch_arguments={"checkpoint": str(sdm_ckpt), "robot": arm4_yaml}.items(),
     )
     service = launch.LaunchService()
     service.include_launch_description(

@@ -1,0 +1,380 @@
+"""`sim_bridge_node`: the embedded MuJoCo / MetaWorld simulator as a ROS 2 robot (`sim_bridge`).
+
+It speaks the robot side of the contract in ARCHITECTURE.md, so the policy node, a teleoperator
+and a recorder cannot tell it from a real arm:
+
+Publishes (all stamped with simulation time, frame `frame_id`, default `world`):
+- `/clock` (rosgraph_msgs/Clock): simulation time; run the other nodes with use_sim_time:=true.
+  Published before the observations of every step, and at `control_rate_hz` while idle.
+  Order per step: /clock, episode_status, joint_states, image, points, expert_observation.
+- `points` (sensor_msgs/PointCloud2): (num_points, 3) float32 xyz [m] in the world frame
+  (+ rgb with `cloud_channels` 6),
+  already cropped to the workspace and farthest-point sampled (DP3's MetaWorld observation).
+- `image` (sensor_msgs/Image, rgb8): only when `image_size` > 0.
+- `joint_states` (sensor_msgs/JointState): agent_pos as positions [m] under the names
+  hand_{x,y,z}, right_finger_{x,y,z}, left_finger_{x,y,z} (config/robots/metaworld_sim.yaml).
+- `episode_status` (sdm_msgs/EpisodeStatus, reliable, transient local): on every reset and
+  step, before that step's observations, and at 1 Hz while idle.
+- `~/expert_observation` (std_msgs/Float64MultiArray): MetaWorld's (39,) state vector of the
+  step (what the scripted experts act on, see expert_teleop_node); layout.dim[0].label is the
+  task name, dim[0].size 39. Only with `publish_expert_observation`.
+
+Subscribes `joint_commands` (std_msgs/Float64MultiArray): MetaWorld's action (dx, dy, dz, grip)
+in [-1, 1] (hand displacement in cm per step, gripper effort). Malformed commands are counted
+and dropped.
+
+Stepping (`step_mode`):
+- `lockstep` (default): the simulator advances one control step per received command, as fast
+  as commands come (Gazebo's lockstep, Isaac Sim's step-on-demand): a slow policy slows the
+  simulation instead of missing steps, which is what makes a ROS evaluation reproduce the
+  in-process `sdm eval`. When no command arrives within `command_timeout_s` (wall time), the
+  robot holds: a zero-displacement step (gripper effort unchanged) every control period until
+  commands come back; held steps count towards `max_episode_steps`.
+- `realtime`: a wall-clock timer steps at `control_rate_hz` with the newest command received
+  since the last step, or holds when none arrived.
+After each step the new observation is published; after the step that ends the episode only
+the final `episode_status` (done) is, and the robot waits for the next reset.
+
+Episodes end on success (held on `stop_on_success` steps; 0 = never end early), at
+`max_episode_steps`, on `~/end_episode`, or on a new reset. Services:
+- `~/reset_episode` (sdm_msgs/ResetEpisode): task (empty: keep) + seed -> success, message,
+  episode_id. An unknown task is refused with the list of valid ones.
+- `~/end_episode` (std_srvs/Trigger): end the running episode now (reason `ended`).
+- `~/report_success` (std_srvs/Trigger): success = the current or last episode succeeded;
+  message = that episode as JSON (episode_id, task, seed, step, done, success, end_reason,
+  first_success_step, held_steps, commanded_steps, reward, wall_s, achieved_hz,
+  command_latency_ms {p50, p99, mean, n} and every value in command_latencies_ms: wall time
+  from publishing an observation to receiving the next command, rejected_commands).
+
+    sim_bridge_node --ros-args -p task:=button-press-v3 -p seed:=3 -p control_rate_hz:=10.0
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sdm_msgs.msg import EpisodeStatus
+from sdm_msgs.srv import ResetEpisode
+from sensor_msgs.msg import Image, JointState, PointCloud2, PointField
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+from std_srvs.srv import Trigger
+
+from sdm_policy_core.conversions import fill_image, fill_pointcloud2
+from sdm_policy_core.sim.episode import FULL_STATE_DIM, STATE_NAMES, EpisodeRunner
+from sdm_policy_core.sim.metaworld_env import SimulatorError, UnknownTaskError, resolve_task
+
+NODE_NAME = "sim_bridge"
+STEP_MODES = ("lockstep", "realtime")
+
+# Observations and commands: reliable, so that a lockstep loop never waits on a lost message
+# (best-effort subscribers such as the policy node's sensor QoS are compatible).
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# The newest episode status reaches late joiners (a driver that starts after the bridge).
+LATCHED = QoSProfile(
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "task": ("button-press-v3", "MetaWorld v3 task of the first episode"),
+    "seed": (0, "reset seed of the episode started at launch (start_episode)"),
+    "start_episode": (True, "start an episode at launch; false: wait for ~/reset_episode"),
+    "num_points": (512, "points per published cloud (farthest point sampling)"),
+    "cloud_channels": (3, "3: xyz clouds; 6: xyz + rgb (float32 r, g, b fields in [0, 1])"),
+    "image_size": (0, "[px] side of the published RGB image; 0: no image topic"),
+    "max_episode_steps": (200, "control steps before an episode ends unsuccessfully"),
+    "stop_on_success": (1, "end an episode after this many success steps; 0: never early"),
+    "control_rate_hz": (10.0, "[Hz] control rate: simulated seconds per step = 1 / rate"),
+    "step_mode": ("lockstep", "lockstep: one step per command; realtime: a wall-clock timer"),
+    "command_timeout_s": (1.0, "[s] lockstep: wall time without a command before holding"),
+    "frame_id": ("world", "frame of the cloud and image headers"),
+    "publish_expert_observation": (True, "publish ~/expert_observation for expert teleop"),
+}
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p99": 0.0, "mean": 0.0, "n": 0}
+    a = np.asarray(values, dtype=np.float64)
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p99": float(np.percentile(a, 99)),
+        "mean": float(a.mean()),
+        "n": len(values),
+    }
+
+
+class SimBridgeNode(Node):
+    """MetaWorld on MuJoCo behind the robot-side ROS 2 topics; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__(NODE_NAME)
+        for name, (default, help_text) in PARAMETERS.items():
+            self.declare_parameter(
+                name,
+                default,
+                ParameterDescriptor(description=help_text, read_only=True, dynamic_typing=True),
+            )
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self._check_parameters(p)
+        self.step_mode: str = p["step_mode"]
+        self.rate_hz = float(p["control_rate_hz"])
+        self.command_timeout_s = float(p["command_timeout_s"])
+        self.frame_id: str = p["frame_id"]
+        self.runner = EpisodeRunner(
+            p["task"],
+            control_period_s=1.0 / self.rate_hz,
+            max_episode_steps=int(p["max_episode_steps"]),
+            stop_on_success=int(p["stop_on_success"]),
+            env_kwargs={
+                "num_points": int(p["num_points"]),
+                "image_size": int(p["image_size"]),
+                "cloud_channels": int(p["cloud_channels"]),
+            },
+        )
+        self.image_size = int(p["image_size"])
+
+        self._pub_clock = self.create_publisher(ClockMsg, "/clock", RELIABLE)
+        self._pub_status = self.create_publisher(EpisodeStatus, "episode_status", LATCHED)
+        self._pub_joints = self.create_publisher(JointState, "joint_states", RELIABLE)
+        self._pub_points = self.create_publisher(PointCloud2, "points", RELIABLE)
+        self._pub_image = (
+            self.create_publisher(Image, "image", RELIABLE) if self.image_size else None
+        )
+        self._pub_expert = (
+            self.create_publisher(Float64MultiArray, "~/expert_observation", RELIABLE)
+            if p["publish_expert_observation"]
+            else None
+        )
+        self.create_subscription(Float64MultiArray, "joint_commands", self._on_command, RELIABLE)
+        self.create_service(ResetEpisode, "~/reset_episode", self._on_reset_episode)
+        self.create_service(Trigger, "~/end_episode", self._on_end_episode)
+        self.create_service(Trigger, "~/report_success", self._on_report_success)
+        # Wall-clock timer: holds (lockstep), steps (realtime), idle /clock and status.
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._timer = self.create_timer(1.0 / self.rate_hz, self._on_tick, clock=self._steady)
+
+        self._pending: np.ndarray | None = None  # realtime: newest command since the last step
+        self._last_command_wall = time.monotonic()
+        self._obs_wall: float | None = None  # when the newest observation was published
+        self._latencies: list[float] = []  # [s] observation -> next command, this episode
+        self._rejected = 0
+        self._last_warning = 0.0
+        self._last_idle_status = 0.0
+        if p["start_episode"]:
+            self._start_episode(int(p["seed"]), None)
+        self.get_logger().info(
+            f"started: {self.runner.task}, {self.step_mode} at {self.rate_hz:g} Hz, "
+            f"{int(p['max_episode_steps'])} steps per episode, "
+            f"{'episode running' if self.runner.active else 'waiting for ~/reset_episode'}"
+        )
+
+    @staticmethod
+    def _check_parameters(p: dict[str, object]) -> None:
+        """Fail fast with a message naming the bad parameter and what is valid."""
+        resolve_task(str(p["task"]))  # UnknownTaskError lists the tasks
+        problems = []
+        if p["step_mode"] not in STEP_MODES:
+            problems.append(f"step_mode must be one of {list(STEP_MODES)}, got {p['step_mode']!r}")
+        if int(p["cloud_channels"]) not in (3, 6):
+            problems.append(f"cloud_channels must be 3 or 6, got {p['cloud_channels']}")
+        if not float(p["control_rate_hz"]) > 0:
+            problems.append(f"control_rate_hz must be > 0, got {p['control_rate_hz']}")
+        if not float(p["command_timeout_s"]) > 0:
+            problems.append(f"command_timeout_s must be > 0, got {p['command_timeout_s']}")
+        for name in ("num_points", "max_episode_steps"):
+            if int(p[name]) < 1:
+                problems.append(f"{name} must be >= 1, got {p[name]}")
+        for name in ("image_size", "stop_on_success", "seed"):
+            if int(p[name]) < 0:
+                problems.append(f"{name} must be >= 0, got {p[name]}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    # -- episodes -------------------------------------------------------------------------------
+    def _start_episode(self, seed: int, task: str | None) -> None:
+        if self.runner.active:  # the old episode is over: say so before the new one starts
+            self.runner.end("reset")
+            self._publish_status()
+        obs = self.runner.reset(seed, task)
+        self._last_command_wall = time.monotonic()  # the command timeout starts at the reset
+        self._timer.reset()  # realtime: the first step comes one full period after the reset
+        self._pending = None
+        self._latencies = []
+        self._publish_step(obs)
+
+    def _step(self, action: np.ndarray | None) -> None:
+        obs = self.runner.step(action)
+        self._pending = None
+        self._publish_step(obs)
+        st = self.runner.status
+        if st.done:
+            self.get_logger().info(
+                f"episode {st.episode_id} ({st.task}, seed {st.seed}) ended: {st.end_reason}, "
+                f"success {st.success}, {st.step} steps ({st.held_steps} held)"
+            )
+
+    def _publish_step(self, obs: dict[str, np.ndarray] | None) -> None:
+        """/clock, episode_status, then (unless the episode ended) the observations: joint
+        states, image, cloud and last the expert observation, so that in every recording a
+        step's command arrives after that step's cloud."""
+        stamp = self._stamp()
+        self._pub_clock.publish(ClockMsg(clock=stamp))
+        self._publish_status()
+        if obs is None:
+            self._obs_wall = None
+            return
+        joints = JointState(name=list(STATE_NAMES), position=obs["agent_pos"].tolist())
+        joints.header.stamp = stamp
+        joints.header.frame_id = self.frame_id
+        self._pub_joints.publish(joints)
+        if self._pub_image is not None:
+            image = Image()
+            fill_image(image, obs["image"], "rgb8")
+            image.header.stamp, image.header.frame_id = stamp, self.frame_id
+            self._pub_image.publish(image)
+        cloud = PointCloud2()
+        fill_pointcloud2(cloud, obs["point_cloud"], PointField)
+        cloud.header.stamp, cloud.header.frame_id = stamp, self.frame_id
+        self._pub_points.publish(cloud)
+        self._obs_wall = time.monotonic()
+        if self._pub_expert is not None:  # last: a teleoperator's command follows the cloud
+            msg = Float64MultiArray(data=self.runner.full_state().tolist())
+            msg.layout.dim = [
+                MultiArrayDimension(
+                    label=self.runner.task, size=FULL_STATE_DIM, stride=FULL_STATE_DIM
+                )
+            ]
+            self._pub_expert.publish(msg)
+
+    def _stamp(self) -> Time:
+        """The simulation time of the newest state as a message stamp."""
+        ns = self.runner.status.sim_time_ns
+        return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+    def _publish_status(self) -> None:
+        st = self.runner.status
+        msg = EpisodeStatus()
+        msg.header.stamp = self._stamp()
+        msg.header.frame_id = self.frame_id
+        msg.episode_id, msg.step, msg.max_steps = st.episode_id, st.step, st.max_steps
+        msg.success, msg.done = st.success, st.done
+        msg.task, msg.seed = st.task, st.seed
+        self._pub_status.publish(msg)
+
+    # -- commands and the clock ------------------------------------------------------------------
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        action = np.asarray(msg.data, dtype=np.float64)
+        if action.shape != (4,) or not np.isfinite(action).all():
+            self._rejected += 1
+            self._warn(f"rejected joint_commands {list(msg.data)}: need 4 finite values")
+            return
+        if not self.runner.active:
+            return  # between episodes the robot ignores commands
+        self._last_command_wall = time.monotonic()
+        if self._obs_wall is not None:
+            self._latencies.append(self._last_command_wall - self._obs_wall)
+            self._obs_wall = None
+        if self.step_mode == "lockstep":
+            self._step(action)
+        else:
+            self._pending = action
+
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        if not self.runner.active:
+            self._pub_clock.publish(ClockMsg(clock=self._stamp()))
+            if now - self._last_idle_status >= 1.0:
+                self._last_idle_status = now
+                self._publish_status()
+            return
+        if self.step_mode == "realtime":
+            self._step(self._pending)  # None: no fresh command -> hold
+        elif now - self._last_command_wall >= self.command_timeout_s:
+            self._warn(f"no command for {now - self._last_command_wall:.1f} s: holding")
+            self._step(None)  # and again every control period until commands come back
+
+    def _warn(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > 2.0:
+            self._last_warning = now
+            self.get_logger().warning(text)
+
+    # -- services --------------------------------------------------------------------------------
+    def _on_reset_episode(self, request: ResetEpisode.Request, response: ResetEpisode.Response):
+        try:
+            self._start_episode(int(request.seed), request.task or None)
+        except (UnknownTaskError, ValueError, SimulatorError) as err:
+            response.success, response.message = False, str(err)
+            response.episode_id = self.runner.status.episode_id
+            self.get_logger().error(f"reset refused: {err}")
+            return response
+        st = self.runner.status
+        response.success, response.episode_id = True, st.episode_id
+        response.message = f"episode {st.episode_id}: {st.task}, seed {st.seed}"
+        return response
+
+    def _on_end_episode(self, request: Trigger.Request, response: Trigger.Response):
+        if not self.runner.active:
+            response.success, response.message = False, "no episode is running"
+            return response
+        self.runner.end("ended")
+        self._publish_status()
+        response.success, response.message = True, json.dumps(self._summary())
+        return response
+
+    def _on_report_success(self, request: Trigger.Request, response: Trigger.Response):
+        response.success = self.runner.status.success
+        response.message = json.dumps(self._summary())
+        return response
+
+    def _summary(self) -> dict[str, object]:
+        summary = self.runner.summary()
+        latencies_ms = [round(1e3 * t, 3) for t in self._latencies]
+        summary["command_latency_ms"] = _percentiles(latencies_ms)
+        summary["command_latencies_ms"] = latencies_ms
+        summary["rejected_commands"] = self._rejected
+        summary["step_mode"] = self.step_mode
+        summary["control_rate_hz"] = self.rate_hz
+        return summary
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = SimBridgeNode()
+    except (UnknownTaskError, ValueError, SimulatorError) as err:
+        print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.close()  # free the GL context while the libraries are loaded
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Simulator-in-the-loop tests over ROS 2: the sim bridge, the expert teleoperator, the recorder
+and `sdm sim-eval`, as real processes on real DDS (confined to this machine, the run's own
+ROS_DOMAIN_ID; see test/conftest.py). They need rclpy and the built sdm_msgs, like test/ros."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from test.conftest import PYTHON, REPO, ProcessGroup, wait_for
+
+_MISSING = [m for m in ("rclpy", "sdm_msgs") if importlib.util.find_spec(m) is None]
+collect_ignore_glob: list[str] = []
+if _MISSING:
+    if os.environ.get("SDM_REQUIRE_ROS") == "1":
+        raise RuntimeError(
+            f"ROS tests required but {', '.join(_MISSING)} not importable: run "
+            "scripts/setup.sh and `source scripts/env.sh`"
+        )
+    collect_ignore_glob = ["test_*.py"]
+
+BIN = REPO / "install" / "sdm_policy_ros" / "lib" / "sdm_policy_ros"
+PEER = str(REPO / "test" / "sim_ros" / "sim_peer.py")
+POLICY_YAML = str(REPO / "config" / "policy.yaml")
+# Tiny MetaWorld-shaped teacher: enough to load, sample and act, not to succeed.
+TINY = [
+    "model.preset=cpu_small",
+    "model.down_dims=[32,64]",
+    "model.pointnet_dims=[16,32]",
+    "model.diffusion_step_embed_dim=32",
+    "model.horizon=8",
+    "model.n_action_steps=4",
+    "train.batch_size=8",
+    "train.val_fraction=0",
+    "train.threads=1",
+    "train.max_steps=5",
+]
+
+
+def ros_args(params: dict[str, object]) -> list[str]:
+    args = ["--ros-args"]
+    for key, value in params.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        args += ["-p", f"{key}:={text}"]
+    return args
+
+
+def start_bridge(processes: ProcessGroup, name: str = "bridge", **params) -> subprocess.Popen:
+    """sim_bridge_node (default: no episode at start, 20 Hz, lockstep); waits until it runs."""
+    values = {"start_episode": False, "control_rate_hz": 20.0, **params}
+    proc = processes.start([str(BIN / "sim_bridge_node"), *ros_args(values)], name)
+    wait_for(
+        lambda: "started:" in processes.log(proc) or proc.poll() is not None,
+        60,
+        what=f"{name} to start",
+    )
+    assert proc.poll() is None, processes.log(proc)
+    return proc
+
+
+def start_policy(processes: ProcessGroup, checkpoint: Path, **params) -> subprocess.Popen:
+    """policy_node as sim_eval.launch.py sim:=mujoco starts it; waits until it runs."""
+    values = {
+        "use_sim_time": True,
+        "checkpoint": checkpoint,
+        "robot": "metaworld_sim",
+        "trigger": "observation",
+        "observation_sync_s": 1.0,
+        "sampler": "ddim",
+        "ddim_steps": 2,
+        "torch_threads": 1,
+        "status_rate_hz": 10.0,
+        **params,
+    }
+    cmd = [str(BIN / "policy_node"), "--ros-args", "--params-file", POLICY_YAML]
+    proc = processes.start(cmd + ros_args(values)[1:], "policy")
+    wait_for(
+        lambda: "started disabled" in processes.log(proc) or proc.poll() is not None,
+        90,
+        what="the policy node to start",
+    )
+    assert proc.poll() is None, processes.log(proc)
+    return proc
+
+
+def start_peer(processes: ProcessGroup, *args: str, name: str = "peer") -> subprocess.Popen:
+    return processes.start([PYTHON, PEER, *args], name)
+
+
+def peer_result(processes: ProcessGroup, proc: subprocess.Popen, timeout: float = 90) -> dict:
+    """Wait for a sim_peer.py process and return its RESULT json."""
+    proc.wait(timeout)
+    lines = [ln for ln in processes.log(proc).splitlines() if ln.startswith("RESULT ")]
+    assert lines, processes.log(proc)
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+@pytest.fixture(scope="session")
+def mw_checkpoint(tmp_path_factory) -> Path:
+    """A teacher (128-point clouds, agent_pos 9, action 4) trained 5 steps on 2 scripted
+    button-press demos: `sdm demos ... --stop-on-success` then `sdm train`."""
+    from sdm_policy_core.cli import main as sdm
+
+    root = tmp_path_factory.mktemp("mw")
+    demos = [
+        "demos",
+        "--task",
+        "button-press-v3",
+        "--episodes",
+        "2",
+        "--out",
+        str(root / "demos.zarr"),
+        "--num-points",
+        "128",
+        "--stop-on-success",
+        "--no-progress",
+    ]
+    assert sdm(demos) == 0
+    train = [
+        "train",
+        "--dataset",
+        str(root / "demos.zarr"),
+        "--out",
+        str(root / "teacher"),
+        "--no-progress",
+        *TINY,
+    ]
+    assert sdm(train) == 0
+    return root / "teacher" / "checkpoints" / "latest"
