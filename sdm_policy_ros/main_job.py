@@ -22,19 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = REPO / "install" / "sdm_policy_ros" / "lib" / "sdm_policy_ros"
-
-
-def _exe(name: str) -> list[str]:
-    path = BIN / name
-    return [str(path)] if path.is_file() else [sys.executable, "-m", f"sdm_policy_ros.{name}"]
 
 
 def _say(text: str) -> None:
@@ -48,79 +41,23 @@ def _run(cmd: list[str]) -> None:
         raise SystemExit(f"[main-job] failed (exit {code}): {' '.join(str(c) for c in cmd)}")
 
 
-def _ros_args(params: dict) -> list[str]:
-    args = ["--ros-args"]
-    for key, value in params.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        args += ["-p", f"{key}:={text}"]
-    return args
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-    for proc in procs:
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def record(task: str, episodes: int, bag: Path, logs: Path) -> dict:
-    """Expert demos through the sim bridge into a rosbag2 bag."""
+def record(task: str, episodes: int, bag: Path, logs: Path) -> None:
+    """Expert demos through the sim bridge into a rosbag2 bag: sim_record.launch.py's processes
+    (bridge, expert teleoperator, recorder, driver with `sdm demos`' seeds and keep rule)."""
     logs.mkdir(parents=True, exist_ok=True)
-    procs = []
-    try:
-        for name, cmd in (
-            (
-                "bridge",
-                _exe("sim_bridge_node")
-                + _ros_args(
-                    {
-                        "task": task,
-                        "start_episode": False,
-                        "stop_on_success": 5,
-                        "command_timeout_s": 5.0,
-                        "control_rate_hz": 10.0,
-                    }
-                ),
-            ),
-            ("teleop", _exe("expert_teleop_node")),
-            ("recorder", _exe("bag_recorder") + _ros_args({"output": bag})),
-        ):
-            procs.append(
-                subprocess.Popen(
-                    cmd, stdout=(logs / f"{name}.log").open("w"), stderr=subprocess.STDOUT
-                )
-            )
-        deadline = time.monotonic() + 90
-        while "recording /points" not in (logs / "recorder.log").read_text():
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise SystemExit(f"[main-job] recording did not start; see {logs}")
-            time.sleep(0.5)
-        driver = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sdm_policy_ros.demo_driver",
-                "--task",
-                task,
-                "--episodes",
-                str(episodes),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for line in driver.stdout.splitlines():
-            if not line.startswith("RESULT "):
-                print(line, flush=True)
-        if driver.returncode != 0:
-            raise SystemExit(f"[main-job] demo episodes failed; see {logs}")
-        result = json.loads(driver.stdout.strip().splitlines()[-1][len("RESULT ") :])
-    finally:
-        _stop(procs[::-1])  # the recorder first: it closes the bag
-    return result
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "sdm_policy_ros.launch_runner",
+            "sim_record",
+            f"task:={task}",
+            f"bag:={bag}",
+            f"episodes:={episodes}",
+            "stop_on_success:=5",
+            f"result:={logs / 'demos.json'}",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
