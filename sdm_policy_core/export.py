@@ -27,6 +27,7 @@ the sampler and the measured difference.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import datetime as _dt
 import hashlib
@@ -76,7 +77,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-class ExportModule(nn.Module):
+class ExportModule(nn.Module, abc.ABC):
     """Raw observations + noise -> unnormalised actions, batch 1; see the module docstring.
 
     Subclasses implement `sample(noise (1, H, Da), cond (1, To * F)) -> (1, H, Da)` normalised.
@@ -120,8 +121,9 @@ class ExportModule(nn.Module):
             flat[IMAGE] = obs[IMAGE].reshape(To, *obs[IMAGE].shape[2:])
         return self.encoder(flat).reshape(1, -1)
 
+    @abc.abstractmethod
     def sample(self, noise: Tensor, cond: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Normalised action sequence (1, H, Da) from the noise (1, H, Da) and condition."""
 
     def forward(self, *tensors: Tensor) -> Tensor:
         obs = {spec.name: t for spec, t in zip(self.inputs, tensors, strict=True)}
