@@ -455,6 +455,21 @@ def _deepcopy_dict(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _deepcopy_dict(v) if isinstance(v, dict) else v for k, v in data.items()}
 
 
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The mapping in YAML file `path` (yaml.safe_load only); ConfigError when the file is
+    missing, not YAML, or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping")
+    return loaded
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
@@ -466,16 +481,7 @@ def load_config(
     """
     data: dict[str, Any] = _deepcopy_dict(base or {})
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of sections")
-        data = _merge(data, loaded)
+        data = _merge(data, read_yaml_mapping(path))
     data = apply_overrides(data, overrides or [])
     return from_dict(ExperimentConfig, data)
 

@@ -48,7 +48,7 @@ import numpy as np
 import yaml
 
 from sdm_policy_core.checkpoint import atomic_directory
-from sdm_policy_core.config import ConfigError, from_dict, to_dict
+from sdm_policy_core.config import ConfigError, from_dict, read_yaml_mapping, to_dict
 from sdm_policy_core.conversions import (
     ConversionError,
     joint_state_to_array,
@@ -402,15 +402,7 @@ def load_bag2zarr_config(
     base = Path.cwd()
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping")
-        data = loaded
+        data = read_yaml_mapping(path)
         base = path.parent
     for item in overrides:
         if "=" not in item:
