@@ -41,6 +41,7 @@ class TickResult:
 class _Stamped:
     value: np.ndarray
     stamp: float  # [s] header stamp
+    to_base: np.ndarray | None = None  # clouds: 4x4 cloud frame -> base frame (None: default)
 
 
 def resize_rgb(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -117,9 +118,13 @@ class PolicyController:
             return None
 
     # -- inputs ----------------------------------------------------------------------------------
-    def update_cloud(self, points: np.ndarray, stamp: float) -> None:
-        """A decoded cloud (N, >=3) in its sensor frame, finite points only."""
-        self._cloud = _Stamped(points, stamp)
+    def update_cloud(
+        self, points: np.ndarray, stamp: float, to_base: np.ndarray | None = None
+    ) -> None:
+        """A decoded cloud (N, >=3) in its sensor frame, finite points only. `to_base`: the 4x4
+        transform of this cloud's frame into the base frame (tf at the cloud's stamp); None: the
+        controller's `cloud_to_base` (the profile's camera mount)."""
+        self._cloud = _Stamped(points, stamp, to_base)
         self._fresh_cloud = True
 
     def update_image(self, rgb: np.ndarray, stamp: float) -> None:
@@ -189,7 +194,7 @@ class PolicyController:
                     self._cloud.value,
                     self.num_points,
                     self.channels,
-                    self.cloud_to_base,
+                    self.cloud_to_base if self._cloud.to_base is None else self._cloud.to_base,
                     self.profile.crop_low,
                     self.profile.crop_high,
                     seed=self.cfg.num_points_seed,

@@ -101,6 +101,22 @@ class RobotProfile:
     def action_dim(self) -> int:
         return len(self.action_names)
 
+    def cloud_to_base(self, frame_id: str) -> np.ndarray:
+        """4x4 transform of a cloud stamped in `frame_id` into base_frame, from this profile
+        alone (no tf): the camera mount for camera.frame_id, identity for base_frame. Any other
+        frame raises ValueError: a cloud from another sensor, or a mount entered for the wrong
+        frame, would put every point in the wrong place."""
+        if frame_id == self.camera.frame_id:
+            return self.camera.matrix()
+        if frame_id == self.base_frame:
+            return np.eye(4)
+        raise ValueError(
+            f"cloud in frame {frame_id!r}, but robot profile {self.name!r} only knows "
+            f"camera.frame_id {self.camera.frame_id!r} and base_frame {self.base_frame!r}: set "
+            f"camera.frame_id (and its pose) to the cloud's frame, or publish tf and use "
+            f"transform_source tf where tf2_ros is installed"
+        )
+
     @property
     def state_dim(self) -> int:
         return len(self.state_names)

@@ -324,6 +324,8 @@ def sim_eval_nodes(args: dict[str, str]) -> list[NodeSpec]:
             # predicted action of a chunk is executed before re-planning, as sdm eval does.
             "trigger": "observation",
             "observation_sync_s": 1.0,
+            # Lockstep: a lost cloud would stall the loop, so no best-effort sensor QoS.
+            "sensor_qos": "reliable",
             "control_rate_hz": rate,
             "torch_threads": int(values["threads"]),
         }
@@ -416,6 +418,9 @@ def sim_record_nodes(args: dict[str, str]) -> list[NodeSpec]:
                 "control_rate_hz": float(values["control_rate_hz"]),
                 "step_mode": "lockstep",
                 "command_timeout_s": 5.0,
+                # The teleoperator acts on the expert observation, which is never resent;
+                # resent clouds would only put duplicates into the bag.
+                "observation_resend_s": 0.0,
                 "num_points": int(values["num_points"]),
                 "image_size": image_size,
             },

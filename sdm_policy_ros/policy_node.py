@@ -18,6 +18,13 @@ simulated step; `observation_sync_s` makes it wait for the joint state of the sa
 and states travel on separate topics); `sampler_seed` seeds the sampler's noise (set it again to
 re-seed, as `sdm sim-eval` does per evaluation seed). Status and /diagnostics run on the steady
 clock, so they keep reporting (HOLDING, "no observation for ... s") when /clock stops.
+A cloud already acted on is not acted on again when it comes back (same stamp): a lockstep
+simulator resends its observation until a command arrives. Lockstep simulators want
+`sensor_qos: reliable` (a lost message stalls the loop); real sensors the default best effort.
+
+Clouds are placed in the base frame per `transform_source` (sdm_policy_ros.extrinsics): tf2
+lookups at each cloud's stamp where tf2_ros is importable, else the profile's camera mount; a
+cloud in a frame neither knows is rejected, never guessed.
 
     policy_node --ros-args --params-file config/policy.yaml \
         -p checkpoint:=runs/sdm/checkpoints/best -p robot:=generic_7dof
@@ -42,7 +49,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from sdm_msgs.msg import ActionChunk, PolicyStatus
 from sdm_msgs.srv import LoadCheckpoint
@@ -64,6 +71,7 @@ from sdm_policy_core.conversions import (
 )
 from sdm_policy_core.robot import RobotProfile, StateAssembler, load_robot_profile
 from sdm_policy_core.runtime import PolicyOutputError, PolicyRuntime
+from sdm_policy_ros.extrinsics import make_extrinsics
 from sdm_policy_ros.params import (
     dataclass_from_parameters,
     declare_dataclass_parameters,
@@ -71,6 +79,10 @@ from sdm_policy_ros.params import (
 )
 
 NODE_NAME = "sdm_policy_node"
+SENSOR_QOS = {
+    "sensor_data": qos_profile_sensor_data,
+    "reliable": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+}
 
 _STATE_NAMES = {
     PolicyStatus.STATE_NO_CHECKPOINT: "no checkpoint",
@@ -134,11 +146,38 @@ class PolicyNode(Node):
                 dynamic_typing=True,
             ),
         )
+        self.declare_parameter(
+            "transform_source",
+            "auto",
+            ParameterDescriptor(
+                description="where clouds are placed in the base frame: tf (tf2_ros lookups at "
+                "each cloud's stamp), profile (the robot profile's camera mount), auto (tf when "
+                "tf2_ros is importable, else profile)",
+                read_only=True,
+            ),
+        )
+        self.declare_parameter(
+            "sensor_qos",
+            "sensor_data",
+            ParameterDescriptor(
+                description="QoS of the sensor subscriptions: sensor_data (best effort, depth 5: "
+                "real sensors) or reliable (depth 10: lockstep simulators, where a lost message "
+                "stalls the loop)",
+                read_only=True,
+            ),
+        )
         self.add_on_set_parameters_callback(validating_callback(self, DeploymentConfig))
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self.profile: RobotProfile = load_robot_profile(
             self.get_parameter("robot").value, _profile_directory()
         )
+        self._extrinsics = make_extrinsics(
+            self, self.profile, str(self.get_parameter("transform_source").value)
+        )
+        sensor_qos = str(self.get_parameter("sensor_qos").value)
+        if sensor_qos not in SENSOR_QOS:
+            raise ConfigError(f"sensor_qos must be one of {list(SENSOR_QOS)}, got {sensor_qos!r}")
+        qos = SENSOR_QOS[sensor_qos]
 
         self._assembler = StateAssembler(self.profile)
         self._lock = threading.RLock()
@@ -157,6 +196,7 @@ class PolicyNode(Node):
         self._wake = threading.Event()
         self._stop_control = threading.Event()
         self._trigger_stamp = -1.0
+        self._acted_stamp = -1.0  # trigger: observation: the cloud stamp of the last step
         # trigger: observation with observation_sync_s: the control thread waits for the state.
         self._state_stamp = -1.0
         self._state_arrived = threading.Condition()
@@ -170,28 +210,28 @@ class PolicyNode(Node):
             PointCloud2,
             "points",
             self._on_cloud,
-            qos_profile_sensor_data,
+            qos,
             callback_group=self._sensor_group,
         )
         self.create_subscription(
             Image,
             "image",
             self._on_image,
-            qos_profile_sensor_data,
+            qos,
             callback_group=self._sensor_group,
         )
         self.create_subscription(
             JointState,
             "joint_states",
             self._on_joint_state,
-            qos_profile_sensor_data,
+            qos,
             callback_group=self._sensor_group,
         )
         self.create_subscription(
             PoseStamped,
             "ee_pose",
             self._on_ee_pose,
-            qos_profile_sensor_data,
+            qos,
             callback_group=self._sensor_group,
         )
         out = self.profile.output
@@ -236,7 +276,8 @@ class PolicyNode(Node):
         if checkpoint:
             self._load(checkpoint, self.config.sampler, self.config.ddim_steps)  # fail fast
         self.get_logger().info(
-            f"started disabled, robot {self.profile.name!r} ({out}), parameters "
+            f"started disabled, robot {self.profile.name!r} ({out}), clouds placed by "
+            f"{self._extrinsics.source}, parameters "
             + json.dumps(to_dict(self.config), sort_keys=True)
         )
 
@@ -302,6 +343,7 @@ class PolicyNode(Node):
             stamp = stamp_to_seconds(msg.header.stamp)
             if stamp <= 0:
                 raise ConversionError("header.stamp is zero")
+            to_base = self._extrinsics.cloud_to_base(msg.header.frame_id, msg.header.stamp)
             points = pointcloud2_to_array(msg, channels=controller.channels)
             points = points[np.isfinite(points).all(axis=1)]
             if len(points) == 0:
@@ -310,7 +352,7 @@ class PolicyNode(Node):
             controller.reject("cloud", str(err))
             self._throttled_warning(f"rejected point cloud: {err}")
             return
-        controller.update_cloud(points, stamp)
+        controller.update_cloud(points, stamp, to_base)
         self._last_observation_wall = time.monotonic()
         if self.config.trigger == "observation":
             self._trigger_stamp = stamp
@@ -339,6 +381,8 @@ class PolicyNode(Node):
                 if self._stop_control.is_set():
                     break
                 stamp = self._trigger_stamp
+                if stamp == self._acted_stamp:
+                    continue  # a cloud already acted on, again (a lockstep simulator resends)
                 sync_s = float(self.get_parameter("observation_sync_s").value)
                 if sync_s > 0 and self._assembler.needs_joints:
                     with self._state_arrived:
@@ -354,7 +398,8 @@ class PolicyNode(Node):
                 else:
                     next_time = time.monotonic()  # fell behind: no burst of late steps
             try:
-                self._control_step()
+                if self._control_step() and self.config.trigger == "observation":
+                    self._acted_stamp = stamp
             except Exception as err:  # the loop must survive anything a step raises
                 with self._lock:
                     self._state, self._message = PolicyStatus.STATE_FAULT, f"control step: {err}"
@@ -423,11 +468,12 @@ class PolicyNode(Node):
             self.get_logger().warning(text)
 
     # -- control ----------------------------------------------------------------------------
-    def _control_step(self) -> None:
+    def _control_step(self) -> bool:
+        """One tick of the controller; True when it published a command."""
         with self._lock:
             controller = self._controller
         if controller is None:
-            return
+            return False
         now = self.get_clock().now().nanoseconds * 1e-9
         try:
             result = controller.tick(now)
@@ -437,7 +483,7 @@ class PolicyNode(Node):
                 controller.set_enabled(False)
                 self._state, self._message = PolicyStatus.STATE_FAULT, str(err)
             self.get_logger().error(f"{err}: disabled; reload or re-enable after checking")
-            return
+            return False
         with self._lock:
             self._state, self._message = result.state, result.message
         if result.skipped and self.config.on_fault == "stop" and self._pub_traj is not None:
@@ -447,6 +493,7 @@ class PolicyNode(Node):
             self._publish_chunk(result.chunk, result.obs_stamp)
         if result.command is not None:
             self._publish_command(result.command, result.trajectory)
+        return result.command is not None
 
     def _publish_chunk(self, chunk, obs_stamp: float) -> None:
         msg = ActionChunk()
@@ -510,6 +557,7 @@ class PolicyNode(Node):
                     self._controller.set_enabled(self._enabled)
                 with self._state_arrived:
                     self._state_stamp = -1.0  # sim time may restart (a new simulator)
+                self._acted_stamp = -1.0
                 response.success = True
                 response.message = "enabled" if self._enabled else "disabled"
         self.get_logger().info(f"~/enable({request.data}): {response.message}")
@@ -521,6 +569,7 @@ class PolicyNode(Node):
                 self._controller.reset()
         with self._state_arrived:
             self._state_stamp = -1.0
+        self._acted_stamp = -1.0
         response.success = True
         response.message = "observation history and planned actions cleared"
         return response
@@ -620,6 +669,7 @@ class PolicyNode(Node):
             "rejected_states": msg.rejected_states,
             "skipped_ticks": msg.skipped_ticks,
             "last_inference_ms": f"{msg.last_inference_time * 1e3:.1f}",
+            "transform_source": self._extrinsics.source,
         }
         diag.status.append(
             DiagnosticStatus(

@@ -29,7 +29,11 @@ Stepping (`step_mode`):
   simulation instead of missing steps, which is what makes a ROS evaluation reproduce the
   in-process `sdm eval`. When no command arrives within `command_timeout_s` (wall time), the
   robot holds: a zero-displacement step (gripper effort unchanged) every control period until
-  commands come back; held steps count towards `max_episode_steps`.
+  commands come back; held steps count towards `max_episode_steps`. Before that, every
+  `observation_resend_s` without a command the newest observation (joint states, image, cloud:
+  the same messages, same stamps) is published again, so a subscriber that matched late or lost
+  it (best-effort QoS) still gets the step; the policy node does not act twice on one stamp.
+  The expert observation has no stamp to tell a repeat from a new step and is not resent.
 - `realtime`: a wall-clock timer steps at `control_rate_hz` with the newest command received
   since the last step, or holds when none arrived.
 After each step the new observation is published; after the step that ends the episode only
@@ -42,7 +46,8 @@ Episodes end on success (held on `stop_on_success` steps; 0 = never end early), 
 - `~/end_episode` (std_srvs/Trigger): end the running episode now (reason `ended`).
 - `~/report_success` (std_srvs/Trigger): success = the current or last episode succeeded;
   message = that episode as JSON (episode_id, task, seed, step, done, success, end_reason,
-  first_success_step, held_steps, commanded_steps, reward, wall_s, achieved_hz,
+  first_success_step, held_steps, commanded_steps, resent_observations, reward, wall_s,
+  achieved_hz,
   command_latency_ms {p50, p99, mean, n} and every value in command_latencies_ms: wall time
   from publishing an observation to receiving the next command, rejected_commands).
 
@@ -99,6 +104,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "control_rate_hz": (10.0, "[Hz] control rate: simulated seconds per step = 1 / rate"),
     "step_mode": ("lockstep", "lockstep: one step per command; realtime: a wall-clock timer"),
     "command_timeout_s": (1.0, "[s] lockstep: wall time without a command before holding"),
+    "observation_resend_s": (
+        0.5,
+        "[s] lockstep: resend the newest observation after this long without a command; 0: never",
+    ),
     "frame_id": ("world", "frame of the cloud and image headers"),
     "publish_expert_observation": (True, "publish ~/expert_observation for expert teleop"),
 }
@@ -132,6 +141,7 @@ class SimBridgeNode(Node):
         self.step_mode: str = p["step_mode"]
         self.rate_hz = float(p["control_rate_hz"])
         self.command_timeout_s = float(p["command_timeout_s"])
+        self.resend_s = float(p["observation_resend_s"])
         self.frame_id: str = p["frame_id"]
         self.runner = EpisodeRunner(
             p["task"],
@@ -169,6 +179,9 @@ class SimBridgeNode(Node):
         self._pending: np.ndarray | None = None  # realtime: newest command since the last step
         self._last_command_wall = time.monotonic()
         self._obs_wall: float | None = None  # when the newest observation was published
+        self._sent: list[tuple[object, object]] = []  # (publisher, message) of that observation
+        self._sent_wall = 0.0  # when it was last (re)sent
+        self._resent = 0  # resends this episode
         self._latencies: list[float] = []  # [s] observation -> next command, this episode
         self._rejected = 0
         self._last_warning = 0.0
@@ -194,6 +207,10 @@ class SimBridgeNode(Node):
             problems.append(f"control_rate_hz must be > 0, got {p['control_rate_hz']}")
         if not float(p["command_timeout_s"]) > 0:
             problems.append(f"command_timeout_s must be > 0, got {p['command_timeout_s']}")
+        if not float(p["observation_resend_s"]) >= 0:
+            problems.append(
+                f"observation_resend_s must be >= 0 (0: never), got {p['observation_resend_s']}"
+            )
         for name in ("num_points", "max_episode_steps"):
             if int(p[name]) < 1:
                 problems.append(f"{name} must be >= 1, got {p[name]}")
@@ -213,6 +230,7 @@ class SimBridgeNode(Node):
         self._timer.reset()  # realtime: the first step comes one full period after the reset
         self._pending = None
         self._latencies = []
+        self._resent = 0
         self._publish_step(obs)
 
     def _step(self, action: np.ndarray | None) -> None:
@@ -233,22 +251,24 @@ class SimBridgeNode(Node):
         stamp = self._stamp()
         self._pub_clock.publish(ClockMsg(clock=stamp))
         self._publish_status()
+        self._sent = []
         if obs is None:
             self._obs_wall = None
             return
         joints = JointState(name=list(STATE_NAMES), position=obs["agent_pos"].tolist())
         joints.header.stamp = stamp
         joints.header.frame_id = self.frame_id
-        self._pub_joints.publish(joints)
+        self._sent.append((self._pub_joints, joints))
         if self._pub_image is not None:
             image = Image()
             fill_image(image, obs["image"], "rgb8")
             image.header.stamp, image.header.frame_id = stamp, self.frame_id
-            self._pub_image.publish(image)
+            self._sent.append((self._pub_image, image))
         cloud = PointCloud2()
         fill_pointcloud2(cloud, obs["point_cloud"], PointField)
         cloud.header.stamp, cloud.header.frame_id = stamp, self.frame_id
-        self._pub_points.publish(cloud)
+        self._sent.append((self._pub_points, cloud))
+        self._send_observation()
         self._obs_wall = time.monotonic()
         if self._pub_expert is not None:  # last: a teleoperator's command follows the cloud
             msg = Float64MultiArray(data=self.runner.full_state().tolist())
@@ -258,6 +278,11 @@ class SimBridgeNode(Node):
                 )
             ]
             self._pub_expert.publish(msg)
+
+    def _send_observation(self) -> None:
+        for publisher, msg in self._sent:
+            publisher.publish(msg)
+        self._sent_wall = time.monotonic()
 
     def _stamp(self) -> Time:
         """The simulation time of the newest state as a message stamp."""
@@ -305,6 +330,14 @@ class SimBridgeNode(Node):
         elif now - self._last_command_wall >= self.command_timeout_s:
             self._warn(f"no command for {now - self._last_command_wall:.1f} s: holding")
             self._step(None)  # and again every control period until commands come back
+        elif (
+            self.resend_s > 0
+            and self._obs_wall is not None
+            and self._sent
+            and now - self._sent_wall >= self.resend_s
+        ):
+            self._resent += 1
+            self._send_observation()
 
     def _warn(self, text: str) -> None:
         now = time.monotonic()
@@ -346,6 +379,7 @@ class SimBridgeNode(Node):
         summary["command_latency_ms"] = _percentiles(latencies_ms)
         summary["command_latencies_ms"] = latencies_ms
         summary["rejected_commands"] = self._rejected
+        summary["resent_observations"] = self._resent
         summary["step_mode"] = self.step_mode
         summary["control_rate_hz"] = self.rate_hz
         return summary

@@ -130,7 +130,8 @@ class SimEvalDriver(Node):
 
     def _on_joints(self, msg: JointState) -> None:
         with self._lock:
-            self._obs_arrival[stamp_to_nanoseconds(msg.header.stamp)] = time.monotonic()
+            # setdefault: a resent observation (same stamp) keeps its first arrival
+            self._obs_arrival.setdefault(stamp_to_nanoseconds(msg.header.stamp), time.monotonic())
             if len(self._obs_arrival) > 5000:  # bounded: keep the newest half
                 for key in sorted(self._obs_arrival)[:2500]:
                     del self._obs_arrival[key]

@@ -120,6 +120,7 @@ def run_node_bench(
                     "output": "joint_commands",
                     "lower": [-1.0] * 4,
                     "upper": [1.0] * 4,
+                    "camera": {"frame_id": "camera"},  # the frame bench_peer stamps clouds with
                 }
             )
         )

@@ -46,6 +46,12 @@ def fill(msg, values: dict):
         current = getattr(msg, key)
         if isinstance(value, dict):
             fill(current, value)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            # A sequence of messages: types[key] is "sequence<pkg/Type>" (maybe bounded).
+            inner = types[key][types[key].index("<") + 1 :].split(",")[0].rstrip(">")
+            pkg, name = inner.split("/")
+            element = getattr(importlib.import_module(f"{pkg}.msg"), name)
+            setattr(msg, key, [fill(element(), v) for v in value])
         elif isinstance(current, array.array):
             setattr(msg, key, array.array(current.typecode, value))
         else:

@@ -30,11 +30,13 @@ from trajectory_msgs.msg import JointTrajectory
 from sdm_policy_core.conversions import fill_image, fill_pointcloud2
 
 
-def good_cloud(node: Node, rng: np.random.Generator, points: int = 200) -> PointCloud2:
+def good_cloud(
+    node: Node, rng: np.random.Generator, points: int = 200, frame_id: str = "camera"
+) -> PointCloud2:
     msg = PointCloud2()
     fill_pointcloud2(msg, rng.uniform(-0.5, 0.5, (points, 3)).astype(np.float32), PointField)
     msg.header.stamp = node.get_clock().now().to_msg()
-    msg.header.frame_id = "camera"
+    msg.header.frame_id = frame_id
     return msg
 
 
@@ -103,13 +105,15 @@ def malformed(node: Node, k: int, names: list[str], rng: np.random.Generator):
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["stream", "record", "fuzz"])
+    p.add_argument("mode", choices=["stream", "record", "fuzz", "repeat"])
     p.add_argument("--rate", type=float, default=30.0)
     p.add_argument("--duration", type=float, default=1e9)
     p.add_argument("--joints", default="j1,j2,j3,j4")
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--points", type=int, default=200)
     p.add_argument("--image", default="", help="also stream bgr8 frames of this WxH size")
+    p.add_argument("--frame", default="camera", help="header.frame_id of the streamed clouds")
+    p.add_argument("--copies", type=int, default=3, help="repeat: copies of each observation")
     a = p.parse_args()
     names = a.joints.split(",")
     rclpy.init()
@@ -126,7 +130,7 @@ def main() -> int:
             next_t = time.monotonic()
             while time.monotonic() < end:
                 pub_s.publish(joint_state(node, names))
-                pub_c.publish(good_cloud(node, rng, a.points))
+                pub_c.publish(good_cloud(node, rng, a.points, a.frame))
                 if size:
                     frame = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
                     image = fill_image(Image(), frame, "bgr8", frame_id="camera")
@@ -176,6 +180,26 @@ def main() -> int:
             end = time.monotonic() + a.duration
             while time.monotonic() < end:
                 rclpy.spin_once(node, timeout_sec=0.05)
+        elif a.mode == "repeat":
+            # `count` observations (state + cloud, one stamp each), each sent `copies` times
+            # 50 ms apart, on reliable QoS (as a lockstep simulator resends an observation).
+            pub_c = node.create_publisher(PointCloud2, "points", 10)
+            pub_s = node.create_publisher(JointState, "joint_states", 10)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (
+                pub_c.get_subscription_count() and pub_s.get_subscription_count()
+            ):
+                time.sleep(0.05)
+            time.sleep(0.5)
+            for _ in range(a.count):
+                state, cloud = joint_state(node, names), good_cloud(node, rng, a.points)
+                cloud.header.stamp = state.header.stamp
+                for _ in range(a.copies):
+                    pub_s.publish(state)
+                    pub_c.publish(cloud)
+                    time.sleep(0.05)
+                time.sleep(0.5)
+            print("SENT " + json.dumps({"observations": a.count, "copies": a.copies}), flush=True)
         else:
             pubs = {
                 "points": node.create_publisher(PointCloud2, "points", 100),

@@ -4,6 +4,7 @@ malformed messages survived and counted, checkpoints hot-swapped or refused."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ def robot_yaml(tmp_path_factory) -> Path:
                 "lower": [-LIMIT] * 4,
                 "upper": [LIMIT] * 4,
                 "max_step": MAX_STEP,
+                "camera": {"frame_id": "camera"},  # the frame robot_peer stamps clouds with
             }
         )
     )
@@ -79,6 +81,20 @@ def _call(processes, srv_type, service, request, name):
     return json.loads(lines[-1][len("RESULT ") :])
 
 
+def _recorder(processes):
+    """robot_peer in record mode: prints every command and status it receives."""
+    recorder = processes.start([PYTHON, ROBOT, "record"], "record")
+    wait_for(lambda: "READY" in processes.log(recorder), 30, what="recorder")
+    return recorder
+
+
+def _enable(processes) -> None:
+    request = {"data": True}
+    assert _call(processes, "std_srvs/srv/SetBool", "/sdm_policy_node/enable", request, "enable")[
+        "success"
+    ]
+
+
 def _records(processes, recorder, kind: str) -> list[dict]:
     prefix = kind + " "
     return [
@@ -90,14 +106,11 @@ def _records(processes, recorder, kind: str) -> list[dict]:
 
 def test_commands_only_while_enabled_and_fresh(processes, robot_yaml, sdm_ckpt):
     node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0", "stale_age_s:=0.3")
-    recorder = processes.start([PYTHON, ROBOT, "record"], "record")
-    wait_for(lambda: "READY" in processes.log(recorder), 30, what="recorder")
+    recorder = _recorder(processes)
     stream = processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
     time.sleep(2.0)
     assert _records(processes, recorder, "CMD") == []  # fed, but not enabled: nothing
-    assert _call(
-        processes, "std_srvs/srv/SetBool", "/sdm_policy_node/enable", {"data": True}, "enable"
-    )["success"]
+    _enable(processes)
     t_enabled = time.time()
     time.sleep(3.0)
     t_stop = time.time()
@@ -133,15 +146,57 @@ def test_commands_only_while_enabled_and_fresh(processes, robot_yaml, sdm_ckpt):
     assert any(s["state"] == 3 and s["control_rate"] > 10 for s in statuses)  # RUNNING
 
 
+def test_clouds_in_an_unknown_frame_are_refused_not_guessed(processes, robot_yaml, sdm_ckpt):
+    """Clouds are placed in the base frame by tf2 where tf2_ros is importable, else by the
+    profile's camera mount (frame `camera` here). A cloud in a frame neither knows never
+    reaches the policy; one already in base_frame is used as it is."""
+    node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
+    source = "tf" if importlib.util.find_spec("tf2_ros") else "profile"
+    assert f"clouds placed by {source}" in processes.log(node)
+    recorder = _recorder(processes)
+    _enable(processes)
+    lidar = processes.start([PYTHON, ROBOT, "stream", "--frame", "lidar_link"], "lidar")
+    wait_for(
+        lambda: any(
+            s["rejected_point_clouds"] >= 20 for s in _records(processes, recorder, "STATUS")
+        ),
+        30,
+        what="clouds in frame lidar_link rejected",
+    )
+    assert _records(processes, recorder, "CMD") == []
+    why = "cloud in frame 'lidar_link'" if source == "profile" else "base_link <- lidar_link"
+    assert why in processes.log(node), processes.log(node)
+    processes.stop(lidar)
+    base = processes.start([PYTHON, ROBOT, "stream", "--frame", "base_link"], "base")
+    wait_for(
+        lambda: _records(processes, recorder, "CMD"), 30, what="commands from base_link clouds"
+    )
+    processes.stop(base)
+    assert processes.stop(node) == 0, processes.log(node)
+
+
+def test_observation_trigger_acts_once_per_observation_not_per_copy(
+    processes, robot_yaml, sdm_ckpt
+):
+    """trigger: observation acts on each new cloud; copies of one (same stamp, as a lockstep
+    simulator resends an unanswered observation) are not acted on again."""
+    params = ("trigger:=observation", "sensor_qos:=reliable", "stale_age_s:=5.0")
+    node = _node(processes, robot_yaml, sdm_ckpt, *params)
+    recorder = _recorder(processes)
+    _enable(processes)
+    repeat = processes.start([PYTHON, ROBOT, "repeat", "--count", "3", "--copies", "4"], "rep")
+    assert repeat.wait(60) == 0 and "SENT" in processes.log(repeat), processes.log(repeat)
+    time.sleep(1.0)
+    assert len(_records(processes, recorder, "CMD")) == 3, processes.log(node)
+    assert processes.stop(node) == 0, processes.log(node)
+
+
 def test_malformed_messages_are_survived_counted_and_never_acted_on(
     processes, robot_yaml, sdm_ckpt
 ):
     node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
-    recorder = processes.start([PYTHON, ROBOT, "record"], "record")
-    wait_for(lambda: "READY" in processes.log(recorder), 30, what="recorder")
-    assert _call(
-        processes, "std_srvs/srv/SetBool", "/sdm_policy_node/enable", {"data": True}, "enable"
-    )["success"]
+    recorder = _recorder(processes)
+    _enable(processes)
     fuzz = processes.start([PYTHON, ROBOT, "fuzz", "--count", "1050", "--rate", "100"], "fuzz")
     fuzz.wait(120)
     report = [ln for ln in processes.log(fuzz).splitlines() if ln.startswith("FUZZ ")]
@@ -163,8 +218,7 @@ def test_malformed_messages_are_survived_counted_and_never_acted_on(
 
 def test_checkpoint_hot_swap_and_refusal(processes, robot_yaml, sdm_ckpt, teacher_ckpt, tmp_path):
     node = _node(processes, robot_yaml, sdm_ckpt)
-    recorder = processes.start([PYTHON, ROBOT, "record"], "record")
-    wait_for(lambda: "READY" in processes.log(recorder), 30, what="recorder")
+    recorder = _recorder(processes)
     first = wait_for(lambda: _records(processes, recorder, "STATUS"), 20, what="status")
     old_id = first[-1]["policy_id"]
     assert old_id.endswith("latest@20")
@@ -203,9 +257,7 @@ def test_checkpoint_hot_swap_and_refusal(processes, robot_yaml, sdm_ckpt, teache
     assert _records(processes, recorder, "STATUS")[-1]["policy_id"] == swapped["policy_id"]
     # The swapped-in teacher drives the robot once enabled.
     stream = processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
-    assert _call(
-        processes, "std_srvs/srv/SetBool", "/sdm_policy_node/enable", {"data": True}, "enable"
-    )["success"]
+    _enable(processes)
     wait_for(lambda: _records(processes, recorder, "CMD"), 20, what="teacher commands")
     processes.stop(stream)
     assert processes.stop(node) == 0, processes.log(node)
@@ -221,14 +273,11 @@ def test_image_policy_drives_the_robot_from_camera_frames(processes, robot_yaml,
         "ddim_steps:=2",
         name="image_node",
     )
-    recorder = processes.start([PYTHON, ROBOT, "record"], "record")
-    wait_for(lambda: "READY" in processes.log(recorder), 30, what="recorder")
+    recorder = _recorder(processes)
     stream = processes.start(
         [PYTHON, ROBOT, "stream", "--rate", "15", "--image", "64x48"], "stream"
     )
-    assert _call(
-        processes, "std_srvs/srv/SetBool", "/sdm_policy_node/enable", {"data": True}, "enable"
-    )["success"]
+    _enable(processes)
     commands = wait_for(
         lambda: _records(processes, recorder, "CMD")[3:], 30, what="commands from camera frames"
     )
@@ -286,3 +335,41 @@ def test_each_malformed_kind_is_rejected_by_the_node_decoders():
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_tf_places_each_cloud_where_tf2_ros_is_installed(processes, tmp_path, sdm_ckpt):
+    """With tf2_ros (a ROS 2 install; not the PyPI wheels of this machine), clouds are placed
+    by tf: here base_link <- camera is (1, 1, 1) m on /tf_static while the profile's mount is
+    identity, and only tf's placement puts the points inside the crop box."""
+    pytest.importorskip("tf2_ros")
+    robot = tmp_path / "crop_arm.yaml"
+    profile = {
+        "description": "4-joint test arm, crop box around (1, 1, 1) m",
+        "base_frame": "base_link",
+        "state_names": JOINTS,
+        "action_names": JOINTS,
+        "lower": [-LIMIT] * 4,
+        "upper": [LIMIT] * 4,
+        "max_step": MAX_STEP,
+        "crop_low": [0.4, 0.4, 0.4],
+        "crop_high": [1.6, 1.6, 1.6],
+        "camera": {"frame_id": "camera"},
+    }
+    robot.write_text(yaml.safe_dump(profile))
+    tf = {
+        "header": {"frame_id": "base_link"},
+        "child_frame_id": "camera",
+        "transform": {"translation": {"x": 1.0, "y": 1.0, "z": 1.0}, "rotation": {"w": 1.0}},
+    }
+    pub = [PYTHON, PEERS, "pub", "tf2_msgs/msg/TFMessage", json.dumps({"transforms": [tf]})]
+    static = processes.start([*pub, "--topic", "/tf_static", "--timeout", "120"], "tf_static")
+    wait_for(lambda: "published" in processes.log(static), 30, what="/tf_static")
+    node = _node(processes, robot, sdm_ckpt, "transform_source:=tf", "control_rate_hz:=20.0")
+    recorder = _recorder(processes)
+    stream = processes.start([PYTHON, ROBOT, "stream", "--frame", "camera"], "stream")
+    _enable(processes)
+    wait_for(
+        lambda: _records(processes, recorder, "CMD"), 30, what="commands from tf-placed clouds"
+    )
+    processes.stop(stream)
+    assert processes.stop(node) == 0, processes.log(node)

@@ -3,11 +3,22 @@ cloud as the in-process simulator), and a scripted-expert teleoperated episode t
 
 from __future__ import annotations
 
+import json
+import time
+
 import numpy as np
 
 from sdm_policy_core.sim import MetaWorldEnv, ScriptedExpert, episode_seed
-from test.conftest import wait_for
-from test.sim_ros.conftest import BIN, peer_result, start_bridge, start_peer
+from test.conftest import PYTHON, REPO, wait_for
+from test.sim_ros.conftest import (
+    BIN,
+    peer_result,
+    start_bridge,
+    start_peer,
+    start_policy,
+)
+
+PEERS = str(REPO / "test" / "ros" / "peers.py")
 
 
 def test_bridge_refuses_bad_parameters_naming_what_is_valid(processes):
@@ -68,3 +79,25 @@ def test_expert_teleop_drives_the_bridge_to_success(processes):
     assert report["step"] == steps == report["first_success_step"]
     assert abs(report["reward"] - reward) < 1e-9
     assert len(result["commands"]) == len(result["states"]) == steps
+
+
+def test_lockstep_resends_an_unanswered_observation_and_the_policy_acts_once(
+    processes, mw_checkpoint
+):
+    """A policy that missed a step's observation (enabled late here; a late DDS match or a
+    best-effort drop look the same to the bridge) gets it again, so the lockstep loop neither
+    stalls nor holds (test_policy_node checks that copies are not acted on twice)."""
+    start_bridge(processes, max_episode_steps=12, command_timeout_s=60.0, observation_resend_s=0.1)
+    start_policy(processes, mw_checkpoint, sensor_qos="reliable")
+    run = start_peer(processes, "episode", "--seed", "4", "--timeout", "90", name="episode")
+    wait_for(lambda: "STATUS 0 0" in processes.log(run), 60, what="the episode to start")
+    time.sleep(1.5)  # the observation goes unanswered: the policy is still disabled
+    request = json.dumps({"data": True})
+    call = [PYTHON, PEERS, "call", "std_srvs/srv/SetBool", request]
+    enable = processes.start([*call, "--service", "/sdm_policy_node/enable"], "enable")
+    assert enable.wait(60) == 0, processes.log(enable)
+    result = peer_result(processes, run, timeout=120)
+    report = result["report"]
+    assert report["done"] and report["held_steps"] == 0, report
+    assert report["resent_observations"] >= 3, report
+    assert len(result["commands"]) == report["commanded_steps"] == report["step"], report

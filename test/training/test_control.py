@@ -9,7 +9,7 @@ import pytest
 
 from sdm_policy_core import control
 from sdm_policy_core.config import ConfigError, DeploymentConfig
-from sdm_policy_core.robot import RobotProfile
+from sdm_policy_core.robot import CameraMount, RobotProfile
 from sdm_policy_core.runtime import PolicyRuntime
 
 JOINTS = ("j1", "j2", "j3", "j4")
@@ -131,3 +131,30 @@ def test_image_policy_acts_on_camera_frames_of_any_size(image_ckpt):
     ctrl.update_image(np.zeros((40, 40), np.uint8), 1.1)  # not RGB
     assert ctrl.tick(1.11).state == control.HOLDING
     assert ctrl.counters.rejected_images == 1
+
+
+def test_a_cloud_is_placed_by_its_own_transform_then_cropped(make):
+    """tf gives each cloud its own pose (a wrist camera moves): the crop box of the base frame
+    must see the transformed points, not the sensor-frame ones."""
+    profile = dataclasses.replace(PROFILE, crop_low=(0.9, 0.9, 0.9), crop_high=(1.1, 1.1, 1.1))
+    ctrl, rng = make(profile), np.random.default_rng(3)
+    ctrl.set_enabled(True)
+    near_sensor = rng.uniform(-0.05, 0.05, (200, 3)).astype(np.float32)
+    to_base = np.eye(4)
+    to_base[:3, 3] = 1.0  # the sensor sits at (1, 1, 1) in the base frame
+    ctrl.update_state(np.zeros(4, np.float32), 1.0)
+    ctrl.update_cloud(near_sensor, 1.0)  # the profile's mount (identity here): all cropped
+    assert ctrl.tick(1.01).command is None and ctrl.counters.rejected_point_clouds == 1
+    ctrl.update_cloud(near_sensor, 1.1, to_base)
+    ctrl.update_state(np.zeros(4, np.float32), 1.1)
+    assert ctrl.tick(1.11).command is not None
+
+
+def test_profile_places_only_the_frames_it_knows():
+    mount = {"frame_id": "cam_optical", "translation": (1.0, 0.0, 0.5)}
+    profile = dataclasses.replace(PROFILE, camera=CameraMount(**mount))
+    assert np.allclose(profile.cloud_to_base("cam_optical")[:3, 3], [1.0, 0.0, 0.5])
+    assert np.allclose(profile.cloud_to_base(profile.base_frame), np.eye(4))
+    for frame in ("lidar", ""):
+        with pytest.raises(ValueError, match=r"set camera\.frame_id"):
+            profile.cloud_to_base(frame)
