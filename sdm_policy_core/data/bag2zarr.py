@@ -17,7 +17,9 @@ summary counts why. Actions come from a command topic or are the next sample's s
 
 Episodes: one bag = one episode by default; or split by a marker topic (every message, or every
 change of one of its fields, starts an episode) or by gaps in time; shorter than
-`episodes.min_length` samples are skipped (counted).
+`episodes.min_length` samples are skipped (counted). With markers, `episodes.success_field`
+keeps only episodes whose last marker message says success (e.g. sdm_msgs/EpisodeStatus
+`success`: failed teleoperation attempts stay out of the dataset; counted).
 
 Memory: messages stream through per-stream buffers that are pruned behind the ticks; samples
 are decoded (deserialise + conversions + transform + crop + FPS) in chunks of `chunk_size` by a
@@ -299,11 +301,14 @@ class ClockConfig:
 class EpisodeConfig:
     """split: bag (one bag = one episode) | marker (a message on marker_topic, or a change of
     its `marker_field` e.g. episode_id, starts an episode) | gap (a pause longer than gap_s
-    between samples starts one). Episodes with fewer than min_length samples are skipped."""
+    between samples starts one). Episodes with fewer than min_length samples are skipped.
+    success_field (split marker only): a boolean field of the marker messages; an episode is
+    kept only when the last of its marker messages has it true (failed demos are skipped)."""
 
     split: str = "bag"
     marker_topic: str | None = None
     marker_field: str | None = None
+    success_field: str | None = None
     gap_s: float = 1.0
     min_length: int = 1
 
@@ -315,6 +320,10 @@ class EpisodeConfig:
         _check(
             self.split != "marker" or bool(self.marker_topic),
             "episodes.split=marker needs episodes.marker_topic",
+        )
+        _check(
+            self.success_field is None or self.split == "marker",
+            "episodes.success_field needs episodes.split=marker (it is read from the markers)",
         )
         _check(self.gap_s > 0, f"episodes.gap_s must be > 0, got {self.gap_s}")
         _check(self.min_length >= 1, f"episodes.min_length must be >= 1: {self.min_length}")
@@ -754,6 +763,7 @@ class _Stats:
     clouds: int = 0
     episodes: int = 0
     episodes_skipped: int = 0
+    episodes_failed: int = 0
     episode_lengths: list[int] = field(default_factory=list)
     kept_intervals: int = 0  # between consecutive kept ticks of an episode
     kept_span_ns: int = 0
@@ -841,6 +851,7 @@ class _BagConversion:
         if cfg.point_cloud is not None and cfg.point_cloud.target_frame:
             bag.resolve(cfg.point_cloud.tf_topic, "point_cloud.tf_topic", [TF_TYPE])
         self.boundaries: list[int] = []
+        self.succeeded: set[int] = set()  # segments whose last marker says success
         self.tf: TfTree | None = None
         self._tf_cache: dict[str, np.ndarray] = {}
         self.settings = self._decode_settings()
@@ -962,27 +973,41 @@ class _BagConversion:
             self.bag.ensure_types([msgtype])
             previous: Any = object()
             stamps = []
+            outcomes: list[tuple[int, bool]] = []  # (stamp, success) of every marker message
             has_header = cfg.stamp == "header" and self.bag.has_header(msgtype)
+            fields = [("marker_field", cfg.episodes.marker_field)]
+            fields += [("success_field", cfg.episodes.success_field)]
             for _, _, receive_ns, raw in self.bag.messages([topic]):
-                if cfg.episodes.marker_field:
+                values = {}
+                if cfg.episodes.marker_field or cfg.episodes.success_field:
+                    key = "marker_field"
                     try:
                         msg = self.bag.deserialize(raw, msgtype)
-                        value = _dotted(msg, cfg.episodes.marker_field)
+                        for key, name in fields:
+                            values[key] = _dotted(msg, name) if name else None
                     except ConversionError as err:
                         raise BagError(
                             f"bag {self.bag.path}: marker {topic}: {err}; set "
-                            f"episodes.marker_field to a field of {msgtype}"
+                            f"episodes.{key} to a field of {msgtype}"
                         ) from None
-                    if value == previous:
-                        continue
-                    previous = value
                 try:
                     stamp = peek_header(raw)[0] if has_header else receive_ns
                 except ConversionError as err:
                     self.stats.issues[f"{topic}: {err}, dropped"] += 1
                     continue
-                stamps.append(stamp or receive_ns)
+                stamp = stamp or receive_ns
+                if cfg.episodes.success_field:
+                    outcomes.append((stamp, bool(values["success_field"])))
+                if cfg.episodes.marker_field:
+                    if values["marker_field"] == previous:
+                        continue
+                    previous = values["marker_field"]
+                stamps.append(stamp)
             self.boundaries = sorted(set(stamps))
+            last: dict[int, bool] = {}
+            for stamp, success in sorted(outcomes, key=lambda o: o[0]):
+                last[self._segment_of(stamp)[0]] = success
+            self.succeeded = {segment for segment, success in last.items() if success}
         pc = cfg.point_cloud
         if pc is not None and pc.target_frame:
             topic = self.bag.resolve(pc.tf_topic, "point_cloud.tf_topic", [TF_TYPE])
@@ -1264,8 +1289,15 @@ class _BagConversion:
         while self.inflight:
             self._complete_oldest()
         length = self.writer.episode_length
+        failed = bool(self.cfg.episodes.success_field) and self.segment not in self.succeeded
         if length > 0:
-            if length < self.cfg.episodes.min_length:
+            if failed:
+                self.writer.discard_episode()
+                self.stats.samples -= length
+                self.stats.episodes_failed += 1
+                reason = f"episode failed ({self.cfg.episodes.success_field} not true at its end)"
+                self.stats.dropped[reason] += length
+            elif length < self.cfg.episodes.min_length:
                 self.writer.discard_episode()
                 self.stats.samples -= length
                 self.stats.episodes_skipped += 1
@@ -1419,6 +1451,7 @@ def convert_bags(
         "append": append,
         "episodes_written": stats.episodes,
         "episodes_skipped_short": stats.episodes_skipped,
+        "episodes_skipped_failed": stats.episodes_failed,
         "episode_lengths": stats.episode_lengths,
         "samples_written": stats.samples,
         "samples_dropped": dict(stats.dropped.most_common()),
@@ -1452,6 +1485,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"samples: {summary['ticks']} ticks, {summary['sample_rate_hz']:.2f} Hz kept")
     if summary["episodes_skipped_short"]:
         lines.append(f"episodes skipped (too short): {summary['episodes_skipped_short']}")
+    if summary["episodes_skipped_failed"]:
+        lines.append(f"episodes skipped (failed): {summary['episodes_skipped_failed']}")
     for title, key in (
         ("samples dropped", "samples_dropped"),
         ("samples held (missing: hold)", "samples_held"),

@@ -204,13 +204,13 @@ def test_crop_box_and_transform_from_config_or_tf_static(tmp_path):
 # -- episodes -------------------------------------------------------------------------------------
 
 
-def _status(bag: BagWriter, t: int, episode: int) -> None:
+def _status(bag: BagWriter, t: int, episode: int, success: bool = False) -> None:
     msg = bag.types["sdm_msgs/msg/EpisodeStatus"](
         header=bag.header(t),
         episode_id=episode,
         step=0,
         max_steps=100,
-        success=False,
+        success=success,
         done=False,
         task="reach-v3",
         seed=episode,
@@ -244,6 +244,33 @@ def test_split_by_marker_field_with_custom_type_from_msg_text(tmp_path):
         convert([path], tmp_path / "c.zarr", cfg, ["typestore=humble"])["out"]
     )
     np.testing.assert_array_equal(again["state"], data["state"])
+
+
+def test_failed_demonstrations_are_left_out_by_the_success_field(tmp_path):
+    """A teleoperation session keeps failed attempts in the bag; the marker's success flag at
+    the end of each episode decides what enters the dataset."""
+    path = tmp_path / "session"
+    with BagWriter(
+        path, storage="mcap", custom_types={"sdm_msgs/msg/EpisodeStatus": EPISODE_STATUS}
+    ) as bag:
+        for e, (steps, succeeded) in enumerate(((8, True), (6, False), (7, True))):
+            ticks = write_demo(bag, steps, start_ns=T0 + e * 10**9, first_step=10 * e)
+            for k, t in enumerate(ticks):  # success comes on the last steps (or never)
+                _status(bag, t - MS, e, success=succeeded and k >= steps - 2)
+    episodes = {"split": "marker", "marker_topic": "episode_status", "marker_field": "episode_id"}
+    cfg = config(tmp_path, episodes={**episodes, "success_field": "success"})
+    summary = convert([path], tmp_path / "a.zarr", cfg)
+    data = ReplayBuffer.load(tmp_path / "a.zarr")
+    np.testing.assert_array_equal(data.episode_ends, [8, 15])
+    np.testing.assert_array_equal(data["action"][8:, 0], 20 + np.arange(7))  # the third demo
+    assert summary["episodes_skipped_failed"] == 1
+    assert summary["samples_dropped"] == {"episode failed (success not true at its end)": 6}
+    with pytest.raises(BagError, match=r"episodes\.success_field to a field"):
+        bad = config(tmp_path, episodes={**episodes, "success_field": "succeeded"})
+        convert([path], tmp_path / "b.zarr", bad)
+    with pytest.raises(ConfigError, match=r"success_field needs episodes\.split=marker"):
+        gap = config(tmp_path, episodes={"split": "gap", "success_field": "success"})
+        convert([path], tmp_path / "c.zarr", gap)
 
 
 def test_split_by_gap_and_min_length(tmp_path):
@@ -491,7 +518,7 @@ def test_cli_converts_a_sim_bridge_bag_with_the_example_config(tmp_path, capsys)
         for e in range(2):
             for k in range(12):
                 t = T0 + (e * 20 + k) * 50 * MS
-                _status(bag, t, e)
+                _status(bag, t, e, success=k >= 10)  # the config keeps successful demos
                 bag.write_cloud("/points", t + MS, cloud_for(k, 600))
                 bag.write_joint_state(
                     "/joint_states", t + MS, [f"q{i}" for i in range(9)], np.full(9, k, float)
