@@ -225,6 +225,7 @@ class SimBridgeNode(Node):
         if self.runner.active:  # the old episode is over: say so before the new one starts
             self.runner.end("reset")
             self._publish_status()
+        self._await_matching()
         obs = self.runner.reset(seed, task)
         self._last_command_wall = time.monotonic()  # the command timeout starts at the reset
         self._timer.reset()  # realtime: the first step comes one full period after the reset
@@ -232,6 +233,30 @@ class SimBridgeNode(Node):
         self._latencies = []
         self._resent = 0
         self._publish_step(obs)
+
+    def _await_matching(self, limit_s: float = 2.0) -> None:
+        """Before an episode's first observation: wait (at most limit_s) until every subscriber
+        discovery shows on an observation topic is matched to our publisher, so the first
+        observation reaches a policy or teleoperator that has just come up (discovery and
+        endpoint matching finish at different times)."""
+        publishers = [self._pub_joints, self._pub_points, self._pub_image, self._pub_expert]
+        publishers = [p for p in publishers if p is not None]
+        deadline = time.monotonic() + limit_s
+        while True:
+            unmatched = [
+                p.topic_name
+                for p in publishers
+                if p.get_subscription_count() < self.count_subscribers(p.topic_name)
+            ]
+            if not unmatched:
+                return
+            if time.monotonic() > deadline:
+                self.get_logger().warning(
+                    f"subscribers of {', '.join(unmatched)} not matched after {limit_s} s; "
+                    "starting the episode anyway"
+                )
+                return
+            time.sleep(0.02)
 
     def _step(self, action: np.ndarray | None) -> None:
         obs = self.runner.step(action)
