@@ -30,20 +30,15 @@ new one is in place, so a crash never leaves a half-written checkpoint under `pa
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import functools
 import hashlib
 import json
 import math
-import os
 import platform
 import random
-import shutil
 import subprocess
-import tempfile
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -54,6 +49,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from sdm_policy_core.atomic import atomic_directory
 from sdm_policy_core.config import ExperimentConfig, from_dict
 
 FORMAT_VERSION = 1
@@ -387,65 +383,6 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
         cuda_states = list(state["cuda"])[: torch.cuda.device_count()]
         for device, cuda_state in enumerate(cuda_states):
             torch.cuda.set_rng_state(torch.as_tensor(cuda_state, dtype=torch.uint8), device)
-
-
-# ------------------------------------------------------------------------------------------------
-# Atomic directory writes (shared with the dataset writer)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(root: Path) -> None:
-    """fsync every file and directory under `root` (inclusive)."""
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            _fsync_path(Path(dirpath) / name)
-        _fsync_path(Path(dirpath))
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Write a directory atomically: yields a temp sibling `.{name}.tmp-XXXX` to fill.
-
-    On normal exit the temp directory is fsynced and renamed to `path`; an existing `path` is
-    first renamed to `.{name}.old-XXXX` and deleted only once the new one is in place (on a
-    failed swap it is renamed back). On an exception the temp directory is deleted and `path` is
-    untouched. The caller decides beforehand whether replacing `path` is allowed.
-    """
-    path = Path(path)
-    parent = path.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=parent))
-    try:
-        yield tmp
-        fsync_tree(tmp)
-        old: Path | None = None
-        if path.exists() or path.is_symlink():
-            old = parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(path, old)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            if old is not None:
-                os.rename(old, path)
-            raise
-        _fsync_path(parent)
-        if old is not None:
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _interrupted_hint(path: Path) -> str:

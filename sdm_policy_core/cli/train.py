@@ -14,9 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
-from sdm_policy_core.checkpoint import CheckpointError
 from sdm_policy_core.config import ConfigError, load_config
 from sdm_policy_core.data import DatasetError
 
@@ -36,6 +33,8 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_guarded(fn, args: argparse.Namespace) -> int:
     """Run a training command; configuration and data errors become one clear line."""
+    from sdm_policy_core.checkpoint import CheckpointError
+
     try:
         return fn(args)
     except (ConfigError, DatasetError, CheckpointError) as err:
@@ -46,6 +45,8 @@ def run_guarded(fn, args: argparse.Namespace) -> int:
 def run_training(args: argparse.Namespace, cfg, make_recipe, fix_obs: bool) -> int:
     """Shared by `sdm train` and `sdm distill`: process group, datasets, the recipe that
     `make_recipe(cfg, train_set, ctx)` builds, the Trainer, and the summary line."""
+    import torch
+
     from sdm_policy_core.training.data import make_datasets
     from sdm_policy_core.training.distributed import init_distributed, shutdown
     from sdm_policy_core.training.trainer import Trainer

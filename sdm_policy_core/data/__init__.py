@@ -14,12 +14,19 @@ from sdm_policy_core.data.replay_buffer import (
     default_compressor,
     validate_episode_ends,
 )
-from sdm_policy_core.data.sampler import (
-    SequenceSampler,
-    TrajectoryDataset,
-    create_indices,
-    get_val_mask,
-)
+
+# The sampler (the training dataset) needs torch; the dataset tools (bag2zarr, demos) import
+# this package without it, so the sampler's names load on first use.
+_SAMPLER_NAMES = ("SequenceSampler", "TrajectoryDataset", "create_indices", "get_val_mask")
+
+
+def __getattr__(name: str):
+    if name in _SAMPLER_NAMES:
+        from sdm_policy_core.data import sampler
+
+        return getattr(sampler, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DatasetError",

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sdm_policy_core.checkpoint import atomic_directory
+from sdm_policy_core.atomic import atomic_directory
 from sdm_policy_core.config import ConfigError, from_dict, read_yaml_mapping, to_dict
 from sdm_policy_core.conversions import (
     ConversionError,

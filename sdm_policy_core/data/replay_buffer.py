@@ -31,7 +31,7 @@ import numcodecs
 import numpy as np
 import zarr
 
-from sdm_policy_core.checkpoint import atomic_directory
+from sdm_policy_core.atomic import atomic_directory
 
 DEFAULT_CHUNK_STEPS = 100  # time steps per chunk (DP3's data-generation scripts)
 MAX_CHUNK_BYTES = 8 * 2**20  # large frames (e.g. 480x640 images) get fewer steps per chunk

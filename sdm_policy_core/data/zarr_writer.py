@@ -10,7 +10,7 @@ same chunking and compressor as `ReplayBuffer.save`:
     writer.close()              # writes meta/episode_ends
 
 The writer works in place: callers write into a temp copy and swap it in atomically
-(`sdm_policy_core.checkpoint.atomic_directory`), so an existing dataset is never damaged.
+(`sdm_policy_core.atomic.atomic_directory`), so an existing dataset is never damaged.
 """
 
 from __future__ import annotations

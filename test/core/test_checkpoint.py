@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from sdm_policy_core import atomic as atomic_mod
 from sdm_policy_core import checkpoint as ckpt_mod
 from sdm_policy_core.checkpoint import (
     CheckpointError,
@@ -153,14 +154,14 @@ def test_failure_during_swap_restores_old_checkpoint(
 ) -> None:
     path = tmp_path / "latest"
     save_checkpoint(path, _config(1), {"w": torch.zeros(3)})
-    real_rename = ckpt_mod.os.rename
+    real_rename = atomic_mod.os.rename
 
     def rename(src, dst):  # the move of the new checkpoint into place fails
         if ".tmp-" in str(src):
             raise OSError("simulated rename failure")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(ckpt_mod.os, "rename", rename)
+    monkeypatch.setattr(atomic_mod.os, "rename", rename)
     with pytest.raises(OSError, match="simulated"):
         save_checkpoint(path, _config(2), {"w": torch.ones(3)})
     monkeypatch.undo()

@@ -7,8 +7,11 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +156,37 @@ def test_compressed_bags_and_a_pool_of_two_workers(tmp_path, storage, compressio
     for key in ("point_cloud", "state", "action"):
         np.testing.assert_array_equal(a[key], b[key])
     np.testing.assert_array_equal(a["action"][:, 0], np.r_[0:25, 100:125])
+
+
+def test_the_converter_runs_where_torch_is_not_installed(tmp_path):
+    """Recording machines need no PyTorch: `sdm bag2zarr` (CLI, converter and its two decoding
+    workers) converts with every torch import blocked."""
+    path = tmp_path / "demo"
+    with BagWriter(path) as bag:
+        write_demo(bag, 20, start_ns=T0)
+    out = tmp_path / "a.zarr"
+    args = [str(path), "--out", str(out), "--config", str(config(tmp_path)), "--no-progress"]
+    # sitecustomize: the blocker also loads in the spawned worker processes.
+    site = tmp_path / "no_torch"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    script = (
+        "import sys\n"
+        "assert any(type(f).__name__ == 'NoTorch' for f in sys.meta_path), 'no blocker'\n"
+        "from sdm_policy_core.cli import main\n"
+        f"sys.exit(main(['bag2zarr', *{args!r}, '--workers', '2']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ReplayBuffer.load(out).episode_ends.tolist() == [20]
 
 
 def test_a_dead_topic_forces_alignment_instead_of_buffering_the_bag(tmp_path):
