@@ -157,6 +157,19 @@ def check_ros() -> list[Check]:
             "then source install/setup.bash",
         )
     )
+    ok, detail = _probe("import tf2_ros; print(tf2_ros.__file__)")
+    checks.append(
+        Check(
+            "tf2_ros (optional)",
+            ok,
+            "policy node places clouds by tf2 lookups (transform_source auto)"
+            if ok
+            else "not importable: clouds are placed by the robot profile's camera mount",
+            "source a ROS 2 install (/opt/ros/<distro>/setup.bash) for tf2_ros; the PyPI "
+            "wheels have none. Without it, set camera.frame_id and its pose in the profile",
+            required=False,
+        )
+    )
     rng = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "")
     local = rng in ("LOCALHOST", "OFF") or os.environ.get("ROS_LOCALHOST_ONLY") == "1"
     checks.append(
