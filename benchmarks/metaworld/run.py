@@ -13,10 +13,13 @@ logged, so every number can be reproduced by hand):
    placements for every row): the teacher with DDIM-10, the teacher with DDIM-2, the teacher's
    naive one-step call (x0 at the largest timestep, no distillation) and the SDM student.
 
-Stages whose outputs exist are skipped (and `sdm train` / `sdm distill` resume), so a killed run
-continues where it stopped. Writes `RESULTS/metaworld[_TAG]_<task>_<row>[_s<seed>].json` per
-evaluation, `RESULTS/metaworld[_TAG].json` (all rows + wall-clock per stage) and the markdown
-table `RESULTS/metaworld[_TAG].md` (also printed) for BENCHMARKS.md.
+Stages whose outputs exist are skipped (a dataset, a checkpoint at its final step, an evaluation
+JSON unless --redo-evals) and an interrupted `sdm train` / `sdm distill` resumes, so a killed
+run continues where it stopped; the time of each stage is kept in WORK/stages.json when it
+runs, so a table rebuilt later still shows it. Writes
+`RESULTS/metaworld[_TAG]_<task>_<row>[_s<seed>].json` per evaluation,
+`RESULTS/metaworld[_TAG].json` (all rows + wall-clock per stage) and the markdown table
+`RESULTS/metaworld[_TAG].md` (also printed) for BENCHMARKS.md.
 
 DP3 / SDM report the mean over 3 *training* seeds of the mean of the 5 best periodic evaluations;
 this benchmark reports final checkpoints (stricter) over 3 evaluation seeds by default, and over
@@ -66,13 +69,38 @@ def sdm_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "sdm_policy_core.cli", *args]
 
 
+def _trained_steps(checkpoint: Path) -> int:
+    """The step a checkpoint was saved at (0 when there is none)."""
+    try:
+        return int(json.loads((checkpoint / "config.json").read_text())["provenance"]["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 class Stages:
-    """Runs commands with logs and records the wall-clock time of each stage."""
+    """Runs commands with logs and records the wall-clock time of each stage.
+
+    The record of every stage that ran (seconds, command) persists in WORK/stages.json, so a
+    stage skipped later (its outputs exist) still reports the time it took when it ran.
+    """
 
     def __init__(self, work: Path) -> None:
         self.work = work
+        self.record_path = work / "stages.json"
+        try:
+            self.record: dict[str, dict[str, Any]] = json.loads(self.record_path.read_text())
+        except (OSError, ValueError):
+            self.record = {}
         self.timings: dict[str, float] = {}
         self.commands: dict[str, str] = {}
+
+    def skip(self, name: str, why: str) -> None:
+        """A stage whose outputs exist: report its recorded time, if any."""
+        done = self.record.get(name)
+        if done:
+            self.timings[name] = float(done["seconds"])
+            self.commands[name] = done["command"]
+        print(f"[{name}] skipped: {why}", file=sys.stderr, flush=True)
 
     def run(self, name: str, cmd: list[str], log: Path) -> float:
         shown = " ".join(["sdm", *cmd[3:]] if cmd[:3] == sdm_cmd() else cmd)
@@ -88,8 +116,13 @@ class Stages:
                 f"[{name}] failed with exit code {proc.returncode} after {elapsed:.0f} s; "
                 f"log {log}:\n" + "\n".join(tail)
             )
-        self.timings[name] = self.timings.get(name, 0.0) + elapsed
+        self.timings[name] = elapsed
         self.commands[name] = shown
+        self.record[name] = {"seconds": elapsed, "command": shown}
+        self.work.mkdir(parents=True, exist_ok=True)
+        tmp = self.record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.record, indent=2) + "\n")
+        os.replace(tmp, self.record_path)
         print(f"[{name}] {elapsed:.1f} s", file=sys.stderr, flush=True)
         return elapsed
 
@@ -99,7 +132,9 @@ def run_task(task: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
     work = args.work / task
     demos = work / "demos.zarr"
     common = ["--no-progress"] if args.no_progress else []
-    if not demos.exists():
+    if demos.exists():
+        stages.skip(f"{task}/demos", f"{demos} exists")
+    else:
         cmd = sdm_cmd(
             "demos",
             "--task",
@@ -129,7 +164,11 @@ def run_task(task: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
             *args.train_overrides,
         ]
         cmd = sdm_cmd("train", "--dataset", str(demos), "--out", str(teacher_dir), *train)
-        stages.run(f"{task}/train_s{seed}", cmd + common, work / "logs" / f"train_s{seed}.log")
+        if _trained_steps(teacher) >= args.teacher_steps:
+            stages.skip(f"{task}/train_s{seed}", f"{teacher} is at step {args.teacher_steps}")
+        else:  # a new run, or the resumption of an interrupted one
+            log = work / "logs" / f"train_s{seed}.log"
+            stages.run(f"{task}/train_s{seed}", cmd + common, log)
         distill = [
             f"train.max_steps={args.distill_steps}",
             f"train.seed={seed}",
@@ -140,7 +179,10 @@ def run_task(task: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
             "distill", "--teacher", str(teacher), "--dataset", str(demos), "--out", str(sdm_dir)
         )
         log = work / "logs" / f"distill_s{seed}.log"
-        stages.run(f"{task}/distill_s{seed}", cmd + distill + common, log)
+        if _trained_steps(student) >= args.distill_steps:
+            stages.skip(f"{task}/distill_s{seed}", f"{student} is at step {args.distill_steps}")
+        else:
+            stages.run(f"{task}/distill_s{seed}", cmd + distill + common, log)
         for row, which, sampler, steps in ROWS:
             if row not in args.rows:
                 continue
@@ -166,7 +208,10 @@ def run_task(task: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
                 *common,
             )
             log = work / "logs" / f"eval_{row}_s{seed}.log"
-            stages.run(f"{task}/eval_{row}_s{seed}", cmd, log)
+            if out.exists() and not args.redo_evals:
+                stages.skip(f"{task}/eval_{row}_s{seed}", f"{out.name} exists (--redo-evals)")
+            else:
+                stages.run(f"{task}/eval_{row}_s{seed}", cmd, log)
             result = json.loads(out.read_text())
             rows.append(
                 {
@@ -253,6 +298,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--tag", default="", help="suffix of result names (e.g. smoke)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--redo-evals",
+        action="store_true",
+        help="evaluate again even where a result exists (e.g. on a quieter machine)",
+    )
     p.add_argument(
         "--smoke",
         action="store_true",
