@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from rclpy.time import Time
 
 from sdm_policy_core.config import ConfigError
 from sdm_policy_core.conversions import ConversionError, pose_to_matrix, stamp_to_seconds
@@ -39,11 +40,18 @@ class ProfileExtrinsics:
 
     def __init__(self, profile: RobotProfile) -> None:
         self.profile = profile
+        # Computed once: this runs for every cloud.
+        self._known = {
+            f: profile.cloud_to_base(f) for f in (profile.base_frame, profile.camera.frame_id)
+        }
 
     def cloud_to_base(self, frame_id: str, stamp: Any) -> np.ndarray:
         """4x4 cloud frame -> base frame; ConversionError for a frame the profile lacks."""
+        known = self._known.get(frame_id)
+        if known is not None:
+            return known
         try:
-            return self.profile.cloud_to_base(frame_id)
+            return self.profile.cloud_to_base(frame_id)  # raises, naming the frames it knows
         except ValueError as err:
             raise ConversionError(str(err)) from err
 
@@ -55,9 +63,6 @@ class TfExtrinsics:
     source = "tf"
 
     def __init__(self, node: Any, profile: RobotProfile, tf2_ros: Any) -> None:
-        from rclpy.time import Time
-
-        self._time = Time
         self._tf2 = tf2_ros
         self.base_frame = profile.base_frame
         self._buffer = tf2_ros.Buffer()
@@ -70,7 +75,7 @@ class TfExtrinsics:
             return np.eye(4)
         try:
             transform = self._buffer.lookup_transform(
-                self.base_frame, frame_id, self._time.from_msg(stamp)
+                self.base_frame, frame_id, Time.from_msg(stamp)
             )
         except self._tf2.TransformException as err:
             raise ConversionError(

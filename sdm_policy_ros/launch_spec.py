@@ -8,6 +8,7 @@ starts the very same processes without it (the tests do).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,13 +106,18 @@ def parse_remappings(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def policy_nodes(args: dict[str, str]) -> list[NodeSpec]:
-    """The processes of policy.launch.py for launch arguments `args` (defaults filled in)."""
-    values = {a.name: a.default for a in POLICY_ARGUMENTS}
+def _with_defaults(arguments: Sequence[LaunchArgument], args: dict[str, str]) -> dict[str, str]:
+    """Every declared argument's value: `args` over the defaults; unknown names are errors."""
+    values = {a.name: a.default for a in arguments}
     unknown = sorted(set(args) - set(values))
     if unknown:
         raise ValueError(f"unknown launch arguments {unknown}; valid: {sorted(values)}")
-    values.update(args)
+    return {**values, **args}
+
+
+def policy_nodes(args: dict[str, str]) -> list[NodeSpec]:
+    """The processes of policy.launch.py for launch arguments `args` (defaults filled in)."""
+    values = _with_defaults(POLICY_ARGUMENTS, args)
     params_file = values["params_file"] or str(share_directory() / "config" / "policy.yaml")
     parameters: dict[str, object] = {
         "robot": values["robot"],
@@ -269,11 +275,7 @@ def sim_eval_nodes(args: dict[str, str]) -> list[NodeSpec]:
     parameters and topic remappings (config/<sim>/sim_profile.yaml); the simulator and its
     bridge are started by the user.
     """
-    values = {a.name: a.default for a in SIM_EVAL_ARGUMENTS}
-    unknown = sorted(set(args) - set(values))
-    if unknown:
-        raise ValueError(f"unknown launch arguments {unknown}; valid: {sorted(values)}")
-    values.update(args)
+    values = _with_defaults(SIM_EVAL_ARGUMENTS, args)
     sim = values["sim"]
     if sim not in SIMS:
         raise ValueError(f"sim must be one of {list(SIMS)}, got {sim!r}")
@@ -393,11 +395,7 @@ def sim_record_nodes(args: dict[str, str]) -> list[NodeSpec]:
     bag_recorder and the driver in demos mode, which resets one placement after the other
     (sdm demos' seeds) until `episodes` demonstrations succeeded, then ends the launch (the
     recorder closes the bag on the shutdown)."""
-    values = {a.name: a.default for a in SIM_RECORD_ARGUMENTS}
-    unknown = sorted(set(args) - set(values))
-    if unknown:
-        raise ValueError(f"unknown launch arguments {unknown}; valid: {sorted(values)}")
-    values.update(args)
+    values = _with_defaults(SIM_RECORD_ARGUMENTS, args)
     if not values["bag"]:
         raise ValueError("bag:=DIR is required (the rosbag2 bag to create)")
     ns = values["namespace"]

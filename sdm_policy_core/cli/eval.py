@@ -23,10 +23,38 @@ from pathlib import Path
 from sdm_policy_core.config import SAMPLERS
 
 
+def add_evaluation_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
+    """What `sdm eval` and `sdm sim-eval` share: checkpoint, task, episodes, output, sampler
+    and the evaluation seeds."""
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory")
+    p.add_argument("--task", required=True, help="MetaWorld v3 task, e.g. button-press-v3")
+    p.add_argument("--episodes", required=True, type=int, help="episodes per seed")
+    p.add_argument("--out", required=True, type=Path, help=out_help)
+    p.add_argument("--sampler", choices=SAMPLERS, help="default: the checkpoint's own")
+    p.add_argument("--steps", type=int, help="denoising steps for ddim/ddpm")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="a single evaluation seed")
+    seeds.add_argument("--seeds", type=int, nargs="+", help="evaluation seeds (default 0 1 2)")
+
+
+def evaluation_seeds(args: argparse.Namespace) -> list[int]:
+    """--seeds, else [--seed], else the default protocol's seeds."""
+    from sdm_policy_core.eval.rollout import DEFAULT_SEEDS
+
+    if args.seeds:
+        return list(args.seeds)
+    return [args.seed] if args.seed is not None else list(DEFAULT_SEEDS)
+
+
+def per_seed_text(result: dict) -> str:
+    """'0:0.95 1:1.00 2:0.90': success rate per evaluation seed."""
+    return " ".join(f"{p['seed']}:{p['success_rate']:.2f}" for p in result["per_seed"])
+
+
 def _eval(args: argparse.Namespace) -> int:
     from sdm_policy_core.checkpoint import CheckpointError
     from sdm_policy_core.eval.report import plot_result, write_json, write_video
-    from sdm_policy_core.eval.rollout import DEFAULT_SEEDS, evaluate
+    from sdm_policy_core.eval.rollout import evaluate
     from sdm_policy_core.policies.observation import ObservationError
     from sdm_policy_core.sim import SimulatorError, UnknownTaskError, resolve_task
 
@@ -35,7 +63,7 @@ def _eval(args: argparse.Namespace) -> int:
     except UnknownTaskError as err:
         print(f"sdm eval: error: {err}", file=sys.stderr)
         return 2
-    seeds = args.seeds if args.seeds else [args.seed] if args.seed is not None else DEFAULT_SEEDS
+    seeds = evaluation_seeds(args)
     try:
         run = evaluate(
             args.checkpoint,
@@ -60,7 +88,7 @@ def _eval(args: argparse.Namespace) -> int:
         result["plot"] = str(plot_result(result, run.latencies_ms, args.out.with_suffix(".png")))
     write_json(result, args.out)
     lat = result["latency_ms"]
-    per_seed = " ".join(f"{p['seed']}:{p['success_rate']:.2f}" for p in result["per_seed"])
+    per_seed = per_seed_text(result)
     print(
         f"{task} {result['sampler']}({result['steps']}): success {result['success_rate']:.3f} "
         f"[{per_seed}], mean length {result['mean_episode_length']:.0f}, latency p50 "
@@ -78,15 +106,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory")
-    p.add_argument("--task", required=True, help="MetaWorld v3 task, e.g. button-press-v3")
-    p.add_argument("--episodes", required=True, type=int, help="episodes per seed")
-    p.add_argument("--out", required=True, type=Path, help="result JSON (plot: same name .png)")
-    p.add_argument("--sampler", choices=SAMPLERS, help="default: the checkpoint's own")
-    p.add_argument("--steps", type=int, help="denoising steps for ddim/ddpm")
-    seeds = p.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, help="a single evaluation seed")
-    seeds.add_argument("--seeds", type=int, nargs="+", help="evaluation seeds (default 0 1 2)")
+    add_evaluation_arguments(p, "result JSON (plot: same name .png)")
     p.add_argument("--video", type=Path, help="video of the first episode (.mp4 or .gif)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")

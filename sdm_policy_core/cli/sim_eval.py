@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from sdm_policy_core.config import SAMPLERS
+from sdm_policy_core.cli.eval import add_evaluation_arguments, evaluation_seeds, per_seed_text
 
 
 def _sim_eval(args: argparse.Namespace) -> int:
     from sdm_policy_core.eval.report import plot_result, write_json
-    from sdm_policy_core.eval.rollout import DEFAULT_SEEDS
     from sdm_policy_core.eval.sim_in_loop import SimEvalError, run_sim_eval
     from sdm_policy_core.sim import UnknownTaskError, resolve_task
 
@@ -45,7 +43,7 @@ def _sim_eval(args: argparse.Namespace) -> int:
         return fail(f"{args.checkpoint} is not a checkpoint directory (no config.json)")
     if args.episodes < 1:
         return fail(f"--episodes must be >= 1, got {args.episodes}")
-    seeds = args.seeds if args.seeds else [args.seed] if args.seed is not None else DEFAULT_SEEDS
+    seeds = evaluation_seeds(args)
     if len(set(seeds)) != len(seeds) or min(seeds) < 0:
         return fail(f"seeds must be distinct integers >= 0, got {seeds}")
     try:
@@ -73,7 +71,7 @@ def _sim_eval(args: argparse.Namespace) -> int:
         result["plot"] = str(plot_result(result, latencies, args.out.with_suffix(".png")))
     write_json(result, args.out)
     lat = result["latency_ms"]
-    per_seed = " ".join(f"{p['seed']}:{p['success_rate']:.2f}" for p in result["per_seed"])
+    per_seed = per_seed_text(result)
     print(
         f"{task} {result['sampler']}({result['steps']}) over ROS 2: success "
         f"{result['success_rate']:.3f} [{per_seed}], mean length "
@@ -91,15 +89,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory")
-    p.add_argument("--task", required=True, help="MetaWorld v3 task, e.g. button-press-v3")
-    p.add_argument("--episodes", required=True, type=int, help="episodes per seed")
-    p.add_argument("--out", required=True, type=Path, help="result JSON (+ .png, .log beside)")
-    p.add_argument("--sampler", choices=SAMPLERS, help="default: the checkpoint's own")
-    p.add_argument("--steps", type=int, help="denoising steps for ddim/ddpm")
-    seeds = p.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, help="a single evaluation seed")
-    seeds.add_argument("--seeds", type=int, nargs="+", help="evaluation seeds (default 0 1 2)")
+    add_evaluation_arguments(p, "result JSON (+ .png, .log beside)")
     p.add_argument("--max-episode-steps", type=int, default=200, help="episode length (200)")
     p.add_argument("--control-rate-hz", type=float, default=10.0, help="[Hz] control rate")
     p.add_argument(

@@ -975,16 +975,24 @@ class _BagConversion:
             stamps = []
             outcomes: list[tuple[int, bool]] = []  # (stamp, success) of every marker message
             has_header = cfg.stamp == "header" and self.bag.has_header(msgtype)
-            fields = [("marker_field", cfg.episodes.marker_field)]
-            fields += [("success_field", cfg.episodes.success_field)]
+            fields = {
+                key: name
+                for key, name in (
+                    ("marker_field", cfg.episodes.marker_field),
+                    ("success_field", cfg.episodes.success_field),
+                )
+                if name
+            }
             for _, _, receive_ns, raw in self.bag.messages([topic]):
                 values = {}
-                if cfg.episodes.marker_field or cfg.episodes.success_field:
-                    key = "marker_field"
+                if fields:
                     try:
                         msg = self.bag.deserialize(raw, msgtype)
-                        for key, name in fields:
-                            values[key] = _dotted(msg, name) if name else None
+                    except ConversionError as err:
+                        raise BagError(f"bag {self.bag.path}: marker {topic}: {err}") from None
+                for key, name in fields.items():
+                    try:
+                        values[key] = _dotted(msg, name)
                     except ConversionError as err:
                         raise BagError(
                             f"bag {self.bag.path}: marker {topic}: {err}; set "

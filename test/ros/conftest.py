@@ -3,22 +3,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
-_MISSING = [m for m in ("rclpy", "sdm_msgs") if importlib.util.find_spec(m) is None]
+from test.conftest import ROS_MISSING, ros_collect_ignore
 
-collect_ignore_glob: list[str] = []
-if _MISSING:
-    if os.environ.get("SDM_REQUIRE_ROS") == "1":
-        raise RuntimeError(
-            f"ROS tests required but {', '.join(_MISSING)} not importable: run "
-            "scripts/setup.sh and `source scripts/env.sh`"
-        )
-    collect_ignore_glob = ["test_*.py"]
+collect_ignore_glob = ros_collect_ignore()
 
 
 def pytest_report_header(config) -> str:
-    if _MISSING:
-        return f"ROS tests skipped: {', '.join(_MISSING)} not importable"
+    if ROS_MISSING:
+        return f"ROS tests skipped: {', '.join(ROS_MISSING)} not importable"
     return f"ROS tests: ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}, discovery LOCALHOST"

@@ -6,19 +6,7 @@ from pathlib import Path
 
 import pytest
 
-# Tiny, fast model: enough to load, sample and act, not to succeed.
-TINY = [
-    "model.preset=cpu_small",
-    "model.down_dims=[32,64]",
-    "model.pointnet_dims=[16,32]",
-    "model.diffusion_step_embed_dim=32",
-    "model.horizon=8",
-    "model.n_action_steps=4",
-    "train.batch_size=8",
-    "train.val_fraction=0",
-    "train.threads=1",
-    "train.max_steps=5",
-]
+from test.conftest import TINY
 
 
 @pytest.fixture(scope="session")

@@ -4,42 +4,19 @@ ROS_DOMAIN_ID; see test/conftest.py). They need rclpy and the built sdm_msgs, li
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from test.conftest import PYTHON, REPO, ProcessGroup, wait_for
+from test.conftest import PYTHON, REPO, TINY, ProcessGroup, ros_collect_ignore, wait_for
 
-_MISSING = [m for m in ("rclpy", "sdm_msgs") if importlib.util.find_spec(m) is None]
-collect_ignore_glob: list[str] = []
-if _MISSING:
-    if os.environ.get("SDM_REQUIRE_ROS") == "1":
-        raise RuntimeError(
-            f"ROS tests required but {', '.join(_MISSING)} not importable: run "
-            "scripts/setup.sh and `source scripts/env.sh`"
-        )
-    collect_ignore_glob = ["test_*.py"]
+collect_ignore_glob = ros_collect_ignore()
 
 BIN = REPO / "install" / "sdm_policy_ros" / "lib" / "sdm_policy_ros"
 PEER = str(REPO / "test" / "sim_ros" / "sim_peer.py")
 POLICY_YAML = str(REPO / "config" / "policy.yaml")
-# Tiny MetaWorld-shaped teacher: enough to load, sample and act, not to succeed.
-TINY = [
-    "model.preset=cpu_small",
-    "model.down_dims=[32,64]",
-    "model.pointnet_dims=[16,32]",
-    "model.diffusion_step_embed_dim=32",
-    "model.horizon=8",
-    "model.n_action_steps=4",
-    "train.batch_size=8",
-    "train.val_fraction=0",
-    "train.threads=1",
-    "train.max_steps=5",
-]
 
 
 def ros_args(params: dict[str, object]) -> list[str]:
