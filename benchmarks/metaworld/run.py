@@ -3,10 +3,13 @@
     python benchmarks/metaworld/run.py                       # the full protocol (hours on 2 CPUs)
     python benchmarks/metaworld/run.py --smoke               # a few minutes: proves the pipeline
     python benchmarks/metaworld/run.py --tasks pick-place-v3 --teacher-steps 6000
+    python benchmarks/metaworld/run.py --tasks pick-place-wall-v3:two-route   # TASK[:EXPERT]
 
 Per task, each stage is one `sdm` command in its own process (the commands are printed and
 logged, so every number can be reproduced by hand):
-1. `sdm demos`   10 scripted-expert demonstrations (DP3's rule: successful episodes only)
+1. `sdm demos`   10 scripted-expert demonstrations (DP3's rule: successful episodes only);
+   `TASK:two-route` records them with `--expert two-route` (left/right around the wall,
+   alternating: demonstrations with two modes) under the name TASK_two-route
 2. `sdm train`   the DP3 teacher (per training seed)
 3. `sdm distill` SDM: the teacher's frozen scores + a corrector -> a one-step generator
 4. `sdm eval`    final checkpoints, `--episodes` x `--eval-seeds` episodes each (the same
@@ -127,13 +130,15 @@ class Stages:
         return elapsed
 
 
-def run_task(task: str, args: argparse.Namespace, stages: Stages) -> list[dict[str, Any]]:
-    """All stages of one task; returns one summary row per (training seed, evaluation row)."""
-    work = args.work / task
+def run_task(spec: str, args: argparse.Namespace, stages: Stages) -> list[dict[str, Any]]:
+    """All stages of one TASK[:EXPERT]; one summary row per (training seed, evaluation row)."""
+    task, _, expert = spec.partition(":")
+    name = f"{task}_{expert}" if expert else task  # work folder, stage and result names
+    work = args.work / name
     demos = work / "demos.zarr"
     common = ["--no-progress"] if args.no_progress else []
     if demos.exists():
-        stages.skip(f"{task}/demos", f"{demos} exists")
+        stages.skip(f"{name}/demos", f"{demos} exists")
     else:
         cmd = sdm_cmd(
             "demos",
@@ -148,9 +153,10 @@ def run_task(task: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
             "--num-points",
             str(args.num_points),
             *(["--stop-on-success"] if args.stop_on_success else []),
+            *(["--expert", expert] if expert else []),
             *common,
         )
-        stages.run(f"{task}/demos", cmd, work / "logs" / "demos.log")
+        stages.run(f"{name}/demos", cmd, work / "logs" / "demos.log")
     rows = []
     for seed in args.train_seeds:
         teacher_dir, sdm_dir = work / f"teacher_s{seed}", work / f"sdm_s{seed}"
@@ -165,10 +171,10 @@ def run_task(task: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
         ]
         cmd = sdm_cmd("train", "--dataset", str(demos), "--out", str(teacher_dir), *train)
         if _trained_steps(teacher) >= args.teacher_steps:
-            stages.skip(f"{task}/train_s{seed}", f"{teacher} is at step {args.teacher_steps}")
+            stages.skip(f"{name}/train_s{seed}", f"{teacher} is at step {args.teacher_steps}")
         else:  # a new run, or the resumption of an interrupted one
             log = work / "logs" / f"train_s{seed}.log"
-            stages.run(f"{task}/train_s{seed}", cmd + common, log)
+            stages.run(f"{name}/train_s{seed}", cmd + common, log)
         distill = [
             f"train.max_steps={args.distill_steps}",
             f"train.seed={seed}",
@@ -180,14 +186,14 @@ def run_task(task: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
         )
         log = work / "logs" / f"distill_s{seed}.log"
         if _trained_steps(student) >= args.distill_steps:
-            stages.skip(f"{task}/distill_s{seed}", f"{student} is at step {args.distill_steps}")
+            stages.skip(f"{name}/distill_s{seed}", f"{student} is at step {args.distill_steps}")
         else:
-            stages.run(f"{task}/distill_s{seed}", cmd + distill + common, log)
+            stages.run(f"{name}/distill_s{seed}", cmd + distill + common, log)
         for row, which, sampler, steps in ROWS:
             if row not in args.rows:
                 continue
             suffix = f"_s{seed}" if len(args.train_seeds) > 1 else ""
-            out = args.results / f"metaworld{args.tag}_{task}_{row}{suffix}.json"
+            out = args.results / f"metaworld{args.tag}_{name}_{row}{suffix}.json"
             cmd = sdm_cmd(
                 "eval",
                 "--checkpoint",
@@ -209,13 +215,14 @@ def run_task(task: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
             )
             log = work / "logs" / f"eval_{row}_s{seed}.log"
             if out.exists() and not args.redo_evals:
-                stages.skip(f"{task}/eval_{row}_s{seed}", f"{out.name} exists (--redo-evals)")
+                stages.skip(f"{name}/eval_{row}_s{seed}", f"{out.name} exists (--redo-evals)")
             else:
-                stages.run(f"{task}/eval_{row}_s{seed}", cmd, log)
+                stages.run(f"{name}/eval_{row}_s{seed}", cmd, log)
             result = json.loads(out.read_text())
             rows.append(
                 {
-                    "task": task,
+                    "task": name,
+                    "expert": expert or "scripted",
                     "train_seed": seed,
                     "row": row,
                     "success_rate": result["success_rate"],
@@ -256,7 +263,7 @@ def markdown(rows: list[dict[str, Any]], timings: dict[str, float], args: argpar
             rates = [100 * p["success_rate"] for r in mine for p in r["per_seed"]]
             cells.append(f"{np.mean(rates):.1f} ± {np.std(rates):.1f}")
             ms[row] = float(np.mean([r["policy_ms_per_action"] for r in mine]))
-        group = DIFFICULTY.get(task, "easy")
+        group = DIFFICULTY.get(task.partition("_")[0], "easy")
         dp3, sdm = PUBLISHED[group]
         speed = (
             f"{ms['teacher_ddim10'] / ms['sdm_onestep']:.1f}x"
@@ -279,7 +286,13 @@ def markdown(rows: list[dict[str, Any]], timings: dict[str, float], args: argpar
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS))
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        default=list(DEFAULT_TASKS),
+        metavar="TASK[:EXPERT]",
+        help="MetaWorld v3 tasks; TASK:two-route = demos by `sdm demos --expert two-route`",
+    )
     p.add_argument("--demos", type=int, default=10, help="expert demonstrations per task")
     p.add_argument("--demo-seed", type=int, default=0)
     p.add_argument("--stop-on-success", action="store_true", help="short demos (sdm demos)")

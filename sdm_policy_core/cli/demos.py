@@ -2,12 +2,18 @@
 
     sdm demos --task button-press-v3 --episodes 10 --out data/button_press.zarr
               [--seed S] [--num-points P] [--image-size S] [--save-depth] [--stop-on-success]
+              [--expert scripted|two-route]
 
 Keeps only successful episodes (DP3's rule: the task succeeded on >= 5 steps of a full
 200-step episode), tries further placements for failed ones, and writes the dataset atomically
 (DP3 layout: data/point_cloud, state, action, full_state [, img, depth]; meta/episode_ends).
 Exit codes: 0 written, 1 too few successful episodes, 2 bad arguments (unknown task, existing
-output without --overwrite).
+output without --overwrite, an expert the task does not have).
+
+`--expert two-route` (pick-place-wall-v3, push-wall-v3) records demonstrations with two modes:
+kept episodes alternate between carrying the object around the wall on the left and on the
+right, as two teleoperators might; MetaWorld's own expert (`scripted`, the default) does the
+same thing every time.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ def _demos(args: argparse.Namespace) -> int:
             stop_on_success=args.stop_on_success,
             max_attempts=args.max_attempts,
             progress=not args.no_progress,
+            expert=args.expert,
         )
     except ValueError as err:
         print(f"sdm demos: error: {err}", file=sys.stderr)
@@ -94,6 +101,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-attempts", type=int, help="episodes to try at most (default max(2N, N+10))"
+    )
+    p.add_argument(
+        "--expert",
+        choices=("scripted", "two-route"),
+        default="scripted",
+        help="demonstrator: MetaWorld's scripted expert (default) or two-route (left/right "
+        "around the wall, alternating; pick-place-wall-v3, push-wall-v3)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

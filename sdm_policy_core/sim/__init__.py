@@ -5,7 +5,13 @@ point-cloud observations, their scripted experts, and demonstration recording.
 """
 
 from sdm_policy_core.sim.demos import DemoSummary, episode_seed, record_demos
-from sdm_policy_core.sim.experts import ScriptedExpert
+from sdm_policy_core.sim.experts import (
+    EXPERTS,
+    TWO_ROUTE_TASKS,
+    ScriptedExpert,
+    TwoRouteExpert,
+    make_expert,
+)
 from sdm_policy_core.sim.metaworld_env import (
     ACTION_DIM,
     DEFAULT_CROP_HIGH,
@@ -24,13 +30,17 @@ __all__ = [
     "DEFAULT_CROP_HIGH",
     "DEFAULT_CROP_LOW",
     "DEFAULT_MAX_EPISODE_STEPS",
+    "EXPERTS",
     "STATE_DIM",
+    "TWO_ROUTE_TASKS",
     "DemoSummary",
     "MetaWorldEnv",
     "ScriptedExpert",
     "SimulatorError",
+    "TwoRouteExpert",
     "UnknownTaskError",
     "episode_seed",
+    "make_expert",
     "record_demos",
     "resolve_task",
     "task_names",

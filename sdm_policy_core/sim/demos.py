@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sdm_policy_core.data import ReplayBuffer
-from sdm_policy_core.sim.experts import ScriptedExpert
+from sdm_policy_core.sim.experts import ScriptedExpert, TwoRouteExpert, make_expert
 from sdm_policy_core.sim.metaworld_env import (
     DEFAULT_MAX_EPISODE_STEPS,
     MetaWorldEnv,
@@ -59,6 +59,8 @@ class DemoSummary:
     episode_lengths: list[int] = field(default_factory=list)
     first_success_steps: list[int] = field(default_factory=list)  # 1-based step of 1st success
     discarded_seeds: list[int] = field(default_factory=list)  # reset seeds of failed episodes
+    expert: str = "scripted"
+    routes: list[str] = field(default_factory=list)  # per kept episode (two-route expert)
     wall_time_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,7 +69,7 @@ class DemoSummary:
 
 def record_episode(
     env: MetaWorldEnv,
-    expert: ScriptedExpert,
+    expert: ScriptedExpert | TwoRouteExpert,
     reset_seed: int,
     min_success_steps: int = 5,
     stop_on_success: bool = False,
@@ -121,12 +123,15 @@ def record_demos(
     max_attempts: int | None = None,
     progress: bool = True,
     env_kwargs: dict[str, Any] | None = None,
+    expert: str = "scripted",
 ) -> tuple[ReplayBuffer, DemoSummary]:
     """Record `episodes` successful expert episodes (DP3's rule, see the module docstring).
 
     Episode i of the attempts uses reset seed `episode_seed(seed, i, DEMO_STREAM)`.
     max_attempts: give up after this many episodes (default max(2 N, N + 10)); raises
     SimulatorError when fewer than `episodes` succeeded by then.
+    expert: "scripted" (MetaWorld's expert) or "two-route" (TwoRouteExpert: kept episodes
+    alternate between going around the wall on the left and on the right).
     """
     task = resolve_task(task)
     if episodes < 1:
@@ -136,7 +141,8 @@ def record_demos(
     max_attempts = max_attempts or max(2 * episodes, episodes + 10)
     start = time.perf_counter()
     buffer = ReplayBuffer.create_empty()
-    summary = DemoSummary(task=task, seed=seed, episodes=0, attempts=0, steps=0)
+    demonstrator = make_expert(task, expert)  # ValueError before any simulator starts
+    summary = DemoSummary(task=task, seed=seed, episodes=0, attempts=0, steps=0, expert=expert)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -149,7 +155,6 @@ def record_demos(
         max_episode_steps=max_episode_steps,
         **(env_kwargs or {}),
     )
-    expert = ScriptedExpert(task)
     try:
         while summary.episodes < episodes:
             if summary.attempts >= max_attempts:
@@ -160,9 +165,10 @@ def record_demos(
                 )
             reset_seed = episode_seed(seed, summary.attempts, DEMO_STREAM)
             summary.attempts += 1
+            demonstrator.begin_episode(summary.episodes)  # a failed route is tried again
             arrays, n_success, first = record_episode(
                 env,
-                expert,
+                demonstrator,
                 reset_seed,
                 min_success_steps=min_success_steps,
                 stop_on_success=stop_on_success,
@@ -176,6 +182,8 @@ def record_demos(
                 summary.episodes += 1
                 summary.episode_lengths.append(len(arrays["action"]))
                 summary.first_success_steps.append(int(first))
+                if demonstrator.route:
+                    summary.routes.append(demonstrator.route)
                 if bar is not None:
                     bar.update(1)
             if bar is not None:
