@@ -73,12 +73,21 @@ _SUFFIX = "-goal-observable"
 _LIVE_ENVS: weakref.WeakSet[MetaWorldEnv] = weakref.WeakSet()
 
 
-@atexit.register
 def _close_live_envs() -> None:
     # GL contexts freed by garbage collection during interpreter shutdown raise EGL errors:
-    # free them while the GL libraries are still loaded.
+    # free them while the GL libraries are still loaded, and before mujoco's own exit handler
+    # (registered with its first EGL context) terminates the EGL display.
     for env in list(_LIVE_ENVS):
         env.close()
+
+
+def _close_live_envs_first_at_exit() -> None:
+    """(Re-)register _close_live_envs last, so that it runs first (atexit is LIFO)."""
+    atexit.unregister(_close_live_envs)
+    atexit.register(_close_live_envs)
+
+
+_close_live_envs_first_at_exit()
 
 
 class UnknownTaskError(ValueError):
@@ -369,6 +378,7 @@ class MetaWorldEnv:
                 renderer = mujoco.Renderer(self.model, size, size)
             except Exception as err:  # EGL/OSMesa context creation: no display, no library
                 raise SimulatorError(gl_hint(err)) from err
+            _close_live_envs_first_at_exit()  # after the exit handler this context brought
             flags = renderer.scene.flags
             flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
             flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False

@@ -139,3 +139,21 @@ def test_gl_backend_prefers_egl_then_osmesa_and_respects_the_user(monkeypatch):
     assert gl.configure_gl_backend() == "glfw"
     monkeypatch.setenv("MUJOCO_GL", "egl")
     assert "MUJOCO_GL=osmesa" in gl.gl_hint(RuntimeError("no display"))
+
+
+def test_a_script_that_never_closes_its_env_exits_cleanly():
+    # Users' scripts forget env.close(); the GL context must still be freed before the EGL
+    # display goes away, or every such script ends with EGLError tracebacks.
+    import subprocess
+
+    code = (
+        "from sdm_policy_core.sim import MetaWorldEnv\n"
+        "env = MetaWorldEnv('reach-v3', num_points=32)\n"
+        "env.reset(seed=0)\n"
+        "print(env.render(32).shape)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "(32, 32, 3)" in proc.stdout, proc.stderr
+    assert "Error" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
