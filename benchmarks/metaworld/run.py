@@ -8,8 +8,8 @@
 Per task, each stage is one `sdm` command in its own process (the commands are printed and
 logged, so every number can be reproduced by hand):
 1. `sdm demos`   10 scripted-expert demonstrations (DP3's rule: successful episodes only);
-   `TASK:two-route` records them with `--expert two-route` (left/right around the wall,
-   alternating: demonstrations with two modes) under the name TASK_two-route
+   `TASK:two-route` records them with `--expert two-route` (each placement left and right
+   around the wall: demonstrations with two modes) under the name TASK_two-route
 2. `sdm train`   the DP3 teacher (per training seed)
 3. `sdm distill` SDM: the teacher's frozen scores + a corrector -> a one-step generator
 4. `sdm eval`    final checkpoints, `--episodes` x `--eval-seeds` episodes each (the same

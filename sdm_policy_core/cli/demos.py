@@ -11,9 +11,9 @@ Exit codes: 0 written, 1 too few successful episodes, 2 bad arguments (unknown t
 output without --overwrite, an expert the task does not have).
 
 `--expert two-route` (pick-place-wall-v3, push-wall-v3) records demonstrations with two modes:
-kept episodes alternate between carrying the object around the wall on the left and on the
-right, as two teleoperators might; MetaWorld's own expert (`scripted`, the default) does the
-same thing every time.
+every placement is demonstrated twice, carrying the object around the wall on the left and on
+the right, as two teleoperators might (N must be even: N/2 placements); MetaWorld's own expert
+(`scripted`, the default) does the same thing every time.
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--expert",
         choices=("scripted", "two-route"),
         default="scripted",
-        help="demonstrator: MetaWorld's scripted expert (default) or two-route (left/right "
-        "around the wall, alternating; pick-place-wall-v3, push-wall-v3)",
+        help="demonstrator: MetaWorld's scripted expert (default) or two-route (each placement "
+        "left and right around the wall; pick-place-wall-v3, push-wall-v3)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

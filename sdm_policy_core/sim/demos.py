@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sdm_policy_core.data import ReplayBuffer
-from sdm_policy_core.sim.experts import ScriptedExpert, TwoRouteExpert, make_expert
+from sdm_policy_core.sim.experts import ROUTES, ScriptedExpert, TwoRouteExpert, make_expert
 from sdm_policy_core.sim.metaworld_env import (
     DEFAULT_MAX_EPISODE_STEPS,
     MetaWorldEnv,
@@ -127,11 +127,12 @@ def record_demos(
 ) -> tuple[ReplayBuffer, DemoSummary]:
     """Record `episodes` successful expert episodes (DP3's rule, see the module docstring).
 
-    Episode i of the attempts uses reset seed `episode_seed(seed, i, DEMO_STREAM)`.
+    The i-th placement tried uses reset seed `episode_seed(seed, i, DEMO_STREAM)`.
     max_attempts: give up after this many episodes (default max(2 N, N + 10)); raises
     SimulatorError when fewer than `episodes` succeeded by then.
-    expert: "scripted" (MetaWorld's expert) or "two-route" (TwoRouteExpert: kept episodes
-    alternate between going around the wall on the left and on the right).
+    expert: "scripted" (MetaWorld's expert) or "two-route" (TwoRouteExpert: every placement
+    is demonstrated twice, around the wall on the left and on the right, and the pair is kept
+    only when both succeed; `episodes` must then be even).
     """
     task = resolve_task(task)
     if episodes < 1:
@@ -142,6 +143,12 @@ def record_demos(
     start = time.perf_counter()
     buffer = ReplayBuffer.create_empty()
     demonstrator = make_expert(task, expert)  # ValueError before any simulator starts
+    ways = len(ROUTES) if isinstance(demonstrator, TwoRouteExpert) else 1
+    if episodes % ways:
+        raise ValueError(
+            f"the two-route expert demonstrates each placement both ways: episodes must be "
+            f"even, got {episodes}"
+        )
     summary = DemoSummary(task=task, seed=seed, episodes=0, attempts=0, steps=0, expert=expert)
     bar = None
     if progress:
@@ -156,6 +163,7 @@ def record_demos(
         **(env_kwargs or {}),
     )
     try:
+        placement = 0
         while summary.episodes < episodes:
             if summary.attempts >= max_attempts:
                 raise SimulatorError(
@@ -163,30 +171,36 @@ def record_demos(
                     f"(>= {min_success_steps} success steps within {max_episode_steps} steps) "
                     f"in {max_attempts} attempts; raise --max-attempts or --max-episode-steps"
                 )
-            reset_seed = episode_seed(seed, summary.attempts, DEMO_STREAM)
-            summary.attempts += 1
-            demonstrator.begin_episode(summary.episodes)  # a failed route is tried again
-            arrays, n_success, first = record_episode(
-                env,
-                demonstrator,
-                reset_seed,
-                min_success_steps=min_success_steps,
-                stop_on_success=stop_on_success,
-                keep_image=image_size > 0,
-                keep_depth=save_depth,
-            )
-            if n_success < min_success_steps:
-                summary.discarded_seeds.append(reset_seed)
-            else:
+            reset_seed = episode_seed(seed, placement, DEMO_STREAM)
+            placement += 1
+            demonstrated = []  # (arrays, first success, route) per way of doing it
+            for way in range(ways):
+                summary.attempts += 1
+                demonstrator.begin_episode(way)
+                arrays, n_success, first = record_episode(
+                    env,
+                    demonstrator,
+                    reset_seed,
+                    min_success_steps=min_success_steps,
+                    stop_on_success=stop_on_success,
+                    keep_image=image_size > 0,
+                    keep_depth=save_depth,
+                )
+                if n_success < min_success_steps:
+                    summary.discarded_seeds.append(reset_seed)
+                    break
+                demonstrated.append((arrays, first, demonstrator.route))
+            if len(demonstrated) < ways:
+                continue
+            for arrays, first, route in demonstrated:
                 buffer.add_episode(arrays)
                 summary.episodes += 1
                 summary.episode_lengths.append(len(arrays["action"]))
                 summary.first_success_steps.append(int(first))
-                if demonstrator.route:
-                    summary.routes.append(demonstrator.route)
-                if bar is not None:
-                    bar.update(1)
+                if route:
+                    summary.routes.append(route)
             if bar is not None:
+                bar.update(ways)
                 bar.set_postfix(attempts=summary.attempts, steps=buffer.n_steps)
     finally:
         if bar is not None:

@@ -60,8 +60,10 @@ class TwoRouteExpert:
     of a teleoperator's choice: it grasps the object as MetaWorld's expert does, holds still
     while the gripper closes (`close_steps`), lifts it by `lift` m (below the wall's top), takes
     it around the wall on the route of the episode (`begin_episode`: even episodes left, odd
-    ones right; the scene does not say which), and hands back to MetaWorld's expert behind
-    the wall. Both routes succeed; their mean runs into the wall.
+    ones right), and hands back to MetaWorld's expert behind the wall. `sdm demos` shows each
+    placement both ways, so the same scene is demonstrated with two different action
+    sequences: a policy cannot tell the route from the observation, it has to choose. Both
+    routes succeed; their mean runs into the wall.
 
     expert = TwoRouteExpert("pick-place-wall-v3")
     expert.begin_episode(0)          # route "left"
