@@ -67,19 +67,25 @@ def test_both_routes_succeed_around_the_wall_and_their_mean_does_not(task):
         assert path[:, 1].max() < WALL_Y[0], "the averaged policy got the object past the wall"
 
 
-def test_two_route_demos_alternate_routes_and_are_recorded(tmp_path, capsys):
+def test_two_route_demos_show_one_scene_both_ways(tmp_path, capsys):
     out = tmp_path / "ppw.zarr"
-    args = ["demos", "--task", "pick-place-wall-v3", "--episodes", "2", "--out", str(out)]
-    assert sdm([*args, "--num-points", "32", "--expert", "two-route", "--no-progress"]) == 0
+    args = ["demos", "--task", "pick-place-wall-v3", "--out", str(out), "--num-points", "32"]
+    args += ["--expert", "two-route", "--no-progress"]
+    assert sdm([*args, "--episodes", "3"]) == 2  # pairs only
+    assert "even" in capsys.readouterr().err and not out.exists()
+    assert sdm([*args, "--episodes", "2"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["expert"] == "two-route" and summary["routes"] == ["left", "right"]
     buffer = ReplayBuffer.load(out)
     assert buffer.n_episodes == 2
-    # The two demonstrations start alike and part ways: one hand goes left, the other right.
-    (start, end) = (0, buffer.episode_ends[0])
-    hand_x = [buffer["state"][start:end, 0], buffer["state"][end:, 0]]
+    end = buffer.episode_ends[0]
+    # The same scene (object and goal placement, first observation) ...
+    np.testing.assert_array_equal(buffer["full_state"][0], buffer["full_state"][end])
+    np.testing.assert_array_equal(buffer["point_cloud"][0], buffer["point_cloud"][end])
+    # ... demonstrated two ways: one hand goes left of the wall, the other right of it.
+    hand_x = [buffer["state"][:end, 0], buffer["state"][end:, 0]]
     assert hand_x[0].min() < WALL_X[0] - 0.04 and hand_x[1].max() > WALL_X[1] + 0.04
-    assert hand_x[0].max() < WALL_X[1] and hand_x[1].min() > WALL_X[0]
+    assert hand_x[0].max() < WALL_X[1] and hand_x[1].min() > WALL_X[0] - 0.04
 
 
 def test_scripted_expert_goes_over_the_wall_every_time():
