@@ -9,7 +9,8 @@ Per task, each stage is one `sdm` command in its own process (the commands are p
 logged, so every number can be reproduced by hand):
 1. `sdm demos`   10 scripted-expert demonstrations (DP3's rule: successful episodes only);
    `TASK:two-route` records them with `--expert two-route` (each placement left and right
-   around the wall: demonstrations with two modes) under the name TASK_two-route
+   around the wall: demonstrations with two modes) under the name TASK_two-route; such a
+   task also gets `modes.py` (route chosen or blended where the demos part ways)
 2. `sdm train`   the DP3 teacher (per training seed)
 3. `sdm distill` SDM: the teacher's frozen scores + a corrector -> a one-step generator
 4. `sdm eval`    final checkpoints, `--episodes` x `--eval-seeds` episodes each (the same
@@ -235,6 +236,26 @@ def run_task(spec: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
                     "result": str(out.relative_to(REPO) if out.is_relative_to(REPO) else out),
                 }
             )
+    if expert == "two-route":  # where the demos part ways: a chosen route or a blend?
+        modes = args.results / f"metaworld_modes_{name}.json"
+        if modes.exists() and not args.redo_evals:
+            stages.skip(f"{name}/modes", f"{modes.name} exists (--redo-evals)")
+        else:
+            cmd = [
+                sys.executable,
+                str(HERE / "modes.py"),
+                "--work",
+                str(work),
+                "--teacher",
+                f"teacher_s{args.train_seeds[0]}",
+                "--students",
+                *[f"sdm_s{seed}" for seed in args.train_seeds],
+                "--threads",
+                str(args.threads),
+                "--results",
+                str(args.results),
+            ]
+            stages.run(f"{name}/modes", cmd, work / "logs" / "modes.log")
     return rows
 
 
