@@ -35,16 +35,13 @@ RESULTS = REPO / "benchmarks" / "results"
 THRESHOLD = 0.3  # |mean sideways action| beyond which a chunk has chosen a route
 
 
-def decision_points(demos: Path) -> list[int]:
+def decision_points(buffer, demos: Path) -> list[int]:
     """Index (into the demos' steps) of each placement's decision point, from the left demo.
 
     Pairs (2i, 2i + 1) are one placement shown left then right; the decision point is the
     first step whose sideways actions differ by more than THRESHOLD. Its observation and the
-    one before are checked to be the same in both demos.
+    one before are checked to be the same in both demos. `buffer`: the demos' ReplayBuffer.
     """
-    from sdm_policy_core.data import ReplayBuffer
-
-    buffer = ReplayBuffer.load(demos)
     ends = np.asarray(buffer.episode_ends)
     starts = np.concatenate([[0], ends[:-1]])
     if len(ends) % 2:
@@ -69,13 +66,11 @@ def decision_points(demos: Path) -> list[int]:
 
 
 def sample_row(
-    checkpoint: Path, sampler: str, steps: int | None, demos: Path, points: list[int], args
+    checkpoint: Path, sampler: str, steps: int | None, buffer, points: list[int], args
 ) -> dict[str, Any]:
     """Sideways action of `args.samples` samples at every decision point."""
-    from sdm_policy_core.data import ReplayBuffer
     from sdm_policy_core.runtime import PolicyRuntime
 
-    buffer = ReplayBuffer.load(demos)
     cloud, state = buffer["point_cloud"], buffer["state"]
     runtime = PolicyRuntime(checkpoint, sampler=sampler, steps=steps, threads=args.threads)
     sideways, latency = [], []
@@ -160,8 +155,11 @@ def main() -> int:
     demos = args.work / "demos.zarr"
     if not demos.exists():
         p.error(f"{demos} does not exist: run benchmarks/metaworld/run.py with TASK:two-route")
+    from sdm_policy_core.data import ReplayBuffer
+
     start = time.perf_counter()
-    points = decision_points(demos)
+    buffer = ReplayBuffer.load(demos)
+    points = decision_points(buffer, demos)
     teacher = args.work / args.teacher / "checkpoints" / "latest"
     plan = [
         ("teacher DDIM-10", teacher, "ddim", 10),
@@ -175,7 +173,7 @@ def main() -> int:
     rows = {}
     for name, checkpoint, sampler, steps in plan:
         print(f"[{name}] {checkpoint}", file=sys.stderr, flush=True)
-        rows[name] = sample_row(checkpoint, sampler, steps, demos, points, args)
+        rows[name] = sample_row(checkpoint, sampler, steps, buffer, points, args)
     name = args.work.name
     args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"metaworld_modes_{name}"

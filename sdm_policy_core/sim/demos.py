@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sdm_policy_core.data import ReplayBuffer
-from sdm_policy_core.sim.experts import ROUTES, ScriptedExpert, TwoRouteExpert, make_expert
+from sdm_policy_core.sim.experts import ScriptedExpert, TwoRouteExpert, make_expert
 from sdm_policy_core.sim.metaworld_env import (
     DEFAULT_MAX_EPISODE_STEPS,
     MetaWorldEnv,
@@ -143,11 +143,12 @@ def record_demos(
     start = time.perf_counter()
     buffer = ReplayBuffer.create_empty()
     demonstrator = make_expert(task, expert)  # ValueError before any simulator starts
-    ways = len(ROUTES) if isinstance(demonstrator, TwoRouteExpert) else 1
+    ways = len(demonstrator.routes)  # episodes per placement
     if episodes % ways:
         raise ValueError(
-            f"the two-route expert demonstrates each placement both ways: episodes must be "
-            f"even, got {episodes}"
+            f"the {expert} expert demonstrates each placement {ways} ways "
+            f"({', '.join(demonstrator.routes)}): episodes must be a multiple of {ways} "
+            f"(even), got {episodes}"
         )
     summary = DemoSummary(task=task, seed=seed, episodes=0, attempts=0, steps=0, expert=expert)
     bar = None

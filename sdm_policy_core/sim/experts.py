@@ -9,7 +9,26 @@ import numpy as np
 from sdm_policy_core.sim.metaworld_env import MetaWorldEnv, resolve_task
 
 
-class ScriptedExpert:
+class _Demonstrator:
+    """What `record_demos` drives: `routes` are the ways it shows one placement (episode
+    `index` of a placement takes routes[index % len(routes)]); it acts on the state vector."""
+
+    routes: tuple[str, ...] = ("",)
+    route = ""
+
+    def begin_episode(self, index: int) -> None:
+        """Start episode `index` of a placement."""
+        self.route = self.routes[index % len(self.routes)]
+
+    def act(self, env: MetaWorldEnv) -> np.ndarray:
+        """(4,) float32 action for the env's current state, clipped to [-1, 1]."""
+        return self.act_on_state(env.state)
+
+    def act_on_state(self, state: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ScriptedExpert(_Demonstrator):
     """MetaWorld's hand-written policy of a task: acts on the (39,) state vector.
 
     expert = ScriptedExpert("button-press-v3")
@@ -22,15 +41,7 @@ class ScriptedExpert:
         self.task = resolve_task(task)
         if self.task not in ENV_POLICY_MAP:  # pragma: no cover - metaworld ships all 50
             raise ValueError(f"metaworld.policies has no scripted expert for {self.task}")
-        self.policy = ENV_POLICY_MAP[self.task]()
-        self.route = ""  # one way to do the task
-
-    def begin_episode(self, index: int) -> None:
-        """Start episode `index` (MetaWorld's experts keep no state between steps)."""
-
-    def act(self, env: MetaWorldEnv) -> np.ndarray:
-        """(4,) float32 action for the env's current state, clipped to [-1, 1]."""
-        return self.act_on_state(env.state)
+        self.policy = ENV_POLICY_MAP[self.task]()  # one way, no state between steps
 
     def act_on_state(self, state: np.ndarray) -> np.ndarray:
         """(4,) float32 action for a (39,) MetaWorld state vector."""
@@ -51,7 +62,7 @@ TWO_ROUTE_TASKS = ("pick-place-wall-v3", "push-wall-v3")
 EXPERTS = ("scripted", "two-route")
 
 
-class TwoRouteExpert:
+class TwoRouteExpert(_Demonstrator):
     """Demonstrations with two modes: carry the object around the wall on the left or the right.
 
     MetaWorld's scripted experts are deterministic: given the scene, every demonstration does
@@ -70,6 +81,8 @@ class TwoRouteExpert:
     action = expert.act(env)         # (4,) float32 in [-1, 1]
     """
 
+    routes = ROUTES
+
     def __init__(
         self, task: str, margin: float = 0.08, lift: float = 0.05, close_steps: int = 8
     ) -> None:
@@ -85,12 +98,8 @@ class TwoRouteExpert:
 
     def begin_episode(self, index: int) -> None:
         """Start an episode; episode `index` takes route ROUTES[index % 2]."""
-        self.route = ROUTES[index % 2]
+        super().begin_episode(index)
         self._phase, self._held, self._carry_z = "approach", 0, 0.0
-
-    def act(self, env: MetaWorldEnv) -> np.ndarray:
-        """(4,) float32 action for the env's current state, clipped to [-1, 1]."""
-        return self.act_on_state(env.state)
 
     def act_on_state(self, state: np.ndarray) -> np.ndarray:
         """(4,) float32 action for a (39,) MetaWorld state vector (the expert is stateful)."""
