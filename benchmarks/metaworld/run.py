@@ -259,7 +259,41 @@ def run_task(spec: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], timings: dict[str, float], args: argparse.Namespace):
+def paired_rows(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(task, base row) -> paired_difference(base, SDM) over the training seeds of the task."""
+    from sdm_policy_core.eval import paired_difference
+
+    def results(task: str, row: str) -> list[dict[str, Any]]:
+        mine = sorted((r for r in rows if r["task"] == task and r["row"] == row), key=_seed)
+        return [json.loads((REPO / r["result"]).read_text()) for r in mine]
+
+    out = {}
+    for task in dict.fromkeys(r["task"] for r in rows):
+        student = results(task, "sdm_onestep")
+        for base in ("teacher_ddim10", "teacher_onestep"):
+            reference = results(task, base)
+            if student and len(reference) == len(student):
+                out[task, base] = paired_difference(reference, student)
+    return out
+
+
+def _seed(row: dict[str, Any]) -> int:
+    return int(row["train_seed"])
+
+
+def _gap_cell(gap: dict[str, Any] | None) -> str:
+    if gap is None:
+        return "–"
+    lo, hi = gap["ci"]
+    return f"{100 * gap['difference']:+.1f} [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+
+
+def markdown(
+    rows: list[dict[str, Any]],
+    paired: dict[tuple[str, str], dict[str, Any]],
+    timings: dict[str, float],
+    args: argparse.Namespace,
+) -> str:
     """The BENCHMARKS.md table: success (%) per row, policy time per action, wall-clock."""
     import numpy as np
 
@@ -271,8 +305,9 @@ def markdown(rows: list[dict[str, Any]], timings: dict[str, float], args: argpar
         "over seeds); policy time per executed action in ms.",
         "",
         "| task (difficulty) | teacher DDIM-10 | teacher DDIM-2 | naive one-step | SDM one-step "
+        "| SDM − DDIM-10 (95% CI) | SDM − naive (95% CI) "
         "| ms/action DDIM-10 → SDM | speed-up | DP3 / SDM published (group) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for task in dict.fromkeys(r["task"] for r in rows):
         cells, ms = [], {}
@@ -295,10 +330,17 @@ def markdown(rows: list[dict[str, Any]], timings: dict[str, float], args: argpar
             f"{ms.get('teacher_ddim10', float('nan')):.2f} → "
             f"{ms.get('sdm_onestep', float('nan')):.2f}"
         )
+        cells += [_gap_cell(paired.get((task, b))) for b in ("teacher_ddim10", "teacher_onestep")]
         lines.append(
             f"| {task} ({group}) | {' | '.join(cells)} | {timing} | {speed} | "
             f"{dp3} / {sdm} ({group}) |"
         )
+    lines += [
+        "",
+        "SDM − X: success of the SDM student minus row X on the same episodes (points), with "
+        "the 95% interval of a paired bootstrap over training seeds and episodes "
+        "(`sdm_policy_core.eval.paired_difference`).",
+    ]
     lines += ["", "Wall-clock per stage (s, this machine):", ""]
     lines += ["| stage | seconds |", "|---|---:|"]
     lines += [f"| {name} | {sec:.0f} |" for name, sec in timings.items()]
@@ -373,6 +415,7 @@ def main() -> int:
     start = time.perf_counter()
     for task in args.tasks:
         rows += run_task(task, args, stages)
+    paired = paired_rows(rows)
     summary = {
         "tasks": args.tasks,
         "config": {
@@ -381,6 +424,7 @@ def main() -> int:
             if k not in ("smoke",)
         },
         "rows": rows,
+        "paired_sdm_minus": {f"{task}/{base}": gap for (task, base), gap in paired.items()},
         "timings_s": stages.timings,
         "commands": stages.commands,
         "wall_time_s": time.perf_counter() - start,
@@ -388,7 +432,7 @@ def main() -> int:
     }
     out = args.results / f"metaworld{args.tag}.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
-    table = markdown(rows, stages.timings, args)
+    table = markdown(rows, paired, stages.timings, args)
     (args.results / f"metaworld{args.tag}.md").write_text(table)
     print(table)
     print(f"-> {out}", file=sys.stderr)

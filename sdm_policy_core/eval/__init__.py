@@ -3,7 +3,7 @@
 from sdm_policy_core.eval import evaluate, dp3_score
 """
 
-from sdm_policy_core.eval.protocol import dp3_score, final_score, mean_of_best
+from sdm_policy_core.eval.protocol import dp3_score, final_score, mean_of_best, paired_difference
 from sdm_policy_core.eval.rollout import (
     DEFAULT_SEEDS,
     EpisodeResult,
@@ -21,6 +21,7 @@ __all__ = [
     "evaluate",
     "final_score",
     "mean_of_best",
+    "paired_difference",
     "run_episode",
     "summarize",
 ]

@@ -8,6 +8,13 @@ compute the DP3 number too when training evaluates periodically:
 
     curves = {0: [r0, r1, ...], 1: [...], 2: [...]}   # per seed: success rates or eval JSONs
     dp3_score(curves)   # {'mean': .., 'std': .., 'per_seed': {0: .., 1: .., 2: ..}, 'k': 5}
+
+Comparing two policies on the same placements (every `sdm eval` of a task with the same
+--episodes and --seeds resets the same scenes), the per-episode outcomes pair up; the
+difference in success and its bootstrap interval say whether a gap is more than noise:
+
+    paired_difference([teacher_s0, teacher_s1], [sdm_s0, sdm_s1])
+    # {'difference': -0.05, 'ci': (-0.13, 0.03), 'pairs': 120, 'only_a': 9, 'only_b': 3, ...}
 """
 
 from __future__ import annotations
@@ -68,3 +75,83 @@ def final_score(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if not rates:
         raise ValueError("no results to score")
     return {"mean": float(np.mean(rates)), "std": float(np.std(rates)), "n": len(rates)}
+
+
+def _outcomes(result: Mapping[str, Any]) -> dict[tuple[int, int], bool]:
+    """(evaluation seed, reset seed) -> success of every episode of one `sdm eval` result."""
+    episodes = result.get("episode_results")
+    if not episodes:
+        raise ValueError(
+            "an evaluation result without 'episode_results' cannot be paired; "
+            "use the JSON that `sdm eval --out` writes"
+        )
+    return {(int(e["seed"]), int(e["reset_seed"])): bool(e["success"]) for e in episodes}
+
+
+def paired_difference(
+    a: Sequence[Mapping[str, Any]],
+    b: Sequence[Mapping[str, Any]],
+    level: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Success of B minus success of A on the same episodes, with a bootstrap interval.
+
+    a, b: `sdm eval` results, one per training seed and in the same order (b[i] is compared with
+    a[i], e.g. the SDM student with the teacher it was distilled from); within a pair, episodes
+    are matched by (evaluation seed, reset seed) and must be the same set. Returns fractions:
+    `difference` (mean over all pairs of b - a), `ci` (the `level` percentile interval of a
+    hierarchical bootstrap: training seeds resampled, then episodes within each; with one
+    training seed the plain paired bootstrap, i.e. evaluation noise only), `pairs`, `only_a` /
+    `only_b` (episodes only A / only B solved) and `per_group` differences.
+    """
+    if len(a) != len(b) or not a:
+        raise ValueError(
+            f"paired_difference needs one result per training seed on both sides, "
+            f"got {len(a)} and {len(b)}"
+        )
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    groups: list[np.ndarray] = []
+    only_a = only_b = 0
+    for i, (ra, rb) in enumerate(zip(a, b, strict=True)):
+        oa, ob = _outcomes(ra), _outcomes(rb)
+        if oa.keys() != ob.keys():
+            missing = sorted(oa.keys() ^ ob.keys())[:3]
+            raise ValueError(
+                f"pair {i}: the two evaluations ran different episodes (e.g. (seed, reset seed) "
+                f"{missing}); evaluate both with the same --episodes and --seeds"
+            )
+        keys = sorted(oa)
+        sa = np.array([oa[k] for k in keys], dtype=np.int8)
+        sb = np.array([ob[k] for k in keys], dtype=np.int8)
+        only_a += int(np.sum(sa > sb))
+        only_b += int(np.sum(sb > sa))
+        groups.append((sb - sa).astype(np.float64))
+    rng = np.random.default_rng(seed)
+    sums = np.zeros(resamples)
+    counts = np.zeros(resamples)
+    n_groups = len(groups)
+    chosen = rng.integers(0, n_groups, size=(resamples, n_groups))
+    for slot in range(n_groups):
+        for g, diffs in enumerate(groups):
+            rows = np.flatnonzero(chosen[:, slot] == g)
+            if rows.size:
+                idx = rng.integers(0, diffs.size, size=(rows.size, diffs.size))
+                sums[rows] += diffs[idx].sum(axis=1)
+                counts[rows] += diffs.size
+    boot = sums / counts
+    tail = 100.0 * (1.0 - level) / 2.0
+    lo, hi = np.percentile(boot, [tail, 100.0 - tail])
+    pooled = np.concatenate(groups)
+    return {
+        "difference": float(pooled.mean()),
+        "ci": (float(lo), float(hi)),
+        "level": level,
+        "pairs": int(pooled.size),
+        "only_a": only_a,
+        "only_b": only_b,
+        "per_group": [float(g.mean()) for g in groups],
+    }
