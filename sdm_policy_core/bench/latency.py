@@ -88,14 +88,22 @@ def make_checkpoints(
 
 
 def _time_calls(
-    runtime: PolicyRuntime, obs_stream, max_calls: int, budget_s: float, warmup: int = 2
+    runtime: PolicyRuntime,
+    obs_stream,
+    max_calls: int,
+    budget_s: float,
+    warmup: int = 2,
+    idle_s: float = 0.0,
 ) -> list[float]:
+    """Times of up to `max_calls` calls (at least one; `budget_s` of call time at most), each
+    after an idle pause of `idle_s`."""
     for _ in range(warmup):
         runtime.step(next(obs_stream))
     times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < max_calls and (not times or time.perf_counter() - start < budget_s):
+    while len(times) < max_calls and (not times or sum(times) < budget_s):
         obs = next(obs_stream)
+        if idle_s:
+            time.sleep(idle_s)
         t0 = time.perf_counter()
         runtime.step(obs)
         times.append(time.perf_counter() - t0)
@@ -124,9 +132,16 @@ def run_latency(
     num_points: int = 512,
     samplers: tuple[str, ...] = tuple(SAMPLERS),
     device: str = "cpu",
+    idle_ms: float = 0.0,
 ) -> dict[str, Any]:
     """The JSON of `sdm bench latency` (keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n},
-    speedup_vs_ddim10, preset, threads, peak_rss_mb, ...)."""
+    speedup_vs_ddim10, preset, threads, idle_ms, peak_rss_mb, ...).
+
+    idle_ms: a pause before every timed call, as a control loop has between ticks while the
+    robot or simulator runs (0: calls back to back, caches and threads warm).
+    """
+    if not (0.0 <= idle_ms <= 10_000.0):
+        raise ValueError(f"idle_ms must be in [0, 10000], got {idle_ms}")
     device = str(resolve_device(device))  # clear error when CUDA is asked for but absent
     torch.set_num_threads(threads)
     result: dict[str, Any] = {
@@ -134,6 +149,7 @@ def run_latency(
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "budget_s_per_sampler": budget_s,
+        "idle_ms": idle_ms,
         "device": device,
     }
     if device.startswith("cuda"):
@@ -167,7 +183,12 @@ def run_latency(
             runtime.set_sampler(sampler, steps)
             runtime.reset()
             times = _time_calls(
-                runtime, _observations(spec), max_calls, budget_s, warmup=1 if steps >= 50 else 2
+                runtime,
+                _observations(spec),
+                max_calls,
+                budget_s,
+                warmup=1 if steps >= 50 else 2,
+                idle_s=idle_ms / 1000.0,
             )
             assert next(runtime.policy.parameters()).device.type == torch.device(device).type
             result[key] = {

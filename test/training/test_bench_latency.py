@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -75,3 +76,19 @@ def test_bench_latency_device_is_used_and_checked(tmp_path, capsys):
     assert code == 2
     assert "sees no CUDA device" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_bench_latency_pauses_before_each_call_when_asked(tmp_path, capsys):
+    out = tmp_path / "idle.json"
+    args = ["bench", "latency", "--budget", "0.02", "--threads", "1", "--num-points", "64"]
+    start = time.perf_counter()
+    assert sdm([*args, "--idle-ms", "40", "--out", str(out)]) == 0
+    elapsed = time.perf_counter() - start
+    result = json.loads(out.read_text())
+    assert result["idle_ms"] == 40.0
+    calls = sum(result[k]["n"] for k in ("one_step", "ddim10", "ddpm100"))
+    assert elapsed >= 0.040 * calls  # every timed call waited first
+    assert "idle 40 ms before each call" in capsys.readouterr().out
+    assert sdm([*args, "--idle-ms", "-1", "--out", str(tmp_path / "bad.json")]) == 2
+    assert "idle_ms must be in [0, 10000]" in capsys.readouterr().err
+    assert not (tmp_path / "bad.json").exists()
