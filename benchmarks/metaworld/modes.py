@@ -1,7 +1,7 @@
 """Mode coverage where the demonstrations part ways: does a policy choose a route, or average?
 
     python benchmarks/metaworld/modes.py --work runs/metaworld/pick-place-wall-v3_two-route \
-        --students sdm_s0 [sdm_reg_s0 ...] [--samples 64]
+        [--train-seeds 0 1 2] [--students sdm_reg_s0 ...] [--samples 64]
 
 Two-route demonstrations (`sdm demos --expert two-route`) show every placement both ways, so up
 to the step where the left and the right demo of a placement part ways their observations are
@@ -12,8 +12,10 @@ mean sideways action (x) of the chunk it would execute classifies a sample: `lef
 teacher sampled with DDIM should land on both routes; its naive one-step call (x0 at the
 largest timestep) collapses towards the mean; distillation is meant to restore the modes.
 
-Rows: the teacher with DDIM-10, DDIM-2 and the naive one-step call, and every student named by
-`--students` (run folders under --work, one-step). Writes RESULTS/metaworld_modes_<name>.json,
+Rows: the teacher with DDIM-10, DDIM-2 and the naive one-step call, and its SDM student
+(`teacher_s<seed>` / `sdm_s<seed>` under --work), each pooled over `--train-seeds` (per-seed
+shares are kept in the JSON); then every extra student named by `--students` (run folders under
+--work, one row each, e.g. variants of sdm_s0). Writes RESULTS/metaworld_modes_<name>.json,
 .md (also printed) and .png (the distribution of the sideways action per row).
 """
 
@@ -65,40 +67,61 @@ def decision_points(buffer, demos: Path) -> list[int]:
     return points
 
 
-def sample_row(
-    checkpoint: Path, sampler: str, steps: int | None, buffer, points: list[int], args
-) -> dict[str, Any]:
-    """Sideways action of `args.samples` samples at every decision point."""
-    from sdm_policy_core.runtime import PolicyRuntime
-
-    cloud, state = buffer["point_cloud"], buffer["state"]
-    runtime = PolicyRuntime(checkpoint, sampler=sampler, steps=steps, threads=args.threads)
-    sideways, latency = [], []
-    for k in points:
-        per_point = []
-        for seed in range(args.samples):
-            runtime.reset()
-            runtime.generator.manual_seed(seed)
-            for j in (k - 1, k):
-                runtime.push({"point_cloud": cloud[j], "agent_pos": state[j]})
-            chunk = runtime.infer()
-            per_point.append(float(chunk.actions[:, 0].mean()))
-            latency.append(chunk.inference_time)
-        sideways.append(per_point)
+def route_shares(sideways: np.ndarray) -> dict[str, float]:
+    """Share of samples left / right / between from mean sideways actions (any shape)."""
     x = np.asarray(sideways)
-    fractions = {
+    return {
         "left": float(np.mean(x < -THRESHOLD)),
         "right": float(np.mean(x > THRESHOLD)),
         "between": float(np.mean(np.abs(x) <= THRESHOLD)),
     }
-    # A placement is covered when both routes appear among its samples.
-    both = [bool((row < -THRESHOLD).any() and (row > THRESHOLD).any()) for row in x]
+
+
+def both_routes(sideways: np.ndarray) -> int:
+    """Decision points (rows of `sideways`, samples along axis 1) where both routes appear."""
+    x = np.asarray(sideways)
+    return int(np.sum((x < -THRESHOLD).any(axis=1) & (x > THRESHOLD).any(axis=1)))
+
+
+def sample_row(
+    checkpoints: list[Path], sampler: str, steps: int | None, buffer, points: list[int], args
+) -> dict[str, Any]:
+    """Sideways action of `args.samples` samples at every decision point, for every checkpoint
+    (one per training seed); the shares are pooled over them and kept per checkpoint."""
+    from sdm_policy_core.runtime import PolicyRuntime
+
+    cloud, state = buffer["point_cloud"], buffer["state"]
+    sideways, latency, per_checkpoint = [], [], []
+    for checkpoint in checkpoints:
+        runtime = PolicyRuntime(checkpoint, sampler=sampler, steps=steps, threads=args.threads)
+        mine = []
+        for k in points:
+            per_point = []
+            for seed in range(args.samples):
+                runtime.reset()
+                runtime.generator.manual_seed(seed)
+                for j in (k - 1, k):
+                    runtime.push({"point_cloud": cloud[j], "agent_pos": state[j]})
+                chunk = runtime.infer()
+                per_point.append(float(chunk.actions[:, 0].mean()))
+                latency.append(chunk.inference_time)
+            mine.append(per_point)
+        per_checkpoint.append(
+            {
+                "checkpoint": str(checkpoint),
+                "fractions": route_shares(mine),
+                "both": both_routes(mine),
+            }
+        )
+        sideways += mine
     return {
-        "checkpoint": str(checkpoint),
+        "checkpoints": [str(c) for c in checkpoints],
         "sampler": sampler,
         "steps": steps or 1,
-        "fractions": fractions,
-        "placements_with_both_routes": int(sum(both)),
+        "fractions": route_shares(sideways),
+        "placements_with_both_routes": both_routes(sideways),
+        "decision_points": len(sideways),
+        "per_checkpoint": per_checkpoint,
         "sideways": sideways,
         "latency_ms_p50": 1e3 * float(np.median(latency)),
     }
@@ -106,17 +129,23 @@ def sample_row(
 
 def markdown(rows: dict[str, dict[str, Any]], n_points: int, samples: int) -> str:
     lines = [
-        f"{n_points} decision points x {samples} samples each. Share of samples per route "
-        f"(mean sideways action < -{THRESHOLD} / > {THRESHOLD} / between).",
+        f"{n_points} decision points x {samples} samples each, per training seed. Share of "
+        f"samples per route (mean sideways action < -{THRESHOLD} / > {THRESHOLD} / between); "
+        "between % per training seed in brackets.",
         "",
-        "| policy | left % | right % | between % | placements with both routes |",
+        "| policy | left % | right % | between % | decision points with both routes |",
         "|---|---:|---:|---:|---:|",
     ]
     for name, row in rows.items():
         f = row["fractions"]
+        seeds = ""
+        if len(row["per_checkpoint"]) > 1:
+            each = [f"{100 * c['fractions']['between']:.0f}" for c in row["per_checkpoint"]]
+            seeds = f" ({' / '.join(each)})"
         lines.append(
             f"| {name} | {100 * f['left']:.1f} | {100 * f['right']:.1f} | "
-            f"{100 * f['between']:.1f} | {row['placements_with_both_routes']}/{n_points} |"
+            f"{100 * f['between']:.1f}{seeds} | "
+            f"{row['placements_with_both_routes']}/{row['decision_points']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -144,8 +173,14 @@ def plot(rows: dict[str, dict[str, Any]], out: Path, title: str) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--work", type=Path, required=True, help="a TASK_two-route benchmark folder")
-    p.add_argument("--teacher", default="teacher_s0", help="teacher run folder under --work")
-    p.add_argument("--students", nargs="*", default=["sdm_s0"], help="SDM run folders")
+    p.add_argument(
+        "--train-seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="teacher_s<seed> / sdm_s<seed> folders pooled per row (default 0)",
+    )
+    p.add_argument("--students", nargs="*", default=[], help="extra SDM run folders, one row each")
     p.add_argument("--samples", type=int, default=64, help="samples per decision point")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", type=Path, default=RESULTS)
@@ -160,20 +195,25 @@ def main() -> int:
     start = time.perf_counter()
     buffer = ReplayBuffer.load(demos)
     points = decision_points(buffer, demos)
-    teacher = args.work / args.teacher / "checkpoints" / "latest"
+
+    def latest(run: str) -> Path:
+        path = args.work / run / "checkpoints" / "latest"
+        if not path.exists():
+            p.error(f"{path} does not exist (train it with benchmarks/metaworld/run.py)")
+        return path
+
+    teachers = [latest(f"teacher_s{s}") for s in args.train_seeds]
     plan = [
-        ("teacher DDIM-10", teacher, "ddim", 10),
-        ("teacher DDIM-2", teacher, "ddim", 2),
-        ("teacher naive one-step", teacher, "one-step", None),
-        *[
-            (f"SDM {s}", args.work / s / "checkpoints" / "latest", "one-step", None)
-            for s in args.students
-        ],
+        ("teacher DDIM-10", teachers, "ddim", 10),
+        ("teacher DDIM-2", teachers, "ddim", 2),
+        ("teacher naive one-step", teachers, "one-step", None),
+        ("SDM one-step", [latest(f"sdm_s{s}") for s in args.train_seeds], "one-step", None),
+        *[(f"SDM {s}", [latest(s)], "one-step", None) for s in args.students],
     ]
     rows = {}
-    for name, checkpoint, sampler, steps in plan:
-        print(f"[{name}] {checkpoint}", file=sys.stderr, flush=True)
-        rows[name] = sample_row(checkpoint, sampler, steps, buffer, points, args)
+    for name, checkpoints, sampler, steps in plan:
+        print(f"[{name}] {', '.join(map(str, checkpoints))}", file=sys.stderr, flush=True)
+        rows[name] = sample_row(checkpoints, sampler, steps, buffer, points, args)
     name = args.work.name
     args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"metaworld_modes_{name}"
@@ -181,6 +221,7 @@ def main() -> int:
     summary = {
         "work": str(args.work),
         "decision_points": points,
+        "train_seeds": args.train_seeds,
         "samples": args.samples,
         "threshold": THRESHOLD,
         "rows": rows,

@@ -238,7 +238,11 @@ def run_task(spec: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
             )
     if expert == "two-route":  # where the demos part ways: a chosen route or a blend?
         modes = args.results / f"metaworld_modes_{name}.json"
-        if modes.exists() and not args.redo_evals:
+        try:
+            done_seeds = json.loads(modes.read_text()).get("train_seeds", [0])
+        except (OSError, ValueError):
+            done_seeds = None
+        if done_seeds == args.train_seeds and not args.redo_evals:
             stages.skip(f"{name}/modes", f"{modes.name} exists (--redo-evals)")
         else:
             cmd = [
@@ -246,10 +250,8 @@ def run_task(spec: str, args: argparse.Namespace, stages: Stages) -> list[dict[s
                 str(HERE / "modes.py"),
                 "--work",
                 str(work),
-                "--teacher",
-                f"teacher_s{args.train_seeds[0]}",
-                "--students",
-                *[f"sdm_s{seed}" for seed in args.train_seeds],
+                "--train-seeds",
+                *map(str, args.train_seeds),
                 "--threads",
                 str(args.threads),
                 "--results",

@@ -1,0 +1,69 @@
+"""benchmarks/metaworld/modes.py: where two-route demos part ways, and how samples are counted."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "metaworld" / "modes.py"
+_spec = importlib.util.spec_from_file_location("modes_benchmark", _PATH)
+modes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(modes)
+
+
+class _Buffer(dict):
+    """The two members of a ReplayBuffer that decision_points reads."""
+
+    def __init__(self, episode_ends, **arrays):
+        super().__init__(arrays)
+        self.episode_ends = episode_ends
+
+
+def _pair(steps=10, part=5, rng=None):
+    """One placement shown left then right: the same observations until `part`, where the
+    sideways actions go -1 / +1 and the observations follow them."""
+    rng = rng or np.random.default_rng(0)
+    cloud = np.repeat(rng.normal(size=(1, 16, 3)), 2 * steps, axis=0).astype(np.float32)
+    state = np.zeros((2 * steps, 9), np.float32)
+    state[:steps, 0] = state[steps:, 0] = np.arange(steps)
+    action = np.zeros((2 * steps, 4), np.float32)
+    action[part:steps, 0], action[steps + part :, 0] = -1.0, 1.0
+    state[part + 1 : steps, 1], state[steps + part + 1 :, 1] = -1.0, 1.0  # they move apart
+    return cloud, state, action
+
+
+def test_decision_point_is_the_first_step_where_a_pair_parts_ways():
+    c1, s1, a1 = _pair(part=5)
+    c2, s2, a2 = _pair(part=3, rng=np.random.default_rng(1))
+    buffer = _Buffer(
+        [10, 20, 30, 40],
+        point_cloud=np.concatenate([c1, c2]),
+        state=np.concatenate([s1, s2]),
+        action=np.concatenate([a1, a2]),
+    )
+    assert modes.decision_points(buffer, Path("demos.zarr")) == [5, 23]
+
+
+def test_decision_points_refuse_demos_that_are_not_pairs_of_one_scene():
+    cloud, state, action = _pair(part=5)
+    with pytest.raises(SystemExit, match="come in pairs"):
+        modes.decision_points(_Buffer([10], point_cloud=cloud, state=state, action=action), "d")
+    changed = state.copy()
+    changed[14, 2] = 0.5  # the right demo's observation differs just before the parting step
+    with pytest.raises(SystemExit, match="differ before step 5"):
+        modes.decision_points(
+            _Buffer([10, 20], point_cloud=cloud, state=changed, action=action), "d"
+        )
+    same = np.zeros_like(action)
+    with pytest.raises(SystemExit, match="never part ways"):
+        modes.decision_points(_Buffer([10, 20], point_cloud=cloud, state=state, action=same), "d")
+
+
+def test_samples_are_counted_left_right_or_between():
+    shares = modes.route_shares([[-0.5, 0.0, 0.5, 0.9]])
+    assert shares == {"left": 0.25, "right": 0.5, "between": 0.25}
+    # a decision point counts as covered only when both routes appear among its samples
+    assert modes.both_routes([[-0.5, 0.5], [0.0, 0.5], [-0.9, -0.4]]) == 1
