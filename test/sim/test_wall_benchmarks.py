@@ -1,4 +1,5 @@
-"""benchmarks/metaworld/modes.py: where two-route demos part ways, and how samples are counted."""
+"""benchmarks/metaworld/modes.py and phases.py: where two-route demos part ways, how samples are
+counted, and which phase of a wall task an episode ended in."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "metaworld" / "modes.py"
-_spec = importlib.util.spec_from_file_location("modes_benchmark", _PATH)
-modes = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(modes)
+_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "metaworld"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", _DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+modes, phases = _load("modes"), _load("phases")
 
 
 class _Buffer(dict):
@@ -67,3 +75,31 @@ def test_samples_are_counted_left_right_or_between():
     assert shares == {"left": 0.25, "right": 0.5, "between": 0.25}
     # a decision point counts as covered only when both routes appear among its samples
     assert modes.both_routes([[-0.5, 0.5], [0.0, 0.5], [-0.9, -0.4]]) == 1
+
+
+def _states(path):
+    """(T, 39) MetaWorld states whose object (4:7) follows `path` [(x, y, z), ...]."""
+    states = np.zeros((len(path), 39))
+    states[:, 4:7] = path
+    return states
+
+
+def test_an_episode_ends_in_the_phase_its_object_reached():
+    start = (0.1, 0.6, 0.02)
+    still = _states([start] * 5)
+    assert phases.phase_of(still, False, lifts=True) == ("not grasped", None)
+    slid = _states([start, (0.1, 0.65, 0.02)])  # pushed 5 cm, never lifted
+    assert phases.phase_of(slid, False, lifts=True) == ("not grasped", None)
+    assert phases.phase_of(slid, False, lifts=False) == ("before the wall", None)
+    dropped = _states([start, (0.1, 0.62, 0.08), (0.1, 0.62, 0.02)])
+    assert phases.phase_of(dropped, False, lifts=True) == ("before the wall", None)
+    around = [start, (0.1, 0.6, 0.08), (-0.1, 0.6, 0.08), (-0.1, 0.8, 0.08), (0.0, 0.85, 0.02)]
+    assert phases.phase_of(_states(around), False, lifts=True) == ("behind, not placed", "left")
+    assert phases.phase_of(_states(around), True, lifts=True) == ("success", "left")
+    right = [start, (0.1, 0.6, 0.08), (0.3, 0.6, 0.08), (0.3, 0.8, 0.08)]
+    assert phases.phase_of(_states(right), True, lifts=True) == ("success", "right")
+    blocked = [start, (0.1, 0.6, 0.08), (0.1, 0.73, 0.08), (0.1, 0.73, 0.02)]
+    assert phases.phase_of(_states(blocked), False, lifts=True) == (
+        "before the wall",
+        "into the wall",
+    )

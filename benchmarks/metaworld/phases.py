@@ -1,0 +1,214 @@
+"""Where the episodes of a wall task fail: grasp, carry past the wall, or place.
+
+    python benchmarks/metaworld/phases.py --work runs/metaworld/pick-place-wall-v3_two-route \
+        [--train-seeds 0 1 2] [--episodes 20] [--eval-seeds 0 1 2]
+
+Re-runs the evaluation episodes of `sdm eval` (the same reset seeds and sampler noise, so the
+same outcomes; checked against the row's evaluation JSON when `--results` holds it) for the
+teacher with DDIM-10, its naive one-step call and the SDM student, and follows the object in
+MetaWorld's state vector. Every episode ends in one phase:
+
+- `not grasped`: the object never rose 2 cm (pick-place-wall) / never moved 2 cm (push-wall)
+- `before the wall`: it moved, but never got behind the wall (y > 0.76 m): dropped or stuck
+- `behind, not placed`: behind the wall, but not at the goal when the episode ended
+- `success`: MetaWorld reported success
+
+and, once the object reaches the wall's line, the side it passes on (left of x = -0.02 m,
+right of x = 0.22 m, or in between: into the wall). Writes RESULTS/metaworld_phases_<name>.json
+and .md (also printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+PHASES = ("not grasped", "before the wall", "behind, not placed", "success")
+MOVED_M = 0.02  # a grasp lifts the object (pick-place-wall), a push moves it (push-wall)
+
+
+def phase_of(states: np.ndarray, success: bool, lifts: bool) -> tuple[str, str | None]:
+    """(phase, side) of one episode from its (T, 39) MetaWorld states (object xyz at 4:7)."""
+    from sdm_policy_core.sim.experts import WALL_X, WALL_Y
+
+    obj = np.asarray(states)[:, 4:7]
+    at_wall = np.flatnonzero(obj[:, 1] > WALL_Y[0] - 0.02)
+    side = None
+    if at_wall.size:
+        x = obj[at_wall[0], 0]
+        side = "left" if x < WALL_X[0] else "right" if x > WALL_X[1] else "into the wall"
+    if success:
+        return "success", side
+    moved = (obj[:, 2] - obj[0, 2]).max() if lifts else np.linalg.norm(obj - obj[0], axis=1).max()
+    if moved <= MOVED_M:
+        return "not grasped", side
+    if obj[:, 1].max() <= WALL_Y[1]:
+        return "before the wall", side
+    return "behind, not placed", side
+
+
+class _Recorder:
+    """A MetaWorldEnv that keeps the state vector of every step of the current episode."""
+
+    def __init__(self, env) -> None:
+        self.env, self.states = env, []
+
+    def reset(self, seed: int | None = None, observe: bool = True):
+        obs = self.env.reset(seed=seed, observe=observe)
+        self.states = [obs["full_state"].copy()]
+        return obs
+
+    def step(self, action, observe: bool = True):
+        out = self.env.step(action, observe=observe)
+        self.states.append(out[0]["full_state"].copy())
+        return out
+
+    def render(self):
+        return self.env.render()
+
+
+def run_row(
+    task: str, checkpoints: list[Path], sampler: str, steps: int | None, args
+) -> list[dict[str, Any]]:
+    """Per-episode phase and side of a row, over its checkpoints (one per training seed)."""
+    from sdm_policy_core.eval import run_episode
+    from sdm_policy_core.runtime import PolicyRuntime
+    from sdm_policy_core.sim.demos import EVAL_STREAM, episode_seed
+    from sdm_policy_core.sim.metaworld_env import MetaWorldEnv
+
+    episodes = []
+    for train_seed, checkpoint in zip(args.train_seeds, checkpoints, strict=True):
+        runtime = PolicyRuntime(checkpoint, sampler=sampler, steps=steps, threads=args.threads)
+        env = _Recorder(MetaWorldEnv(task, num_points=runtime.spec.point_cloud_shape[0]))
+        try:
+            for s in args.eval_seeds:  # as `sdm eval` runs them
+                runtime.generator.manual_seed(s)
+                for i in range(args.episodes):
+                    ep = run_episode(env, runtime, episode_seed(s, i, EVAL_STREAM), s, i)
+                    phase, side = phase_of(np.array(env.states), ep.success, "pick" in task)
+                    episodes.append(
+                        {
+                            "train_seed": train_seed,
+                            "seed": s,
+                            "index": i,
+                            "success": ep.success,
+                            "phase": phase,
+                            "side": side,
+                        }
+                    )
+        finally:
+            env.env.close()
+    return episodes
+
+
+def check_against_eval(name: str, row: str, episodes: list[dict[str, Any]], args) -> str:
+    """Compare the outcomes with the evaluation JSONs that run.py wrote for this row."""
+    checked = 0
+    for train_seed in args.train_seeds:
+        pattern = f"metaworld*_{name}_{row}_s{train_seed}.json"
+        found = sorted(args.results.glob(pattern))
+        if not found:
+            continue
+        evaluation = json.loads(found[0].read_text())
+        theirs = [bool(e["success"]) for e in evaluation["episode_results"]]
+        ours = [e["success"] for e in episodes if e["train_seed"] == train_seed]
+        if theirs != ours:
+            raise SystemExit(f"{row} s{train_seed}: outcomes differ from {found[0]}")
+        checked += 1
+    return f"{checked}/{len(args.train_seeds)} training seeds match their evaluation JSON"
+
+
+def markdown(rows: dict[str, list[dict[str, Any]]]) -> str:
+    lines = [
+        "Episodes per phase reached (count), and the side the object passed the wall on.",
+        "",
+        "| policy | " + " | ".join(PHASES) + " | left / right / into the wall |",
+        "|---|" + "---:|" * (len(PHASES) + 1),
+    ]
+    for name, episodes in rows.items():
+        phases = Counter(e["phase"] for e in episodes)
+        sides = Counter(e["side"] for e in episodes)
+        lines.append(
+            f"| {name} | "
+            + " | ".join(str(phases.get(p, 0)) for p in PHASES)
+            + f" | {sides.get('left', 0)} / {sides.get('right', 0)} / "
+            f"{sides.get('into the wall', 0)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--work", type=Path, required=True, help="a TASK_two-route benchmark folder")
+    p.add_argument("--train-seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--eval-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--episodes", type=int, default=20, help="episodes per evaluation seed")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--results", type=Path, default=RESULTS)
+    args = p.parse_args()
+    name = args.work.name
+    task = name.partition("_")[0]
+    if task not in ("pick-place-wall-v3", "push-wall-v3"):
+        p.error(f"{args.work}: phases are defined for pick-place-wall-v3 and push-wall-v3")
+    if args.episodes < 1:
+        p.error("--episodes must be >= 1")
+
+    def latest(run: str) -> Path:
+        path = args.work / run / "checkpoints" / "latest"
+        if not path.exists():
+            p.error(f"{path} does not exist (train it with benchmarks/metaworld/run.py)")
+        return path
+
+    teachers = [latest(f"teacher_s{s}") for s in args.train_seeds]
+    plan = [
+        ("teacher DDIM-10", "teacher_ddim10", teachers, "ddim", 10),
+        ("teacher naive one-step", "teacher_onestep", teachers, "one-step", None),
+        (
+            "SDM one-step",
+            "sdm_onestep",
+            [latest(f"sdm_s{s}") for s in args.train_seeds],
+            "one-step",
+            None,
+        ),
+    ]
+    start = time.perf_counter()
+    rows, checks = {}, {}
+    for label, row, checkpoints, sampler, steps in plan:
+        print(f"[{label}]", file=sys.stderr, flush=True)
+        rows[label] = run_row(task, checkpoints, sampler, steps, args)
+        checks[label] = check_against_eval(name, row, rows[label], args)
+        print(f"[{label}] {checks[label]}", file=sys.stderr, flush=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = args.results / f"metaworld_phases_{name}"
+    table = markdown(rows)
+    summary = {
+        "work": str(args.work),
+        "train_seeds": args.train_seeds,
+        "eval_seeds": args.eval_seeds,
+        "episodes": args.episodes,
+        "rows": rows,
+        "checked_against_eval": checks,
+        "wall_time_s": time.perf_counter() - start,
+        "cpu_count": os.cpu_count(),
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+    }
+    stem.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(table)
+    print(table)
+    print(f"-> {stem}.json .md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
