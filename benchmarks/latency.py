@@ -1,10 +1,12 @@
 """Per-chunk latency of every preset: one-step vs DDIM-10 vs DDPM-100 (batch 1, CPU).
 
-    python benchmarks/latency.py [--presets cpu_small simple_dp3 dp3] [--threads 2]
+    python benchmarks/latency.py [--presets cpu_small simple_dp3 dp3] [--threads 2] [--idle-ms 20]
 
 Runs `sdm bench latency --preset P` in a fresh process per preset (so peak memory is the
 preset's own), writes benchmarks/results/latency_<preset>.json, a markdown table on stdout (the
-one in BENCHMARKS.md) and benchmarks/results/latency.png.
+one in BENCHMARKS.md) and benchmarks/results/latency.png. With `--idle-ms MS` every timed call
+waits MS first, as a control loop does between ticks; results then go to
+`latency_<preset>_idle<MS>.json` and `latency_idle<MS>.png`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ def main() -> int:
     p.add_argument("--presets", nargs="+", default=["cpu_small", "simple_dp3", "dp3"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--budget", type=float, default=45.0)
+    p.add_argument("--idle-ms", type=float, default=0.0, help="pause before every timed call")
     args = p.parse_args()
+    suffix = f"_idle{args.idle_ms:g}" if args.idle_ms else ""
     rows = []
     for preset in args.presets:
-        out = RESULTS / f"latency_{preset}.json"
+        out = RESULTS / f"latency_{preset}{suffix}.json"
         cmd = [
             sys.executable,
             "-m",
@@ -40,6 +44,8 @@ def main() -> int:
             str(args.threads),
             "--budget",
             str(args.budget),
+            "--idle-ms",
+            str(args.idle_ms),
             "--out",
             str(out),
         ]
@@ -74,11 +80,12 @@ def main() -> int:
     ax.set_yscale("log")
     ax.set_xticks(range(len(rows)), [r["preset"] for r in rows])
     ax.set_ylabel("ms per action chunk (p50)")
-    ax.set_title(f"batch-1 latency, {rows[0]['threads']} CPU threads")
+    idle = f", idle {args.idle_ms:g} ms before each call" if args.idle_ms else ""
+    ax.set_title(f"batch-1 latency, {rows[0]['threads']} CPU threads{idle}")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(RESULTS / "latency.png", dpi=110)
+    fig.savefig(RESULTS / f"latency{suffix}.png", dpi=110)
     return 0
 
 
