@@ -304,7 +304,12 @@ def markdown(
         f" x {len(args.train_seeds)} training seed(s); {args.demos} demos; teacher "
         f"`model.preset={args.preset}` {args.teacher_steps} steps, SDM {args.distill_steps} "
         f"steps; {args.num_points} points; {args.threads} CPU threads. Success in % (mean ± std "
-        "over seeds); policy time per executed action in ms.",
+        + (
+            "over training seeds, each seed's success in brackets)"
+            if len(args.train_seeds) > 1
+            else "over evaluation seeds)"
+        )
+        + "; policy time per executed action in ms.",
         "",
         "| task (difficulty) | teacher DDIM-10 | teacher DDIM-2 | naive one-step | SDM one-step "
         "| SDM − DDIM-10 (95% CI) | SDM − naive (95% CI) "
@@ -318,8 +323,13 @@ def markdown(
             if not mine:
                 cells.append("–")
                 continue
-            rates = [100 * p["success_rate"] for r in mine for p in r["per_seed"]]
-            cells.append(f"{np.mean(rates):.1f} ± {np.std(rates):.1f}")
+            if len(mine) > 1:  # DP3's convention: mean ± std over training seeds
+                rates = [100 * r["success_rate"] for r in sorted(mine, key=_seed)]
+                each = " / ".join(f"{x:.0f}" for x in rates)
+                cells.append(f"{np.mean(rates):.1f} ± {np.std(rates):.1f} ({each})")
+            else:
+                rates = [100 * p["success_rate"] for p in mine[0]["per_seed"]]
+                cells.append(f"{np.mean(rates):.1f} ± {np.std(rates):.1f}")
             ms[row] = float(np.mean([r["policy_ms_per_action"] for r in mine]))
         group = DIFFICULTY.get(task.partition("_")[0], "easy")
         dp3, sdm = PUBLISHED[group]
