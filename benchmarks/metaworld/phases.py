@@ -126,7 +126,10 @@ def check_against_eval(name: str, row: str, episodes: list[dict[str, Any]], args
         if theirs != ours:
             raise SystemExit(f"{row} s{train_seed}: outcomes differ from {found[0]}")
         checked += 1
-    return f"{checked}/{len(args.train_seeds)} training seeds match their evaluation JSON"
+    missing = len(args.train_seeds) - checked
+    return f"{checked} training seed(s) equal to their evaluation JSON" + (
+        f", {missing} without one in {args.results}" if missing else ""
+    )
 
 
 def markdown(rows: dict[str, list[dict[str, Any]]]) -> str:
