@@ -22,14 +22,13 @@ shares are kept in the JSON); then every extra student named by `--students` (ru
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from wall_report import latest_checkpoint, write_report  # beside this script
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -197,10 +196,7 @@ def main() -> int:
     points = decision_points(buffer, demos)
 
     def latest(run: str) -> Path:
-        path = args.work / run / "checkpoints" / "latest"
-        if not path.exists():
-            p.error(f"{path} does not exist (train it with benchmarks/metaworld/run.py)")
-        return path
+        return latest_checkpoint(args.work, run, p.error)
 
     teachers = [latest(f"teacher_s{s}") for s in args.train_seeds]
     plan = [
@@ -215,9 +211,7 @@ def main() -> int:
         print(f"[{name}] {', '.join(map(str, checkpoints))}", file=sys.stderr, flush=True)
         rows[name] = sample_row(checkpoints, sampler, steps, buffer, points, args)
     name = args.work.name
-    args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"metaworld_modes_{name}"
-    table = markdown(rows, len(points), args.samples)
     summary = {
         "work": str(args.work),
         "decision_points": points,
@@ -225,15 +219,10 @@ def main() -> int:
         "samples": args.samples,
         "threshold": THRESHOLD,
         "rows": rows,
-        "wall_time_s": time.perf_counter() - start,
-        "cpu_count": os.cpu_count(),
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }
-    stem.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(table)
+    write_report(stem, summary, markdown(rows, len(points), args.samples), start)
     plot(rows, stem.with_suffix(".png"), f"{name}: sideways action at the decision points")
-    print(table)
-    print(f"-> {stem}.json .md .png", file=sys.stderr)
+    print(f"-> {stem}.png", file=sys.stderr)
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from wall_report import latest_checkpoint, write_report  # beside this script
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -168,10 +168,7 @@ def main() -> int:
         p.error("--episodes must be >= 1")
 
     def latest(run: str) -> Path:
-        path = args.work / run / "checkpoints" / "latest"
-        if not path.exists():
-            p.error(f"{path} does not exist (train it with benchmarks/metaworld/run.py)")
-        return path
+        return latest_checkpoint(args.work, run, p.error)
 
     teachers = [latest(f"teacher_s{s}") for s in args.train_seeds]
     plan = [
@@ -192,9 +189,6 @@ def main() -> int:
         rows[label] = run_row(task, checkpoints, sampler, steps, args)
         checks[label] = check_against_eval(name, row, rows[label], args)
         print(f"[{label}] {checks[label]}", file=sys.stderr, flush=True)
-    args.results.mkdir(parents=True, exist_ok=True)
-    stem = args.results / f"metaworld_phases_{name}"
-    table = markdown(rows)
     summary = {
         "work": str(args.work),
         "train_seeds": args.train_seeds,
@@ -202,14 +196,8 @@ def main() -> int:
         "episodes": args.episodes,
         "rows": rows,
         "checked_against_eval": checks,
-        "wall_time_s": time.perf_counter() - start,
-        "cpu_count": os.cpu_count(),
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
     }
-    stem.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(table)
-    print(table)
-    print(f"-> {stem}.json .md", file=sys.stderr)
+    write_report(args.results / f"metaworld_phases_{name}", summary, markdown(rows), start)
     return 0
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 
 import numpy as np
 
 from sdm_policy_core.sim.metaworld_env import MetaWorldEnv, resolve_task
 
 
-class _Demonstrator:
+class _Demonstrator(ABC):
     """What `record_demos` drives: `routes` are the ways it shows one placement (episode
     `index` of a placement takes routes[index % len(routes)]); it acts on the state vector."""
 
@@ -24,8 +25,9 @@ class _Demonstrator:
         """(4,) float32 action for the env's current state, clipped to [-1, 1]."""
         return self.act_on_state(env.state)
 
+    @abstractmethod
     def act_on_state(self, state: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """(4,) float32 action for a (39,) MetaWorld state vector."""
 
 
 class ScriptedExpert(_Demonstrator):

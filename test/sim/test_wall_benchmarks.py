@@ -4,12 +4,14 @@ counted, and which phase of a wall task an episode ended in."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 _DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "metaworld"
+sys.path.insert(0, str(_DIR))  # as when the scripts run: they import wall_report beside them
 
 
 def _load(name):
