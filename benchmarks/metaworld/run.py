@@ -287,7 +287,8 @@ def _gap_cell(gap: dict[str, Any] | None) -> str:
     if gap is None:
         return "–"
     lo, hi = gap["ci"]
-    return f"{100 * gap['difference']:+.1f} [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+    cell = f"{100 * gap['difference']:+.1f} [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+    return cell.replace("-", "\u2212")  # a minus sign, as in BENCHMARKS.md
 
 
 def markdown(

@@ -105,3 +105,41 @@ def test_an_episode_ends_in_the_phase_its_object_reached():
         "before the wall",
         "into the wall",
     )
+
+
+def test_pick_place_without_a_wall_ends_grasped_or_not_and_keeps_the_closest_approach():
+    start, goal = (0.1, 0.6, 0.02), np.array([0.1, 0.8, 0.2])
+    lifted = _states([start, (0.1, 0.65, 0.1), (0.1, 0.7, 0.15)])
+    lifted[:, 36:39] = goal
+    assert phases.phase_of(lifted, False, lifts=True, wall=False) == ("lifted, not placed", None)
+    assert phases.phase_of(lifted, True, lifts=True, wall=False) == ("success", None)
+    pushed = _states([start, (0.1, 0.7, 0.02)])  # moved 10 cm on the table, never lifted
+    assert phases.phase_of(pushed, False, lifts=True, wall=False) == ("not grasped", None)
+    # closest approach: the last state, |(0, -0.1, -0.05)|
+    assert phases.goal_distance(lifted) == pytest.approx(np.hypot(0.1, 0.05))
+
+
+def test_the_phase_table_counts_phases_and_the_failures_closest_approach():
+    def episode(phase, distance, side=None):
+        return {
+            "phase": phase,
+            "side": side,
+            "success": phase == "success",
+            "goal_distance_m": distance,
+        }
+
+    rows = {
+        "teacher": [episode("success", 0.03), episode("lifted, not placed", 0.09)],
+        "student": [
+            episode("not grasped", 0.30),
+            episode("lifted, not placed", 0.10),
+            episode("lifted, not placed", 0.20),
+        ],
+    }
+    table = phases.markdown(rows, wall=False)
+    assert "| not grasped | lifted, not placed | success |" in table
+    assert "| teacher | 0 | 1 | 1 | 0.090 (1) |" in table  # 0.09 m is within 2 x 0.07 m
+    assert "| student | 1 | 2 | 0 | 0.200 (1) |" in table
+    assert "left / right" not in table
+    walled = phases.markdown({"t": [episode("success", 0.01, "left")]}, wall=True)
+    assert "| t | 0 | 0 | 0 | 1 | 1 / 0 / 0 | - |" in walled

@@ -1,0 +1,131 @@
+"""Compare evaluation rows of one benchmark task over training seeds, paired episode by episode.
+
+    python benchmarks/metaworld/compare.py --name pick-place-v3 --train-seeds 0 1 2 \
+        --rows teacher_ddim10 teacher_onestep sdm_onestep sdm_reg_onestep \
+        --against teacher_ddim10 sdm_onestep
+
+NAME is the task's run folder under runs/metaworld (e.g. pick-place-v3,
+push-wall-v3_two-route); ROW names the `sdm eval` JSONs RESULTS/metaworld*_NAME_ROW_s<seed>.json
+that run.py writes (teacher_ddim10, teacher_ddim2, teacher_onestep, sdm_onestep) or that a
+variant's evaluation was given (e.g. sdm_reg_onestep for `--out ..._sdm_reg_onestep_s0.json`).
+Every row needs one evaluation per training seed, all over the same episodes.
+
+For each row: success, mean ± std over training seeds (each seed's value), and its gap to every
+`--against` row on the same episodes with the 95 % interval of
+`sdm_policy_core.eval.paired_difference` (training seeds resampled, then episodes). Writes
+RESULTS/metaworld_compare_NAME.json and .md (also printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from wall_report import write_report  # beside this script
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def find_results(results: Path, name: str, row: str, train_seeds: list[int]) -> list[Path]:
+    """One evaluation JSON per training seed; SystemExit naming what is missing or ambiguous."""
+    paths = []
+    for seed in train_seeds:
+        pattern = f"metaworld*_{name}_{row}_s{seed}.json"
+        found = sorted(results.glob(pattern))
+        if len(found) != 1:
+            what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
+            raise SystemExit(
+                f"{what} evaluation for row {row!r}, training seed {seed}: expected one "
+                f"{results / pattern} (evaluate it with `sdm eval ... --out` of that name)"
+            )
+        paths.append(found[0])
+    return paths
+
+
+def _points(fraction: float) -> str:
+    return f"{100 * fraction:+.1f}".replace("-", "\u2212")  # a minus sign, as in BENCHMARKS.md
+
+
+def _gap_cell(gap: dict[str, Any]) -> str:
+    lo, hi = gap["ci"]
+    return f"{_points(gap['difference'])} [{_points(lo)}, {_points(hi)}]"
+
+
+def compare(
+    evaluations: dict[str, list[dict[str, Any]]], against: list[str]
+) -> dict[str, dict[str, Any]]:
+    """row -> {'success': {mean, std, per_seed} in %, 'minus': {base: paired_difference}}."""
+    from sdm_policy_core.eval import paired_difference
+
+    out = {}
+    for row, results in evaluations.items():
+        per_seed = [100.0 * float(r["success_rate"]) for r in results]
+        out[row] = {
+            "success": {
+                "mean": float(np.mean(per_seed)),
+                "std": float(np.std(per_seed)),
+                "per_seed": per_seed,
+            },
+            "minus": {
+                base: paired_difference(evaluations[base], results)
+                for base in against
+                if base != row
+            },
+        }
+    return out
+
+
+def markdown(table: dict[str, dict[str, Any]], against: list[str]) -> str:
+    lines = [
+        "Success %, mean ± std over training seeds (per seed), and the paired gap "
+        "row − base in points on the same episodes, with its 95 % interval.",
+        "",
+        "| row | success | " + " | ".join(f"− {b}" for b in against) + " |",
+        "|---|---:|" + "---:|" * len(against),
+    ]
+    for row, entry in table.items():
+        s = entry["success"]
+        seeds = " / ".join(f"{v:.0f}" for v in s["per_seed"])
+        cells = [_gap_cell(entry["minus"][b]) if b in entry["minus"] else "–" for b in against]
+        lines.append(
+            f"| {row} | {s['mean']:.1f} ± {s['std']:.1f} ({seeds}) | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--name", required=True, help="the task's run folder name, e.g. pick-place-v3")
+    p.add_argument("--rows", nargs="+", required=True, help="evaluation rows to compare")
+    p.add_argument("--against", nargs="+", required=True, help="rows to take gaps to")
+    p.add_argument("--train-seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--results", type=Path, default=RESULTS)
+    args = p.parse_args()
+    unknown = [b for b in args.against if b not in args.rows]
+    if unknown:
+        p.error(f"--against {unknown} must also be in --rows")
+    start = time.perf_counter()
+    evaluations, files = {}, {}
+    for row in args.rows:
+        paths = find_results(args.results, args.name, row, args.train_seeds)
+        evaluations[row] = [json.loads(path.read_text()) for path in paths]
+        files[row] = [path.name for path in paths]
+    table = compare(evaluations, args.against)
+    summary = {"name": args.name, "train_seeds": args.train_seeds, "files": files, "rows": table}
+    write_report(
+        args.results / f"metaworld_compare_{args.name}",
+        summary,
+        markdown(table, args.against),
+        start,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""benchmarks/metaworld/compare.py: rows of one task over training seeds, paired by episode."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "metaworld"
+sys.path.insert(0, str(_DIR))  # as when the script runs: it imports wall_report beside it
+_spec = importlib.util.spec_from_file_location("compare_benchmark", _DIR / "compare.py")
+compare = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(compare)
+
+
+def _evaluation(successes):
+    """An `sdm eval` result of one training seed: episode i of evaluation seed 0."""
+    return {
+        "success_rate": sum(successes) / len(successes),
+        "episode_results": [
+            {"seed": 0, "reset_seed": i, "success": bool(s)} for i, s in enumerate(successes)
+        ],
+    }
+
+
+def _write(folder, name, row, seed, successes, tag="seeds"):
+    path = folder / f"metaworld_{tag}_{name}_{row}_s{seed}.json"
+    path.write_text(json.dumps(_evaluation(successes)))
+    return path
+
+
+def test_rows_are_scored_per_seed_and_gapped_on_the_same_episodes(tmp_path):
+    teacher = [[1] * 6 + [0] * 4, [1] * 4 + [0] * 6]
+    student = [[1] * 5 + [0] * 5, [1] * 3 + [0] * 7]  # one episode fewer on each seed
+    for seed in (0, 1):
+        _write(tmp_path, "pick-place-v3", "teacher_ddim10", seed, teacher[seed])
+        _write(tmp_path, "pick-place-v3", "sdm_onestep", seed, student[seed])
+    _write(tmp_path, "push-wall-v3_two-route", "sdm_onestep", 0, [0] * 10)  # another task
+    evaluations = {
+        row: [
+            json.loads(p.read_text())
+            for p in compare.find_results(tmp_path, "pick-place-v3", row, [0, 1])
+        ]
+        for row in ("teacher_ddim10", "sdm_onestep")
+    }
+    table = compare.compare(evaluations, ["teacher_ddim10"])
+    assert table["teacher_ddim10"]["success"]["per_seed"] == [60.0, 40.0]
+    assert table["sdm_onestep"]["success"]["mean"] == pytest.approx(40.0)
+    gap = table["sdm_onestep"]["minus"]["teacher_ddim10"]
+    assert gap["difference"] == pytest.approx(-0.1)
+    assert gap["only_a"] == 2 and gap["only_b"] == 0
+    assert "teacher_ddim10" not in table["teacher_ddim10"]["minus"]  # no gap to itself
+    text = compare.markdown(table, ["teacher_ddim10"])
+    assert "| sdm_onestep | 40.0 ± 10.0 (50 / 30) | \u221210.0 [" in text
+    assert "| teacher_ddim10 | 50.0 ± 10.0 (60 / 40) | – |" in text
+
+
+def test_a_missing_evaluation_names_the_file_to_write(tmp_path):
+    _write(tmp_path, "pick-place-v3", "sdm_reg_onestep", 0, [1, 0])
+    with pytest.raises(
+        SystemExit, match=r"no evaluation for row 'sdm_reg_onestep', training seed 1"
+    ):
+        compare.find_results(tmp_path, "pick-place-v3", "sdm_reg_onestep", [0, 1])
+    _write(tmp_path, "pick-place-v3", "sdm_reg_onestep", 0, [1, 0], tag="other")
+    with pytest.raises(SystemExit, match="2 "):
+        compare.find_results(tmp_path, "pick-place-v3", "sdm_reg_onestep", [0])
