@@ -8,7 +8,8 @@ NAME is the task's run folder under runs/metaworld (e.g. pick-place-v3,
 push-wall-v3_two-route); ROW names the `sdm eval` JSONs RESULTS/metaworld*_NAME_ROW_s<seed>.json
 that run.py writes (teacher_ddim10, teacher_ddim2, teacher_onestep, sdm_onestep) or that a
 variant's evaluation was given (e.g. sdm_reg_onestep for `--out ..._sdm_reg_onestep_s0.json`).
-Every row needs one evaluation per training seed, all over the same episodes.
+Every row needs one evaluation per training seed, all over the same episodes (with one training
+seed, RESULTS/metaworld*_NAME_ROW.json too: run.py's name for a single seed).
 
 For each row: success, mean ± std over training seeds (each seed's value), and its gap to every
 `--against` row on the same episodes with the 95 % interval of
@@ -38,6 +39,9 @@ def find_results(results: Path, name: str, row: str, train_seeds: list[int]) -> 
     for seed in train_seeds:
         pattern = f"metaworld*_{name}_{row}_s{seed}.json"
         found = sorted(results.glob(pattern))
+        if not found and len(train_seeds) == 1:  # run.py names a single seed's file without _s
+            pattern = f"metaworld*_{name}_{row}.json"
+            found = sorted(results.glob(pattern))
         if len(found) != 1:
             what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
             raise SystemExit(

@@ -1,7 +1,7 @@
 """Mode coverage where the demonstrations part ways: does a policy choose a route, or average?
 
     python benchmarks/metaworld/modes.py --work runs/metaworld/pick-place-wall-v3_two-route \
-        [--train-seeds 0 1 2] [--students sdm_reg_s0 ...] [--samples 64]
+        [--train-seeds 0 1 2] [--variants sdm_reg] [--students sdm_lr1e-4_s0 ...] [--samples 64]
 
 Two-route demonstrations (`sdm demos --expert two-route`) show every placement both ways, so up
 to the step where the left and the right demo of a placement part ways their observations are
@@ -14,9 +14,11 @@ largest timestep) collapses towards the mean; distillation is meant to restore t
 
 Rows: the teacher with DDIM-10, DDIM-2 and the naive one-step call, and its SDM student
 (`teacher_s<seed>` / `sdm_s<seed>` under --work), each pooled over `--train-seeds` (per-seed
-shares are kept in the JSON); then every extra student named by `--students` (run folders under
---work, one row each, e.g. variants of sdm_s0). Writes RESULTS/metaworld_modes_<name>.json,
-.md (also printed) and .png (the distribution of the sideways action per row).
+shares are kept in the JSON); then a row per `--variants PREFIX`, the SDM runs PREFIX_s<seed>
+pooled the same way (e.g. a distillation variant trained for every seed); then every extra
+student named by `--students` (run folders under --work, one row each, e.g. variants of
+sdm_s0). Writes RESULTS/metaworld_modes_<name>.json, .md (also printed) and .png (the
+distribution of the sideways action per row).
 """
 
 from __future__ import annotations
@@ -179,6 +181,13 @@ def main() -> int:
         default=[0],
         help="teacher_s<seed> / sdm_s<seed> folders pooled per row (default 0)",
     )
+    p.add_argument(
+        "--variants",
+        nargs="*",
+        default=[],
+        metavar="PREFIX",
+        help="extra SDM rows: the runs PREFIX_s<seed> of every training seed, pooled",
+    )
     p.add_argument("--students", nargs="*", default=[], help="extra SDM run folders, one row each")
     p.add_argument("--samples", type=int, default=64, help="samples per decision point")
     p.add_argument("--threads", type=int, default=2)
@@ -204,6 +213,10 @@ def main() -> int:
         ("teacher DDIM-2", teachers, "ddim", 2),
         ("teacher naive one-step", teachers, "one-step", None),
         ("SDM one-step", [latest(f"sdm_s{s}") for s in args.train_seeds], "one-step", None),
+        *[
+            (f"SDM {v}", [latest(f"{v}_s{s}") for s in args.train_seeds], "one-step", None)
+            for v in args.variants
+        ],
         *[(f"SDM {s}", [latest(s)], "one-step", None) for s in args.students],
     ]
     rows = {}

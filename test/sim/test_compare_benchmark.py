@@ -67,3 +67,11 @@ def test_a_missing_evaluation_names_the_file_to_write(tmp_path):
     _write(tmp_path, "pick-place-v3", "sdm_reg_onestep", 0, [1, 0], tag="other")
     with pytest.raises(SystemExit, match="2 "):
         compare.find_results(tmp_path, "pick-place-v3", "sdm_reg_onestep", [0])
+
+
+def test_a_single_training_seed_also_finds_the_file_run_py_names_without_a_seed(tmp_path):
+    path = tmp_path / "metaworld_drawer-open-v3_teacher_ddim10.json"
+    path.write_text(json.dumps(_evaluation([1, 1, 0])))
+    assert compare.find_results(tmp_path, "drawer-open-v3", "teacher_ddim10", [0]) == [path]
+    with pytest.raises(SystemExit, match="training seed 0"):  # several seeds: _s<seed> needed
+        compare.find_results(tmp_path, "drawer-open-v3", "teacher_ddim10", [0, 1])
