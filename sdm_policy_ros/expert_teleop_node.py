@@ -10,7 +10,8 @@ task, so the right expert is used even right after a task switch). Record the br
 while it drives (bag_recorder) and the bag holds demonstrations.
 
 Subscribes `sim_bridge/expert_observation` (remap it when the bridge has another name or
-namespace); publishes `joint_commands`.
+namespace); publishes `joint_commands`. Logs `connected: ...` once a bridge is matched both
+ways (its observations reach the node and its commands reach a subscriber).
 
 Parameters: `noise_std` (Gaussian noise added to the expert's action before clipping; 0 = the
 clean expert), `seed` (of that noise).
@@ -63,12 +64,24 @@ class ExpertTeleopNode(Node):
         self._experts: dict[str, ScriptedExpert] = {}
         self.commands = 0
         self._pub = self.create_publisher(Float64MultiArray, "joint_commands", RELIABLE)
-        self.create_subscription(
+        self._sub = self.create_subscription(
             Float64MultiArray, "sim_bridge/expert_observation", self._on_observation, RELIABLE
         )
         self.get_logger().info(
             f"teleoperating with MetaWorld's scripted experts (noise_std {self.noise_std})"
         )
+        # Say once when both directions are matched (DDS discovery can take seconds on a busy
+        # machine): until then the bridge's observations or our commands are not delivered.
+        self._matched_timer = self.create_timer(0.1, self._report_matched)
+
+    def _report_matched(self) -> None:
+        observers, commanded = self._sub.get_publisher_count(), self._pub.get_subscription_count()
+        if observers and commanded:
+            self.get_logger().info(
+                f"connected: {observers} expert_observation publisher(s), "
+                f"{commanded} joint_commands subscriber(s)"
+            )
+            self.destroy_timer(self._matched_timer)
 
     def _expert(self, task: str) -> ScriptedExpert | None:
         if task not in self._experts:

@@ -96,10 +96,14 @@ def markdown(table: dict[str, dict[str, Any]], against: list[str]) -> str:
     for row, entry in table.items():
         s = entry["success"]
         seeds = " / ".join(f"{v:.0f}" for v in s["per_seed"])
-        cells = [_gap_cell(entry["minus"][b]) if b in entry["minus"] else "–" for b in against]
-        lines.append(
-            f"| {row} | {s['mean']:.1f} ± {s['std']:.1f} ({seeds}) | " + " | ".join(cells) + " |"
+        # a spread over training seeds only where there are several
+        score = (
+            f"{s['mean']:.1f} ± {s['std']:.1f} ({seeds})"
+            if len(s["per_seed"]) > 1
+            else f"{s['mean']:.1f}"
         )
+        cells = [_gap_cell(entry["minus"][b]) if b in entry["minus"] else "–" for b in against]
+        lines.append(f"| {row} | {score} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

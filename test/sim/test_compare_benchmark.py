@@ -75,3 +75,10 @@ def test_a_single_training_seed_also_finds_the_file_run_py_names_without_a_seed(
     assert compare.find_results(tmp_path, "drawer-open-v3", "teacher_ddim10", [0]) == [path]
     with pytest.raises(SystemExit, match="training seed 0"):  # several seeds: _s<seed> needed
         compare.find_results(tmp_path, "drawer-open-v3", "teacher_ddim10", [0, 1])
+
+
+def test_one_training_seed_shows_no_spread_over_training_seeds():
+    evaluations = {"teacher": [_evaluation([1, 1, 0, 0])], "student": [_evaluation([1, 0, 0, 0])]}
+    text = compare.markdown(compare.compare(evaluations, ["teacher"]), ["teacher"])
+    assert "| student | 25.0 | \u221225.0 [" in text
+    assert "| teacher | 50.0 | – |" in text

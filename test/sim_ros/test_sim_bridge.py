@@ -39,7 +39,9 @@ def test_bridge_refuses_bad_parameters_naming_what_is_valid(processes):
 
 
 def test_same_seed_gives_the_same_first_cloud_as_the_in_process_simulator(processes):
-    start_bridge(processes, num_points=256)
+    # No command comes in these episodes: a long timeout keeps the bridge from holding (and
+    # stepping) while the peer's end_episode call is still being discovered on a busy machine.
+    start_bridge(processes, num_points=256, command_timeout_s=10.0)
     clouds = {}
     for run, seed in enumerate((11, 11, 12)):
         peer = start_peer(
@@ -59,7 +61,8 @@ def test_same_seed_gives_the_same_first_cloud_as_the_in_process_simulator(proces
 def test_expert_teleop_drives_the_bridge_to_success(processes):
     start_bridge(processes, command_timeout_s=5.0)
     teleop = processes.start([str(BIN / "expert_teleop_node")], "teleop")
-    wait_for(lambda: "teleoperating" in processes.log(teleop), 60, what="the teleoperator")
+    # matched both ways: a command lost to discovery would count as a held step
+    wait_for(lambda: "connected:" in processes.log(teleop), 60, what="the teleoperator")
     seed = episode_seed(0, 0, stream=1)
     peer = start_peer(processes, "episode", "--seed", str(seed), "--commanders", "1")
     result = peer_result(processes, peer)
