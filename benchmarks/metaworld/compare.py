@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from wall_report import write_report  # beside this script
+from common import evaluation_files, gap_cell, write_report  # beside this script
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
@@ -38,7 +38,7 @@ def find_results(results: Path, name: str, row: str, train_seeds: list[int]) -> 
     paths = []
     for seed in train_seeds:
         pattern = f"metaworld*_{name}_{row}_s{seed}.json"
-        found = sorted(results.glob(pattern))
+        found = evaluation_files(results, name, row, seed)
         if not found and len(train_seeds) == 1:  # run.py names a single seed's file without _s
             pattern = f"metaworld*_{name}_{row}.json"
             found = sorted(results.glob(pattern))
@@ -50,15 +50,6 @@ def find_results(results: Path, name: str, row: str, train_seeds: list[int]) -> 
             )
         paths.append(found[0])
     return paths
-
-
-def _points(fraction: float) -> str:
-    return f"{100 * fraction:+.1f}".replace("-", "\u2212")  # a minus sign, as in BENCHMARKS.md
-
-
-def _gap_cell(gap: dict[str, Any]) -> str:
-    lo, hi = gap["ci"]
-    return f"{_points(gap['difference'])} [{_points(lo)}, {_points(hi)}]"
 
 
 def compare(
@@ -102,7 +93,7 @@ def markdown(table: dict[str, dict[str, Any]], against: list[str]) -> str:
             if len(s["per_seed"]) > 1
             else f"{s['mean']:.1f}"
         )
-        cells = [_gap_cell(entry["minus"][b]) if b in entry["minus"] else "–" for b in against]
+        cells = [gap_cell(entry["minus"][b]) if b in entry["minus"] else "–" for b in against]
         lines.append(f"| {row} | {score} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from wall_report import latest_checkpoint, write_report  # beside this script
+from common import latest_checkpoint, write_report  # beside this script
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

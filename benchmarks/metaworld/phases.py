@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from wall_report import latest_checkpoint, write_report  # beside this script
+from common import evaluation_files, latest_checkpoint, write_report  # beside this script
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -142,8 +142,7 @@ def check_against_eval(name: str, row: str, episodes: list[dict[str, Any]], args
     """Compare the outcomes with the evaluation JSONs that run.py wrote for this row."""
     checked = 0
     for train_seed in args.train_seeds:
-        pattern = f"metaworld*_{name}_{row}_s{train_seed}.json"
-        found = sorted(args.results.glob(pattern))
+        found = evaluation_files(args.results, name, row, train_seed)
         if not found:
             continue
         evaluation = json.loads(found[0].read_text())

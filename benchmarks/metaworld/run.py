@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import gap_cell  # beside this script
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -284,11 +286,7 @@ def _seed(row: dict[str, Any]) -> int:
 
 
 def _gap_cell(gap: dict[str, Any] | None) -> str:
-    if gap is None:
-        return "–"
-    lo, hi = gap["ci"]
-    cell = f"{100 * gap['difference']:+.1f} [{100 * lo:+.0f}, {100 * hi:+.0f}]"
-    return cell.replace("-", "\u2212")  # a minus sign, as in BENCHMARKS.md
+    return "–" if gap is None else gap_cell(gap, interval_decimals=0)
 
 
 def markdown(

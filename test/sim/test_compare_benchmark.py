@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 _DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "metaworld"
-sys.path.insert(0, str(_DIR))  # as when the script runs: it imports wall_report beside it
+sys.path.insert(0, str(_DIR))  # as when the script runs: it imports common.py beside it
 _spec = importlib.util.spec_from_file_location("compare_benchmark", _DIR / "compare.py")
 compare = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compare)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 _DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "metaworld"
-sys.path.insert(0, str(_DIR))  # as when the scripts run: they import wall_report beside them
+sys.path.insert(0, str(_DIR))  # as when the scripts run: they import common.py beside them
 
 
 def _load(name):

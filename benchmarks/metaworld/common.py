@@ -1,4 +1,5 @@
-"""What modes.py and phases.py share: the run folders of a two-route benchmark, their report."""
+"""What the MetaWorld benchmark scripts share (run.py, modes.py, phases.py, compare.py): the
+run folders and evaluation files of a benchmark task, the cells and files of their reports."""
 
 from __future__ import annotations
 
@@ -32,3 +33,23 @@ def write_report(stem: Path, summary: dict[str, Any], table: str, start: float) 
     stem.with_suffix(".md").write_text(table)
     print(table)
     print(f"-> {stem}.json .md", file=sys.stderr)
+
+
+def evaluation_files(results: Path, name: str, row: str, seed: int) -> list[Path]:
+    """run.py's evaluations of ROW for one training seed of the task folder NAME, any --tag:
+    RESULTS/metaworld*_NAME_ROW_s<seed>.json, sorted (normally one)."""
+    return sorted(results.glob(f"metaworld*_{name}_{row}_s{seed}.json"))
+
+
+def points(fraction: float, decimals: int = 1) -> str:
+    """A fraction as signed percentage points, with the minus sign BENCHMARKS.md uses."""
+    return f"{100 * fraction:+.{decimals}f}".replace("-", "\u2212")
+
+
+def gap_cell(gap: dict[str, Any], interval_decimals: int = 1) -> str:
+    """'difference [low, high]' in points of a `paired_difference` result."""
+    lo, hi = gap["ci"]
+    return (
+        f"{points(gap['difference'])} "
+        f"[{points(lo, interval_decimals)}, {points(hi, interval_decimals)}]"
+    )
