@@ -9,12 +9,16 @@ push-wall-v3_two-route); ROW names the `sdm eval` JSONs RESULTS/metaworld*_NAME_
 that run.py writes (teacher_ddim10, teacher_ddim2, teacher_onestep, sdm_onestep) or that a
 variant's evaluation was given (e.g. sdm_reg_onestep for `--out ..._sdm_reg_onestep_s0.json`).
 Every row needs one evaluation per training seed, all over the same episodes (with one training
-seed, RESULTS/metaworld*_NAME_ROW.json too: run.py's name for a single seed).
+seed, RESULTS/metaworld*_NAME_ROW.json too: run.py's name for a single seed). With several
+--results folders (e.g. the default evaluation seeds 0 1 2 and a replicate on seeds 3-7 in
+benchmarks/results/heldout), each row and seed is found in every folder and the evaluations are
+pooled into one over all their episodes; the folders must hold different episodes of the same
+checkpoint and sampler.
 
 For each row: success, mean ± std over training seeds (each seed's value), and its gap to every
 `--against` row on the same episodes with the 95 % interval of
 `sdm_policy_core.eval.paired_difference` (training seeds resampled, then episodes). Writes
-RESULTS/metaworld_compare_NAME.json and .md (also printed).
+OUT/metaworld_compare_NAME.json and .md (also printed; OUT defaults to the first --results).
 """
 
 from __future__ import annotations
@@ -50,6 +54,40 @@ def find_results(results: Path, name: str, row: str, train_seeds: list[int]) -> 
             )
         paths.append(found[0])
     return paths
+
+
+def pool_evaluations(results: list[dict[str, Any]], sources: list[str]) -> dict[str, Any]:
+    """One evaluation from several `sdm eval` results of the same checkpoint and sampler on
+    different episodes: their episodes together, success over all of them. SystemExit names the
+    files when they evaluated different policies or the same episode twice."""
+    first = results[0]
+    for result, source in zip(results[1:], sources[1:], strict=True):
+        # policy_id (run/checkpoint@step) names the policy whether the path was given
+        # relative or absolute
+        for key in ("policy_id", "sampler", "steps", "task"):
+            if result.get(key) != first.get(key):
+                raise SystemExit(
+                    f"{source} and {sources[0]} evaluated a different {key} "
+                    f"({result.get(key)!r} vs {first.get(key)!r}); they cannot be pooled"
+                )
+    episodes: list[dict[str, Any]] = []
+    seen: dict[tuple[int, int], str] = {}
+    for result, source in zip(results, sources, strict=True):
+        for episode in result["episode_results"]:
+            key = (int(episode["seed"]), int(episode["reset_seed"]))
+            if key in seen:
+                raise SystemExit(
+                    f"{source} and {seen[key]} both hold the episode of evaluation seed "
+                    f"{key[0]}, reset seed {key[1]}: pool evaluations of different --seeds"
+                )
+            seen[key] = source
+            episodes.append(episode)
+    return {
+        **{k: first.get(k) for k in ("task", "policy_id", "sampler", "steps")},
+        "success_rate": float(np.mean([bool(e["success"]) for e in episodes])),
+        "episodes_total": len(episodes),
+        "episode_results": episodes,
+    }
 
 
 def compare(
@@ -104,7 +142,14 @@ def main() -> int:
     p.add_argument("--rows", nargs="+", required=True, help="evaluation rows to compare")
     p.add_argument("--against", nargs="+", required=True, help="rows to take gaps to")
     p.add_argument("--train-seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument(
+        "--results",
+        type=Path,
+        nargs="+",
+        default=[RESULTS],
+        help="folder(s) of evaluation JSONs; several are pooled episode by episode",
+    )
+    p.add_argument("--out", type=Path, help="folder of the comparison (default: first --results)")
     args = p.parse_args()
     unknown = [b for b in args.against if b not in args.rows]
     if unknown:
@@ -112,13 +157,17 @@ def main() -> int:
     start = time.perf_counter()
     evaluations, files = {}, {}
     for row in args.rows:
-        paths = find_results(args.results, args.name, row, args.train_seeds)
-        evaluations[row] = [json.loads(path.read_text()) for path in paths]
-        files[row] = [path.name for path in paths]
+        found = [find_results(r, args.name, row, args.train_seeds) for r in args.results]
+        by_seed = list(zip(*found, strict=True))  # per training seed: one path per folder
+        evaluations[row] = [
+            pool_evaluations([json.loads(p.read_text()) for p in paths], [str(p) for p in paths])
+            for paths in by_seed
+        ]
+        files[row] = [" + ".join(p.name for p in paths) for paths in by_seed]
     table = compare(evaluations, args.against)
     summary = {"name": args.name, "train_seeds": args.train_seeds, "files": files, "rows": table}
     write_report(
-        args.results / f"metaworld_compare_{args.name}",
+        (args.out or args.results[0]) / f"metaworld_compare_{args.name}",
         summary,
         markdown(table, args.against),
         start,

@@ -94,14 +94,17 @@ def _time_calls(
     budget_s: float,
     warmup: int = 2,
     idle_s: float = 0.0,
+    evict: np.ndarray | None = None,
 ) -> list[float]:
     """Times of up to `max_calls` calls (at least one; `budget_s` of call time at most), each
-    after an idle pause of `idle_s`."""
+    after rewriting every cache line of `evict` (untimed) and an idle pause of `idle_s`."""
     for _ in range(warmup):
         runtime.step(next(obs_stream))
     times: list[float] = []
     while len(times) < max_calls and (not times or sum(times) < budget_s):
         obs = next(obs_stream)
+        if evict is not None:  # what a simulator, renderer or camera driver does to the caches
+            np.add(evict, 1.0, out=evict)
         if idle_s:
             time.sleep(idle_s)
         t0 = time.perf_counter()
@@ -133,15 +136,21 @@ def run_latency(
     samplers: tuple[str, ...] = tuple(SAMPLERS),
     device: str = "cpu",
     idle_ms: float = 0.0,
+    evict_mb: float = 0.0,
 ) -> dict[str, Any]:
     """The JSON of `sdm bench latency` (keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n},
     speedup_vs_ddim10, preset, threads, idle_ms, peak_rss_mb, ...).
 
     idle_ms: a pause before every timed call, as a control loop has between ticks while the
     robot or simulator runs (0: calls back to back, caches and threads warm).
+    evict_mb: before every timed call, rewrite a buffer of this many MB (untimed), as the
+    simulator's or the drivers' work between ticks does to the CPU caches (0: none).
     """
     if not (0.0 <= idle_ms <= 10_000.0):
         raise ValueError(f"idle_ms must be in [0, 10000], got {idle_ms}")
+    if not (0.0 <= evict_mb <= 4096.0):
+        raise ValueError(f"evict_mb must be in [0, 4096], got {evict_mb}")
+    evict = np.zeros(int(evict_mb * 2**20) // 8) if evict_mb else None
     device = str(resolve_device(device))  # clear error when CUDA is asked for but absent
     torch.set_num_threads(threads)
     result: dict[str, Any] = {
@@ -150,6 +159,7 @@ def run_latency(
         "torch": torch.__version__,
         "budget_s_per_sampler": budget_s,
         "idle_ms": idle_ms,
+        "evict_mb": evict_mb,
         "device": device,
     }
     if device.startswith("cuda"):
@@ -189,6 +199,7 @@ def run_latency(
                 budget_s,
                 warmup=1 if steps >= 50 else 2,
                 idle_s=idle_ms / 1000.0,
+                evict=evict,
             )
             assert next(runtime.policy.parameters()).device.type == torch.device(device).type
             result[key] = {

@@ -1,6 +1,7 @@
 """`sdm bench`: reproducible benchmarks that write JSON (see BENCHMARKS.md).
 
-sdm bench latency [--preset P | --checkpoint CKPT_DIR] [--idle-ms MS] --out RESULT.json
+sdm bench latency [--preset P | --checkpoint CKPT_DIR] [--idle-ms MS] [--evict-mb MB]
+                  --out RESULT.json
 sdm bench bag2zarr [BAG_DIR] --out RESULT.json   (makes its own bag of 10k-point clouds)
 """
 
@@ -35,6 +36,7 @@ def _latency(args: argparse.Namespace) -> int:
             num_points=args.num_points,
             device=args.device,
             idle_ms=args.idle_ms,
+            evict_mb=args.evict_mb,
         )
     except (CheckpointError, RuntimeError, ValueError) as err:
         print(f"sdm bench latency: error: {err}", file=sys.stderr)
@@ -48,6 +50,7 @@ def _latency(args: argparse.Namespace) -> int:
         print(
             f"one-step is {result['speedup_vs_ddim10']:.1f}x faster than DDIM-10"
             + (f" (idle {args.idle_ms:g} ms before each call)" if args.idle_ms else "")
+            + (f" ({args.evict_mb:g} MB rewritten before each call)" if args.evict_mb else "")
             + f"; peak RSS {result['peak_rss_mb']:.0f} MB -> {args.out}"
         )
     return 0
@@ -137,6 +140,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="pause before every timed call, as a control loop has between ticks "
         "(default 0: back to back)",
+    )
+    lat.add_argument(
+        "--evict-mb",
+        type=float,
+        default=0.0,
+        help="rewrite this many MB before every timed call, as the simulator's or drivers' "
+        "work between ticks does to the CPU caches (default 0)",
     )
     lat.add_argument("--out", type=Path, required=True, help="result JSON")
     lat.set_defaults(func=_latency)

@@ -82,3 +82,32 @@ def test_one_training_seed_shows_no_spread_over_training_seeds():
     text = compare.markdown(compare.compare(evaluations, ["teacher"]), ["teacher"])
     assert "| student | 25.0 | \u221225.0 [" in text
     assert "| teacher | 50.0 | – |" in text
+
+
+def _seeded(successes, seed, policy_id="sdm_s0/latest@2000"):
+    """An evaluation of evaluation seed `seed` only (reset seeds 0..n-1)."""
+    result = _evaluation(successes)
+    for episode in result["episode_results"]:
+        episode["seed"] = seed
+    return {**result, "policy_id": policy_id, "sampler": "one-step", "steps": 1}
+
+
+def test_evaluations_of_other_seeds_pool_into_one_over_all_their_episodes():
+    first, replicate = _seeded([1, 1, 0, 0], seed=0), _seeded([1, 0, 0, 0, 0, 0], seed=3)
+    pooled = compare.pool_evaluations([first, replicate], ["main.json", "heldout.json"])
+    assert pooled["success_rate"] == pytest.approx(0.3)  # 3 of 10, not the mean of 0.5 and 1/6
+    assert pooled["episodes_total"] == 10
+    teacher = compare.pool_evaluations(
+        [_seeded([1, 1, 1, 0], seed=0), _seeded([1, 1, 0, 0, 0, 0], seed=3)], ["a", "b"]
+    )
+    gap = compare.compare({"teacher": [teacher], "student": [pooled]}, ["teacher"])
+    assert gap["student"]["minus"]["teacher"]["pairs"] == 10
+    assert gap["student"]["minus"]["teacher"]["difference"] == pytest.approx(-0.2)
+
+
+def test_pooling_refuses_the_same_episode_twice_or_two_different_policies():
+    with pytest.raises(SystemExit, match="evaluation seed 0, reset seed 0"):
+        compare.pool_evaluations([_seeded([1], 0), _seeded([0, 1], 0)], ["a.json", "b.json"])
+    other = _seeded([1], 3, policy_id="sdm_reg_s0/latest@2000")
+    with pytest.raises(SystemExit, match="a different policy_id"):
+        compare.pool_evaluations([_seeded([1], 0), other], ["a.json", "b.json"])

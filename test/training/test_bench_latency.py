@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 import torch
 
+from sdm_policy_core.bench.latency import _time_calls
 from sdm_policy_core.cli import main as sdm
 
 
@@ -92,3 +94,27 @@ def test_bench_latency_pauses_before_each_call_when_asked(tmp_path, capsys):
     assert sdm([*args, "--idle-ms", "-1", "--out", str(tmp_path / "bad.json")]) == 2
     assert "idle_ms must be in [0, 10000]" in capsys.readouterr().err
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_bench_latency_rewrites_a_buffer_before_each_call_when_asked(tmp_path, capsys):
+    out = tmp_path / "evict.json"
+    args = ["bench", "latency", "--budget", "0.02", "--threads", "1", "--num-points", "64"]
+    assert sdm([*args, "--evict-mb", "8", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["evict_mb"] == 8.0
+    assert "8 MB rewritten before each call" in capsys.readouterr().out
+    assert sdm([*args, "--evict-mb", "-1", "--out", str(tmp_path / "bad.json")]) == 2
+    assert "evict_mb must be in [0, 4096]" in capsys.readouterr().err
+
+
+def test_every_timed_call_follows_a_rewrite_of_the_whole_buffer():
+    class Runtime:  # counts calls; the timing loop is what is under test
+        calls = 0
+
+        def step(self, observation):
+            self.calls += 1
+
+    buffer = np.zeros(4096)
+    runtime = Runtime()
+    times = _time_calls(runtime, iter(range(100)), max_calls=5, budget_s=10.0, evict=buffer)
+    assert len(times) == 5 and runtime.calls == 2 + 5  # 2 untimed warm-up calls
+    assert (buffer == 5).all()  # every element rewritten once per timed call, not per warm-up
