@@ -144,7 +144,8 @@ def run_latency(
     idle_ms: a pause before every timed call, as a control loop has between ticks while the
     robot or simulator runs (0: calls back to back, caches and threads warm).
     evict_mb: before every timed call, rewrite a buffer of this many MB (untimed), as the
-    simulator's or the drivers' work between ticks does to the CPU caches (0: none).
+    simulator's or the drivers' work between ticks does to the CPU caches (0: none). The
+    buffer is this process's memory, so it counts in peak_rss_mb.
     """
     if not (0.0 <= idle_ms <= 10_000.0):
         raise ValueError(f"idle_ms must be in [0, 10000], got {idle_ms}")
