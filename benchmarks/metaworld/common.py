@@ -35,10 +35,16 @@ def write_report(stem: Path, summary: dict[str, Any], table: str, start: float) 
     print(f"-> {stem}.json .md", file=sys.stderr)
 
 
-def evaluation_files(results: Path, name: str, row: str, seed: int) -> list[Path]:
-    """run.py's evaluations of ROW for one training seed of the task folder NAME, any --tag:
-    RESULTS/metaworld*_NAME_ROW_s<seed>.json, sorted (normally one)."""
-    return sorted(results.glob(f"metaworld*_{name}_{row}_s{seed}.json"))
+def evaluation_pattern(name: str, row: str, seed: int | None) -> str:
+    """The glob of run.py's evaluation JSONs of ROW in the task folder NAME, any --tag:
+    metaworld*_NAME_ROW_s<seed>.json, or metaworld*_NAME_ROW.json (seed None: run.py's name
+    when it trains a single seed)."""
+    return f"metaworld*_{name}_{row}" + ("" if seed is None else f"_s{seed}") + ".json"
+
+
+def evaluation_files(results: Path, name: str, row: str, seed: int | None) -> list[Path]:
+    """The evaluations matching `evaluation_pattern` in RESULTS, sorted (normally one)."""
+    return sorted(results.glob(evaluation_pattern(name, row, seed)))
 
 
 def points(fraction: float, decimals: int = 1) -> str:

@@ -31,7 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import evaluation_files, gap_cell, write_report  # beside this script
+from common import (  # beside this script
+    evaluation_files,
+    evaluation_pattern,
+    gap_cell,
+    write_report,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
@@ -41,16 +46,17 @@ def find_results(results: Path, name: str, row: str, train_seeds: list[int]) -> 
     """One evaluation JSON per training seed; SystemExit naming what is missing or ambiguous."""
     paths = []
     for seed in train_seeds:
-        pattern = f"metaworld*_{name}_{row}_s{seed}.json"
-        found = evaluation_files(results, name, row, seed)
+        key: int | None = seed
+        found = evaluation_files(results, name, row, key)
         if not found and len(train_seeds) == 1:  # run.py names a single seed's file without _s
-            pattern = f"metaworld*_{name}_{row}.json"
-            found = sorted(results.glob(pattern))
+            key = None
+            found = evaluation_files(results, name, row, key)
         if len(found) != 1:
             what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
             raise SystemExit(
                 f"{what} evaluation for row {row!r}, training seed {seed}: expected one "
-                f"{results / pattern} (evaluate it with `sdm eval ... --out` of that name)"
+                f"{results / evaluation_pattern(name, row, key)} (evaluate it with "
+                "`sdm eval ... --out` of that name)"
             )
         paths.append(found[0])
     return paths
