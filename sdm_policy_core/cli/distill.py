@@ -1,10 +1,17 @@
 """`sdm distill`: distil a teacher checkpoint into a one-step SDM policy.
 
-    sdm distill --teacher CKPT_DIR --dataset DATA.zarr --out RUN_DIR [section.key=value ...]
+    sdm distill --teacher CKPT_DIR --dataset DATA.zarr --out RUN_DIR
+                [--extra-dataset VISITED.zarr ...] [section.key=value ...]
 
 Architecture, horizons, observation spec and diffusion schedule come from the teacher; only
 `train.*` and `distill.*` may be set. The checkpoints in RUN_DIR/checkpoints/{latest,best} hold
 the EMA generator, the one the one-step sampler calls. Resumes like `sdm train`.
+
+Distillation uses the dataset's observations only (the teacher's scores, not the recorded
+actions, are the targets), so `--extra-dataset` can add observations the demonstrations do not
+cover: e.g. the closed-loop rollouts of a first student or of the teacher, recorded with
+`sdm eval --record` on seeds that are not the evaluation seeds. All their episodes join the
+training split; validation stays on the held-out demonstrations.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ def _distill(args: argparse.Namespace) -> int:
 
     def make_recipe(cfg, train_set, ctx):
         ckpt = load_checkpoint(args.teacher, device=ctx.device, load_training_state=False)
-        return SdmRecipe(cfg, policy_from_checkpoint(ckpt), ctx, args.teacher)
+        extra = args.extra_dataset or []
+        return SdmRecipe(cfg, policy_from_checkpoint(ckpt), ctx, args.teacher, extra)
 
     return run_training(args, cfg, make_recipe, fix_obs=False)
 
@@ -50,4 +58,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--teacher", required=True, type=Path, help="teacher checkpoint directory")
     add_common_arguments(p)
+    p.add_argument(
+        "--extra-dataset",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="more observations to distil on (e.g. `sdm eval --record` rollouts); repeatable",
+    )
     p.set_defaults(func=lambda a: run_guarded(_distill, a))

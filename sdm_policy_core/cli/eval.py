@@ -3,6 +3,7 @@
     sdm eval --checkpoint CKPT_DIR --task button-press-v3 --episodes 20 --out RESULT.json
              [--sampler one-step|ddim|ddpm] [--steps K] [--seed S | --seeds S1 S2 S3]
              [--video PATH.mp4] [--threads T] [--max-episode-steps 200]
+             [--record VISITED.zarr [--overwrite]]
 
 Runs N episodes per seed (default seeds 0 1 2: the default protocol is the final checkpoint,
 20 episodes x 3 seeds) with fixed placements, receding horizon (every predicted action of a
@@ -11,6 +12,9 @@ seeds, sampler, steps, latency_ms {p50, p99}, control_hz, per-seed success and e
 ...), RESULT.png (success per seed, latency histogram) and, with --video, the first episode.
 Teachers default to their configured sampler (DDIM); `--sampler one-step` on a teacher is the
 naive single call at the largest timestep. SDM checkpoints sample one-step only.
+`--record` also writes every step of every episode (failed ones too) as a dataset in the layout
+of `sdm demos`: the observations this policy visits in closed loop, which `sdm distill
+--extra-dataset` can distil on (choose seeds that are not your evaluation seeds).
 Exit codes: 0 done, 2 bad input (unknown task, checkpoint, sampler, observation mismatch).
 """
 
@@ -53,6 +57,7 @@ def per_seed_text(result: dict) -> str:
 
 def _eval(args: argparse.Namespace) -> int:
     from sdm_policy_core.checkpoint import CheckpointError
+    from sdm_policy_core.data import DatasetError
     from sdm_policy_core.eval.report import plot_result, write_json, write_video
     from sdm_policy_core.eval.rollout import evaluate
     from sdm_policy_core.policies.observation import ObservationError
@@ -64,6 +69,12 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"sdm eval: error: {err}", file=sys.stderr)
         return 2
     seeds = evaluation_seeds(args)
+    if args.record is not None and args.record.exists() and not args.overwrite:
+        print(
+            f"sdm eval: error: {args.record} exists; pass --overwrite to replace it",
+            file=sys.stderr,
+        )
+        return 2
     try:
         run = evaluate(
             args.checkpoint,
@@ -77,11 +88,19 @@ def _eval(args: argparse.Namespace) -> int:
             video_episodes=1 if args.video else 0,
             progress=not args.no_progress,
             device=args.device,
+            record=args.record is not None,
         )
     except (CheckpointError, ObservationError, SimulatorError, ValueError) as err:
         print(f"sdm eval: error: {err}", file=sys.stderr)
         return 2
     result = run.result
+    if run.visited is not None:
+        try:
+            run.visited.save(args.record, overwrite=args.overwrite)
+        except DatasetError as err:
+            print(f"sdm eval: error: {err}", file=sys.stderr)
+            return 2
+        result["record"] = {"path": str(args.record), "steps": run.visited.n_steps}
     if args.video:
         result["video"] = str(write_video(run.frames, args.video))
     if not args.no_plot:
@@ -113,6 +132,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-episode-steps", type=int, default=200, help="episode length (default 200, DP3)"
     )
+    p.add_argument(
+        "--record",
+        type=Path,
+        help="also write every step of every episode as a zarr dataset (sdm demos layout)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --record")
     p.add_argument("--no-plot", action="store_true", help="no PNG plot")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_eval)

@@ -55,7 +55,8 @@ def run_training(args: argparse.Namespace, cfg, make_recipe, fix_obs: bool) -> i
         torch.set_num_threads(cfg.train.threads)
     ctx = init_distributed(cfg.train.device)
     try:
-        cfg, train_set, val_set = make_datasets(cfg, args.dataset, fix_obs=fix_obs)
+        extra = getattr(args, "extra_dataset", None) or ()
+        cfg, train_set, val_set = make_datasets(cfg, args.dataset, fix_obs=fix_obs, extra=extra)
         recipe = make_recipe(cfg, train_set, ctx)
         trainer = Trainer(
             cfg,

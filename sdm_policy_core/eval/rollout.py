@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from sdm_policy_core.data import ReplayBuffer
 from sdm_policy_core.runtime import PolicyRuntime
 from sdm_policy_core.sim.demos import EVAL_STREAM, episode_seed
 from sdm_policy_core.sim.metaworld_env import (
@@ -63,6 +64,8 @@ class Evaluation:
     result: dict[str, Any]  # the JSON result (`sdm eval` contract keys and more)
     episodes: list[EpisodeResult]
     frames: list[np.ndarray]  # (H, W, 3) uint8 RGB frames of the recorded episodes
+    # every step the policy acted on, as a dataset (evaluate(record=True)), else None
+    visited: ReplayBuffer | None = None
 
     @property
     def latencies_ms(self) -> list[float]:
@@ -82,12 +85,17 @@ def run_episode(
     seed: int = 0,
     index: int = 0,
     frames: list[np.ndarray] | None = None,
+    visited: dict[str, list[np.ndarray]] | None = None,
 ) -> EpisodeResult:
     """One closed-loop episode (receding horizon, see the module docstring).
 
     frames: when a list is given, an RGB frame (`env.render()`) is appended per step (video).
     Only the observations that enter the policy's history are rendered: with n_action_steps 8
     and n_obs_steps 2, 2 of every 8 steps render a cloud.
+    visited: when a dict of lists is given, every step's observation and the action taken from
+    it are appended under the dataset keys of `sdm demos` (point_cloud, state, action,
+    full_state, img for image policies); every step is then rendered. The policy sees the same
+    history either way, so the episode's outcome does not change.
     """
     obs = env.reset(seed=reset_seed)
     runtime.reset()
@@ -104,7 +112,10 @@ def run_episode(
         n = len(chunk.actions)
         for j, action in enumerate(chunk.actions):
             in_history = j >= n - n_obs  # the last n_obs observations feed the next call
-            obs, reward, success, done, _ = env.step(action, observe=in_history)
+            if visited is not None:
+                _append_step(visited, obs, action)
+            observe = in_history or visited is not None
+            obs, reward, success, done, _ = env.step(action, observe=observe)
             result.length += 1
             result.reward += reward
             if frames is not None:
@@ -117,6 +128,24 @@ def run_episode(
             if in_history:
                 runtime.push(policy_observation(obs))
     return result
+
+
+def _append_step(visited: dict[str, list[np.ndarray]], obs: dict, action: np.ndarray) -> None:
+    """One step of a recorded rollout, under the dataset keys of `sdm demos`."""
+    step = {"point_cloud": obs["point_cloud"], "state": obs["agent_pos"]}
+    step.update(action=action, full_state=obs["full_state"])
+    if "image" in obs:
+        step["img"] = obs["image"]
+    for key, value in step.items():
+        visited.setdefault(key, []).append(np.asarray(value))
+
+
+def visited_episode(visited: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays of one recorded episode, with the dtypes of `sdm demos` datasets."""
+    arrays = {k: np.stack(v) for k, v in visited.items()}
+    for key in ("point_cloud", "state", "action", "full_state"):
+        arrays[key] = arrays[key].astype(np.float32, copy=False)
+    return arrays
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -175,13 +204,18 @@ def evaluate(
     progress: bool = True,
     device: str = "cpu",
     on_episode: Callable[[EpisodeResult], None] | None = None,
+    record: bool = False,
 ) -> Evaluation:
     """Evaluate a checkpoint; returns the result dict, the episodes and any video frames.
 
     The result holds the `sdm eval` contract keys (success_rate 0-1, episodes, seeds, sampler,
     steps, latency_ms {p50, p99}, control_hz) plus per-seed success and episode length, timing
     details and every episode. video_episodes: record RGB frames of the first K episodes of the
-    first seed. Raises UnknownTaskError, CheckpointError, ValueError (sampler/steps) or
+    first seed. record: also return every step of every episode as a dataset
+    (`Evaluation.visited`, the layout of `sdm demos`, failed episodes included; meta/reset_seed,
+    meta/eval_seed and meta/success per episode): the observations this policy visits in closed
+    loop, e.g. to distil on them (`sdm distill --extra-dataset`). Raises UnknownTaskError,
+    CheckpointError, ValueError (sampler/steps) or
     SimulatorError with a message that says what to fix.
     """
     task = resolve_task(task)
@@ -231,14 +265,19 @@ def evaluate(
         )
     results: list[EpisodeResult] = []
     frames: list[np.ndarray] = []
+    buffer = ReplayBuffer.create_empty() if record else None
     start = time.perf_counter()
     try:
         for k, s in enumerate(seeds):
             runtime.generator.manual_seed(s)
             for i in range(episodes):
-                record = frames if k == 0 and i < video_episodes else None
-                ep = run_episode(env, runtime, episode_seed(s, i, EVAL_STREAM), s, i, record)
+                frames_of = frames if k == 0 and i < video_episodes else None
+                steps: dict[str, list[np.ndarray]] | None = {} if record else None
+                reset_seed = episode_seed(s, i, EVAL_STREAM)
+                ep = run_episode(env, runtime, reset_seed, s, i, frames_of, steps)
                 results.append(ep)
+                if buffer is not None and steps:
+                    buffer.add_episode(visited_episode(steps))
                 if on_episode is not None:
                     on_episode(ep)
                 if bar is not None:
@@ -275,4 +314,10 @@ def evaluate(
             ],
         }
     )
-    return Evaluation(result, results, frames)
+    if buffer is not None:
+        buffer.meta = {
+            "reset_seed": np.array([e.reset_seed for e in results], dtype=np.int64),
+            "eval_seed": np.array([e.seed for e in results], dtype=np.int64),
+            "success": np.array([e.success for e in results], dtype=np.uint8),
+        }
+    return Evaluation(result, results, frames, buffer)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
+
+from torch.utils.data import ConcatDataset, Dataset
 
 from sdm_policy_core.config import ConfigError, ExperimentConfig, ObservationSpec
 from sdm_policy_core.data import DatasetError, TrajectoryDataset
@@ -17,30 +20,12 @@ def dataset_keys(cfg: ExperimentConfig) -> dict[str, str | None]:
     return {"point_cloud": "point_cloud", "agent_pos": "state", "action": "action"}
 
 
-def make_datasets(
-    cfg: ExperimentConfig, path: Path, fix_obs: bool = True
-) -> tuple[ExperimentConfig, TrajectoryDataset, TrajectoryDataset]:
-    """(cfg with the dataset's observation spec, train split, val split).
-
-    fix_obs: take point-cloud/image/state/action sizes from the dataset (teacher training);
-    False checks that the dataset fits the spec in `cfg` (distillation of a given teacher).
-    """
-    if not Path(path).exists():
-        raise DatasetError(f"dataset {path} does not exist")
-    m = cfg.model
-    channels = 6 if m.use_pc_color else 3
-    train = TrajectoryDataset(
-        path,
-        m.horizon,
-        m.n_obs_steps,
-        m.n_action_steps,
-        keys=dataset_keys(cfg),
-        val_fraction=cfg.train.val_fraction,
-        seed=cfg.train.seed,
-        split="train",
-        point_cloud_channels=channels if cfg.model.encoder == "dp3" else None,
-    )
-    buf, keys = train.replay_buffer, train.keys
+def _observation_spec(
+    cfg: ExperimentConfig, dataset: TrajectoryDataset, path: Path
+) -> ObservationSpec:
+    """The observation spec a dataset gives for the encoder in `cfg`."""
+    buf, keys = dataset.replay_buffer, dataset.keys
+    channels = 6 if cfg.model.use_pc_color else 3
     spec = {
         "point_cloud_shape": None,
         "image_shape": None,
@@ -58,7 +43,39 @@ def make_datasets(
     if "image" in keys:
         H, W, _ = buf[keys["image"]].shape[1:]
         spec["image_shape"] = (3, int(H), int(W))
-    obs = ObservationSpec(**spec)
+    return ObservationSpec(**spec)
+
+
+def _trajectories(cfg: ExperimentConfig, path: Path, val_fraction: float) -> TrajectoryDataset:
+    if not Path(path).exists():
+        raise DatasetError(f"dataset {path} does not exist")
+    m = cfg.model
+    return TrajectoryDataset(
+        path,
+        m.horizon,
+        m.n_obs_steps,
+        m.n_action_steps,
+        keys=dataset_keys(cfg),
+        val_fraction=val_fraction,
+        seed=cfg.train.seed,
+        split="train",
+        point_cloud_channels=(6 if m.use_pc_color else 3) if m.encoder == "dp3" else None,
+    )
+
+
+def make_datasets(
+    cfg: ExperimentConfig, path: Path, fix_obs: bool = True, extra: Sequence[Path] = ()
+) -> tuple[ExperimentConfig, Dataset, TrajectoryDataset]:
+    """(cfg with the dataset's observation spec, train split, val split).
+
+    fix_obs: take point-cloud/image/state/action sizes from the dataset (teacher training);
+    False checks that the dataset fits the spec in `cfg` (distillation of a given teacher).
+    extra: more datasets whose every episode joins the training split (none is held out), e.g.
+    the closed-loop rollouts of `sdm eval --record` for distillation, which uses the
+    observations only. Each must give the same observation spec as `path`.
+    """
+    train = _trajectories(cfg, path, cfg.train.val_fraction)
+    obs = _observation_spec(cfg, train, path)
     if fix_obs:
         cfg = dataclasses.replace(cfg, obs=obs)
     elif obs != cfg.obs:
@@ -66,4 +83,17 @@ def make_datasets(
             f"dataset {path} does not fit the checkpoint: it gives {obs}, the checkpoint "
             f"expects {cfg.obs}"
         )
-    return cfg, train, train.split_dataset("val")
+    val = train.split_dataset("val")
+    if not extra:
+        return cfg, train, val
+    parts = [train]
+    for extra_path in extra:
+        part = _trajectories(cfg, extra_path, 0.0)
+        extra_obs = _observation_spec(cfg, part, extra_path)
+        if extra_obs != obs:
+            raise ConfigError(
+                f"extra dataset {extra_path} gives {extra_obs}, but {path} gives {obs}; "
+                f"record it with the same task, points and cameras"
+            )
+        parts.append(part)
+    return cfg, ConcatDataset(parts), val

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +167,15 @@ class SdmRecipe(Recipe):
     best_metric = "val_action_mse"
 
     def __init__(
-        self, cfg: ExperimentConfig, teacher: DiffusionPolicy, ctx: DistContext, teacher_path: Path
+        self,
+        cfg: ExperimentConfig,
+        teacher: DiffusionPolicy,
+        ctx: DistContext,
+        teacher_path: Path,
+        extra_datasets: Sequence[Path] = (),
     ) -> None:
         self.cfg, self.ctx, self.teacher_path = cfg, ctx, Path(teacher_path)
+        self.extra_datasets = [Path(p) for p in extra_datasets]
         self.teacher = teacher.to(ctx.device).eval().requires_grad_(False)
         torch.manual_seed(cfg.train.seed)
         self.distiller = SdmDistiller(
@@ -241,4 +248,7 @@ class SdmRecipe(Recipe):
         self.sched_d.load_state_dict(state["sched_d"])
 
     def config_extra(self) -> dict[str, Any]:
-        return {"teacher": str(self.teacher_path.resolve())}
+        return {
+            "teacher": str(self.teacher_path.resolve()),
+            "extra_datasets": [str(p.resolve()) for p in self.extra_datasets],
+        }

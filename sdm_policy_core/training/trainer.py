@@ -210,6 +210,9 @@ class Trainer:
                 old = stored.get(section, {}).get(key)
                 if old != value and (section, key) not in RESUMABLE_CHANGES:
                     diffs.append(f"{section}.{key}: run has {old!r}, now {value!r}")
+        for key, value in self.recipe.config_extra().items():  # teacher, extra datasets
+            if stored.get(key) != value and (key in stored or value):  # absent = empty
+                diffs.append(f"{key}: run has {stored.get(key)!r}, now {value!r}")
         if diffs:
             raise ConfigError(
                 f"{self.run_dir} holds a run with a different configuration ("
