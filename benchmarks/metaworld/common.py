@@ -35,16 +35,20 @@ def write_report(stem: Path, summary: dict[str, Any], table: str, start: float) 
     print(f"-> {stem}.json .md", file=sys.stderr)
 
 
-def evaluation_pattern(name: str, row: str, seed: int | None) -> str:
-    """The glob of run.py's evaluation JSONs of ROW in the task folder NAME, any --tag:
+def evaluation_pattern(name: str, row: str, seed: int | None, tag: str | None = None) -> str:
+    """The glob of run.py's evaluation JSONs of ROW in the task folder NAME:
     metaworld*_NAME_ROW_s<seed>.json, or metaworld*_NAME_ROW.json (seed None: run.py's name
-    when it trains a single seed)."""
-    return f"metaworld*_{name}_{row}" + ("" if seed is None else f"_s{seed}") + ".json"
+    when it trains a single seed). tag: run.py's --tag (metaworld_TAG_...; "" for none);
+    None matches any."""
+    prefix = "metaworld*" if tag is None else "metaworld" + (f"_{tag}" if tag else "")
+    return f"{prefix}_{name}_{row}" + ("" if seed is None else f"_s{seed}") + ".json"
 
 
-def evaluation_files(results: Path, name: str, row: str, seed: int | None) -> list[Path]:
+def evaluation_files(
+    results: Path, name: str, row: str, seed: int | None, tag: str | None = None
+) -> list[Path]:
     """The evaluations matching `evaluation_pattern` in RESULTS, sorted (normally one)."""
-    return sorted(results.glob(evaluation_pattern(name, row, seed)))
+    return sorted(results.glob(evaluation_pattern(name, row, seed, tag)))
 
 
 def points(fraction: float, decimals: int = 1) -> str:

@@ -9,7 +9,9 @@ push-wall-v3_two-route); ROW names the `sdm eval` JSONs RESULTS/metaworld*_NAME_
 that run.py writes (teacher_ddim10, teacher_ddim2, teacher_onestep, sdm_onestep) or that a
 variant's evaluation was given (e.g. sdm_reg_onestep for `--out ..._sdm_reg_onestep_s0.json`).
 Every row needs one evaluation per training seed, all over the same episodes (with one training
-seed, RESULTS/metaworld*_NAME_ROW.json too: run.py's name for a single seed). With several
+seed, RESULTS/metaworld*_NAME_ROW.json too: run.py's name for a single seed). `--tag TAG` takes
+only run.py's files of that --tag (metaworld_TAG_NAME_...; `--tag ''`: untagged), e.g. where a
+`--smoke` run's evaluations of the same task sit beside the real ones. With several
 --results folders (e.g. the default evaluation seeds 0 1 2 and a replicate on seeds 3-7 in
 benchmarks/results/heldout), each row and seed is found in every folder and the evaluations are
 pooled into one over all their episodes; the folders must hold different episodes of the same
@@ -42,21 +44,25 @@ REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def find_results(results: Path, name: str, row: str, train_seeds: list[int]) -> list[Path]:
-    """One evaluation JSON per training seed; SystemExit naming what is missing or ambiguous."""
+def find_results(
+    results: Path, name: str, row: str, train_seeds: list[int], tag: str | None = None
+) -> list[Path]:
+    """One evaluation JSON per training seed; SystemExit naming what is missing or ambiguous.
+    tag: run.py's --tag of the files ("" for none; None: any)."""
     paths = []
     for seed in train_seeds:
         key: int | None = seed
-        found = evaluation_files(results, name, row, key)
+        found = evaluation_files(results, name, row, key, tag)
         if not found and len(train_seeds) == 1:  # run.py names a single seed's file without _s
             key = None
-            found = evaluation_files(results, name, row, key)
+            found = evaluation_files(results, name, row, key, tag)
         if len(found) != 1:
             what = "no" if not found else f"{len(found)} ({', '.join(p.name for p in found)})"
+            hint = " or choose one with --tag" if found else ""
             raise SystemExit(
                 f"{what} evaluation for row {row!r}, training seed {seed}: expected one "
-                f"{results / evaluation_pattern(name, row, key)} (evaluate it with "
-                "`sdm eval ... --out` of that name)"
+                f"{results / evaluation_pattern(name, row, key, tag)} (evaluate it with "
+                f"`sdm eval ... --out` of that name{hint})"
             )
         paths.append(found[0])
     return paths
@@ -156,6 +162,11 @@ def main() -> int:
         help="folder(s) of evaluation JSONs; several are pooled episode by episode",
     )
     p.add_argument("--out", type=Path, help="folder of the comparison (default: first --results)")
+    p.add_argument(
+        "--tag",
+        help="only evaluations of run.py's --tag TAG (metaworld_TAG_...); '' for untagged ones "
+        "(default: any tag)",
+    )
     args = p.parse_args()
     unknown = [b for b in args.against if b not in args.rows]
     if unknown:
@@ -163,7 +174,7 @@ def main() -> int:
     start = time.perf_counter()
     evaluations, files = {}, {}
     for row in args.rows:
-        found = [find_results(r, args.name, row, args.train_seeds) for r in args.results]
+        found = [find_results(r, args.name, row, args.train_seeds, args.tag) for r in args.results]
         by_seed = list(zip(*found, strict=True))  # per training seed: one path per folder
         evaluations[row] = [
             pool_evaluations([json.loads(p.read_text()) for p in paths], [str(p) for p in paths])

@@ -214,9 +214,9 @@ def evaluate(
     first seed. record: also return every step of every episode as a dataset
     (`Evaluation.visited`, the layout of `sdm demos`, failed episodes included; meta/reset_seed,
     meta/eval_seed and meta/success per episode): the observations this policy visits in closed
-    loop, e.g. to distil on them (`sdm distill --extra-dataset`). Raises UnknownTaskError,
-    CheckpointError, ValueError (sampler/steps) or
-    SimulatorError with a message that says what to fix.
+    loop, e.g. to distil on them (`sdm distill --extra-dataset`).
+    Raises UnknownTaskError, CheckpointError, ValueError (sampler/steps) or SimulatorError with
+    a message that says what to fix.
     """
     task = resolve_task(task)
     if episodes < 1:

@@ -64,9 +64,24 @@ def test_a_missing_evaluation_names_the_file_to_write(tmp_path):
         SystemExit, match=r"no evaluation for row 'sdm_reg_onestep', training seed 1"
     ):
         compare.find_results(tmp_path, "pick-place-v3", "sdm_reg_onestep", [0, 1])
-    _write(tmp_path, "pick-place-v3", "sdm_reg_onestep", 0, [1, 0], tag="other")
-    with pytest.raises(SystemExit, match="2 "):
+    other = _write(tmp_path, "pick-place-v3", "sdm_reg_onestep", 0, [1, 0], tag="other")
+    with pytest.raises(SystemExit, match=r"2 .*choose one with --tag"):
         compare.find_results(tmp_path, "pick-place-v3", "sdm_reg_onestep", [0])
+    assert compare.find_results(tmp_path, "pick-place-v3", "sdm_reg_onestep", [0], "other") == [
+        other
+    ]
+
+
+def test_tag_tells_a_smoke_run_from_the_untagged_run_of_the_same_task(tmp_path):
+    real = tmp_path / "metaworld_button-press-v3_teacher_ddim10.json"
+    smoke = tmp_path / "metaworld_smoke_button-press-v3_teacher_ddim10.json"
+    for path in (real, smoke):
+        path.write_text(json.dumps(_evaluation([1, 1])))
+    with pytest.raises(SystemExit, match="2 "):
+        compare.find_results(tmp_path, "button-press-v3", "teacher_ddim10", [0])
+    assert compare.find_results(tmp_path, "button-press-v3", "teacher_ddim10", [0], "") == [real]
+    found = compare.find_results(tmp_path, "button-press-v3", "teacher_ddim10", [0], "smoke")
+    assert found == [smoke]
 
 
 def test_a_single_training_seed_also_finds_the_file_run_py_names_without_a_seed(tmp_path):
