@@ -13,6 +13,7 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,29 +89,75 @@ def make_checkpoints(
 
 
 def _time_calls(
-    runtime: PolicyRuntime,
-    obs_stream,
+    call: Callable[[Any], Any],
+    inputs,
     max_calls: int,
     budget_s: float,
     warmup: int = 2,
     idle_s: float = 0.0,
     evict: np.ndarray | None = None,
 ) -> list[float]:
-    """Times of up to `max_calls` calls (at least one; `budget_s` of call time at most), each
-    after rewriting every cache line of `evict` (untimed) and an idle pause of `idle_s`."""
+    """Times of up to `max_calls` calls `call(next(inputs))` (at least one; `budget_s` of call
+    time at most), each after rewriting every cache line of `evict` (untimed) and an idle pause
+    of `idle_s`; the next input is drawn before the pause, untimed."""
     for _ in range(warmup):
-        runtime.step(next(obs_stream))
+        call(next(inputs))
     times: list[float] = []
     while len(times) < max_calls and (not times or sum(times) < budget_s):
-        obs = next(obs_stream)
+        arg = next(inputs)
         if evict is not None:  # what a simulator, renderer or camera driver does to the caches
             np.add(evict, 1.0, out=evict)
         if idle_s:
             time.sleep(idle_s)
         t0 = time.perf_counter()
-        runtime.step(obs)
+        call(arg)
         times.append(time.perf_counter() - t0)
     return times
+
+
+def _time_parts(
+    runtime: PolicyRuntime, obs_stream, max_calls: int, budget_s: float, **timing: Any
+) -> dict[str, float]:
+    """p50 [ms] of the two parts of a policy call, each timed alone under the same pauses and
+    cache eviction as the whole calls: `encode_p50_ms` (normalisation + observation encoder)
+    and `network_p50_ms` (one call of the network the sampler calls per step: a teacher's
+    denoiser, a student's one-step generator). A DDIM-K call is about encode + K network calls
+    + the sampler's own arithmetic."""
+    policy, device = runtime.policy, next(runtime.policy.parameters()).device
+    n_obs = runtime.n_obs_steps
+
+    def batches():
+        while True:
+            steps = [next(obs_stream) for _ in range(n_obs)]
+            yield {
+                k: torch.from_numpy(np.stack([s[k] for s in steps]))[None].to(device)
+                for k in steps[0]
+            }
+
+    def synced(fn):
+        def call(arg):
+            out = fn(arg)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            return out
+
+        return call
+
+    with torch.inference_mode():
+        cond = policy.encode(next(batches()))
+        x = torch.randn(1, *policy.action_shape, device=device)
+        if runtime.kind == "sdm":
+            network = synced(lambda z: policy.generator(z, cond))
+        else:
+            t = torch.full((1,), policy.schedule.num_train_timesteps - 1, device=device)
+            network = synced(lambda z: policy.denoiser(z, t, cond))
+        encode = _time_calls(synced(policy.encode), batches(), max_calls, budget_s, **timing)
+        noise = iter(lambda: x, None)  # the same input every call
+        calls = _time_calls(network, noise, max_calls, budget_s, **timing)
+    return {
+        "encode_p50_ms": percentile(encode, 50) * 1e3,
+        "network_p50_ms": percentile(calls, 50) * 1e3,
+    }
 
 
 def _observations(spec, seed: int = 0):
@@ -137,6 +184,7 @@ def run_latency(
     device: str = "cpu",
     idle_ms: float = 0.0,
     evict_mb: float = 0.0,
+    parts: bool = False,
 ) -> dict[str, Any]:
     """The JSON of `sdm bench latency` (keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n},
     speedup_vs_ddim10, preset, threads, idle_ms, peak_rss_mb, ...).
@@ -146,6 +194,7 @@ def run_latency(
     evict_mb: before every timed call, rewrite a buffer of this many MB (untimed), as the
     simulator's or the drivers' work between ticks does to the CPU caches (0: none). The
     buffer is this process's memory, so it counts in peak_rss_mb.
+    parts: also time the encoder and one network call alone (`_time_parts`), per sampler.
     """
     if not (0.0 <= idle_ms <= 10_000.0):
         raise ValueError(f"idle_ms must be in [0, 10000], got {idle_ms}")
@@ -193,14 +242,14 @@ def run_latency(
                 continue
             runtime.set_sampler(sampler, steps)
             runtime.reset()
+            timing = {"idle_s": idle_ms / 1000.0, "evict": evict}
             times = _time_calls(
-                runtime,
+                runtime.step,
                 _observations(spec),
                 max_calls,
                 budget_s,
                 warmup=1 if steps >= 50 else 2,
-                idle_s=idle_ms / 1000.0,
-                evict=evict,
+                **timing,
             )
             assert next(runtime.policy.parameters()).device.type == torch.device(device).type
             result[key] = {
@@ -210,6 +259,10 @@ def run_latency(
                 "n": len(times),
                 "policy": runtime.kind,
             }
+            if parts:
+                result[key].update(
+                    _time_parts(runtime, _observations(spec, 1), 200, budget_s / 4, **timing)
+                )
     if "one_step" in result and "ddim10" in result:
         result["speedup_vs_ddim10"] = result["ddim10"]["p50_ms"] / result["one_step"]["p50_ms"]
     if "one_step" in result and "ddpm100" in result:

@@ -37,6 +37,7 @@ def _latency(args: argparse.Namespace) -> int:
             device=args.device,
             idle_ms=args.idle_ms,
             evict_mb=args.evict_mb,
+            parts=args.parts,
         )
     except (CheckpointError, RuntimeError, ValueError) as err:
         print(f"sdm bench latency: error: {err}", file=sys.stderr)
@@ -46,6 +47,11 @@ def _latency(args: argparse.Namespace) -> int:
         if key in result:
             r = result[key]
             print(f"{key:>9}: p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  (n={r['n']})")
+            if "network_p50_ms" in r:
+                print(
+                    f"{'':>9}  encoder {r['encode_p50_ms']:.2f} ms, one network call "
+                    f"{r['network_p50_ms']:.2f} ms (p50, each timed alone)"
+                )
     if "speedup_vs_ddim10" in result:
         print(
             f"one-step is {result['speedup_vs_ddim10']:.1f}x faster than DDIM-10"
@@ -147,6 +153,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="rewrite this many MB before every timed call, as the simulator's or drivers' "
         "work between ticks does to the CPU caches (default 0)",
+    )
+    lat.add_argument(
+        "--parts",
+        action="store_true",
+        help="also time the encoder and one network call alone (where a call's time goes)",
     )
     lat.add_argument("--out", type=Path, required=True, help="result JSON")
     lat.set_defaults(func=_latency)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdm_policy_core.bench.latency import _time_calls
+from sdm_policy_core.bench.latency import _observations, _time_calls, _time_parts, make_checkpoints
 from sdm_policy_core.cli import main as sdm
 
 
@@ -115,6 +115,36 @@ def test_every_timed_call_follows_a_rewrite_of_the_whole_buffer():
 
     buffer = np.zeros(4096)
     runtime = Runtime()
-    times = _time_calls(runtime, iter(range(100)), max_calls=5, budget_s=10.0, evict=buffer)
+    times = _time_calls(runtime.step, iter(range(100)), max_calls=5, budget_s=10.0, evict=buffer)
     assert len(times) == 5 and runtime.calls == 2 + 5  # 2 untimed warm-up calls
     assert (buffer == 5).all()  # every element rewritten once per timed call, not per warm-up
+
+
+def test_parts_time_the_encoder_and_the_network_the_sampler_calls(tmp_path):
+    from sdm_policy_core.runtime import PolicyRuntime
+
+    teacher_dir, sdm_dir, _ = make_checkpoints("cpu_small", tmp_path, num_points=64)
+    for path, network in ((teacher_dir, "denoiser"), (sdm_dir, "generator")):
+        runtime = PolicyRuntime(path, threads=1)
+        counts = {"encoder": 0, network: 0}
+        for name in counts:
+
+            def count(*_, name=name, counts=counts):
+                counts[name] += 1
+
+            getattr(runtime.policy, name).register_forward_hook(count)
+        parts = _time_parts(runtime, _observations(runtime.spec), max_calls=3, budget_s=10.0)
+        assert parts["encode_p50_ms"] > 0 and parts["network_p50_ms"] > 0
+        # encoder: 1 call for the condition + 2 warm-up + 3 timed; network: 2 + 3
+        assert counts == {"encoder": 6, network: 5}
+
+
+def test_bench_latency_parts_are_in_the_json_only_when_asked(tmp_path, capsys):
+    args = ["bench", "latency", "--budget", "0.02", "--threads", "1", "--num-points", "64"]
+    assert sdm([*args, "--out", str(tmp_path / "plain.json")]) == 0
+    assert "network_p50_ms" not in json.loads((tmp_path / "plain.json").read_text())["ddim10"]
+    assert sdm([*args, "--parts", "--out", str(tmp_path / "parts.json")]) == 0
+    result = json.loads((tmp_path / "parts.json").read_text())
+    for key in ("one_step", "ddim10", "ddpm100"):
+        assert result[key]["encode_p50_ms"] > 0 and result[key]["network_p50_ms"] > 0
+    assert "encoder" in capsys.readouterr().out
