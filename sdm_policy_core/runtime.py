@@ -187,12 +187,8 @@ class PolicyRuntime:
             raise ObservationError("no observation yet: call push() or step() first")
         start = time.perf_counter()
         with torch.inference_mode():
-            for key, buffer in self._inputs.items():
-                for i, obs in enumerate(self._history):
-                    value = torch.from_numpy(obs[key])
-                    buffer[0, i].copy_(value.permute(2, 0, 1) if key == IMAGE else value)
             out = self.policy.predict_action(
-                self._inputs, self.sampler, self.steps, generator=self.generator
+                self.model_inputs(), self.sampler, self.steps, generator=self.generator
             )
             actions = out["action"][0].float().cpu().numpy()
             action_pred = out["action_pred"][0].float().cpu().numpy()
@@ -207,6 +203,15 @@ class PolicyRuntime:
             steps=self.steps,
             policy_id=self.policy_id,
         )
+
+    def model_inputs(self) -> dict[str, torch.Tensor]:
+        """The current history as the policy's batch: {key: (1, n_obs_steps, ...)} tensors on
+        the device (images CHW uint8), filled in place into buffers allocated once."""
+        for key, buffer in self._inputs.items():
+            for i, obs in enumerate(self._history):
+                value = torch.from_numpy(obs[key])
+                buffer[0, i].copy_(value.permute(2, 0, 1) if key == IMAGE else value)
+        return self._inputs
 
     def step(self, observation: dict[str, np.ndarray]) -> ActionChunk:
         """push(observation) then infer()."""

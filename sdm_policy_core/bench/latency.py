@@ -124,15 +124,11 @@ def _time_parts(
     denoiser, a student's one-step generator). A DDIM-K call is about encode + K network calls
     + the sampler's own arithmetic."""
     policy, device = runtime.policy, next(runtime.policy.parameters()).device
-    n_obs = runtime.n_obs_steps
 
-    def batches():
+    def batches():  # each a new observation pushed into the runtime's history, as in a call
         while True:
-            steps = [next(obs_stream) for _ in range(n_obs)]
-            yield {
-                k: torch.from_numpy(np.stack([s[k] for s in steps]))[None].to(device)
-                for k in steps[0]
-            }
+            runtime.push(next(obs_stream))
+            yield runtime.model_inputs()
 
     def synced(fn):
         def call(arg):
@@ -201,6 +197,8 @@ def run_latency(
     if not (0.0 <= evict_mb <= 4096.0):
         raise ValueError(f"evict_mb must be in [0, 4096], got {evict_mb}")
     evict = np.zeros(int(evict_mb * 2**20) // 8) if evict_mb else None
+    timing = {"idle_s": idle_ms / 1000.0, "evict": evict}
+    parts_of: dict[str, dict[str, float]] = {}  # per policy: DDIM and DDPM share the network
     device = str(resolve_device(device))  # clear error when CUDA is asked for but absent
     torch.set_num_threads(threads)
     result: dict[str, Any] = {
@@ -242,7 +240,6 @@ def run_latency(
                 continue
             runtime.set_sampler(sampler, steps)
             runtime.reset()
-            timing = {"idle_s": idle_ms / 1000.0, "evict": evict}
             times = _time_calls(
                 runtime.step,
                 _observations(spec),
@@ -260,9 +257,11 @@ def run_latency(
                 "policy": runtime.kind,
             }
             if parts:
-                result[key].update(
-                    _time_parts(runtime, _observations(spec, 1), 200, budget_s / 4, **timing)
-                )
+                if runtime.kind not in parts_of:
+                    parts_of[runtime.kind] = _time_parts(
+                        runtime, _observations(spec, 1), 200, budget_s / 4, **timing
+                    )
+                result[key].update(parts_of[runtime.kind])
     if "one_step" in result and "ddim10" in result:
         result["speedup_vs_ddim10"] = result["ddim10"]["p50_ms"] / result["one_step"]["p50_ms"]
     if "one_step" in result and "ddpm100" in result:

@@ -41,12 +41,13 @@ def _distill(args: argparse.Namespace) -> int:
     base = {k: to_dict(getattr(teacher_cfg, k)) for k in ("obs", "model", "diffusion")}
     cfg = load_config(args.config, args.overrides, base=base)
 
+    extra = args.extra_dataset or []
+
     def make_recipe(cfg, train_set, ctx):
         ckpt = load_checkpoint(args.teacher, device=ctx.device, load_training_state=False)
-        extra = args.extra_dataset or []
         return SdmRecipe(cfg, policy_from_checkpoint(ckpt), ctx, args.teacher, extra)
 
-    return run_training(args, cfg, make_recipe, fix_obs=False)
+    return run_training(args, cfg, make_recipe, fix_obs=False, extra=extra)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from sdm_policy_core.config import ConfigError, load_config
@@ -42,8 +43,11 @@ def run_guarded(fn, args: argparse.Namespace) -> int:
         return 2
 
 
-def run_training(args: argparse.Namespace, cfg, make_recipe, fix_obs: bool) -> int:
-    """Shared by `sdm train` and `sdm distill`: process group, datasets, the recipe that
+def run_training(
+    args: argparse.Namespace, cfg, make_recipe, fix_obs: bool, extra: Sequence[Path] = ()
+) -> int:
+    """Shared by `sdm train` and `sdm distill`: process group, datasets (`extra`: more
+    training-only datasets, see `make_datasets`), the recipe that
     `make_recipe(cfg, train_set, ctx)` builds, the Trainer, and the summary line."""
     import torch
 
@@ -55,7 +59,6 @@ def run_training(args: argparse.Namespace, cfg, make_recipe, fix_obs: bool) -> i
         torch.set_num_threads(cfg.train.threads)
     ctx = init_distributed(cfg.train.device)
     try:
-        extra = getattr(args, "extra_dataset", None) or ()
         cfg, train_set, val_set = make_datasets(cfg, args.dataset, fix_obs=fix_obs, extra=extra)
         recipe = make_recipe(cfg, train_set, ctx)
         trainer = Trainer(

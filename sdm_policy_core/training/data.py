@@ -25,7 +25,7 @@ def _observation_spec(
 ) -> ObservationSpec:
     """The observation spec a dataset gives for the encoder in `cfg`."""
     buf, keys = dataset.replay_buffer, dataset.keys
-    channels = 6 if cfg.model.use_pc_color else 3
+    channels = dataset.point_cloud_channels
     spec = {
         "point_cloud_shape": None,
         "image_shape": None,
