@@ -1,6 +1,6 @@
 """Export a checkpoint's policy to ONNX or TorchScript, verified against PyTorch.
 
-    result = export_policy("runs/sdm/checkpoints/best", "policy.onnx", fmt="onnx")
+    result = export_policy("runs/sdm/checkpoints/latest", "policy.onnx", fmt="onnx")
     result.max_abs_diff   # exported model vs the PyTorch policy on random valid inputs
 
 The exported graph takes RAW batch-1 observations with their history plus the sampler's noise

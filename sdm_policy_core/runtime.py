@@ -1,6 +1,6 @@
 """PolicyRuntime: what a robot (or the ROS node, or `sdm eval`) calls at every control tick.
 
-    runtime = PolicyRuntime("runs/sdm/checkpoints/best", threads=2)
+    runtime = PolicyRuntime("runs/sdm/checkpoints/latest", threads=2)
     chunk = runtime.step({"point_cloud": cloud, "agent_pos": joints})   # numpy in, numpy out
     chunk.actions        # (n_action_steps, Da) float32, robot units, execute in order
     chunk.action_pred    # (horizon, Da) the whole predicted sequence

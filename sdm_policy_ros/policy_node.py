@@ -27,7 +27,7 @@ lookups at each cloud's stamp where tf2_ros is importable, else the profile's ca
 cloud in a frame neither knows is rejected, never guessed.
 
     policy_node --ros-args --params-file config/policy.yaml \
-        -p checkpoint:=runs/sdm/checkpoints/best -p robot:=generic_7dof
+        -p checkpoint:=runs/sdm/checkpoints/latest -p robot:=generic_7dof
 """
 
 from __future__ import annotations
