@@ -237,6 +237,11 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     mixed_precision: str = "bf16"  # autocast dtype on CUDA: "bf16" or "no" (CPU: always fp32)
     max_val_batches: int = 8  # validation batches per evaluation
+    # Closed-loop evaluation during training, which then selects checkpoints/best (highest
+    # success; needs the embedded simulator): the MetaWorld task, "" = none (best = val loss)
+    eval_task: str = ""
+    eval_every: int = 500  # steps between closed-loop evaluations (and at the last step)
+    eval_episodes: int = 20  # episodes per closed-loop evaluation
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
@@ -261,7 +266,7 @@ class TrainConfig:
             0 <= self.val_fraction < 1,
             f"train.val_fraction must be in [0, 1), got {self.val_fraction}",
         )
-        for key in ("val_every", "checkpoint_every", "log_every"):
+        for key in ("val_every", "checkpoint_every", "log_every", "eval_every", "eval_episodes"):
             _require(getattr(self, key) > 0, f"train.{key} must be > 0, got {getattr(self, key)}")
         _require(
             self.num_workers >= 0 and self.threads >= 0,

@@ -3,8 +3,12 @@
     sdm train --dataset DATA.zarr --out RUN_DIR [--config FILE.yaml] [section.key=value ...]
 
 The observation spec (points, channels, state and action sizes) comes from the dataset. The run
-resumes from RUN_DIR/checkpoints/latest when it exists. Multi-GPU / multi-node: the same command
-under `torchrun --nproc_per_node=N` (train.batch_size is the global batch).
+resumes from RUN_DIR/checkpoints/latest when it exists. `checkpoints/best` is the lowest
+validation loss, or with `train.eval_task=TASK` (MetaWorld data) the highest success rate of a
+closed-loop evaluation every `train.eval_every` steps (`train.eval_episodes` episodes each, on
+placements `sdm eval` does not use); deploy `latest` unless the run evaluated in closed loop.
+Multi-GPU / multi-node: the same command under `torchrun --nproc_per_node=N` (train.batch_size
+is the global batch).
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ def run_training(
     ctx = init_distributed(cfg.train.device)
     try:
         cfg, train_set, val_set = make_datasets(cfg, args.dataset, fix_obs=fix_obs, extra=extra)
+        closed_loop = None
+        if cfg.train.eval_task:  # checked before any training step
+            from sdm_policy_core.eval.selection import selection_evaluator
+
+            closed_loop = selection_evaluator(cfg, ctx.device)
         recipe = make_recipe(cfg, train_set, ctx)
         trainer = Trainer(
             cfg,
@@ -70,6 +79,7 @@ def run_training(
             ctx,
             dataset_path=args.dataset,
             progress=not args.no_progress,
+            closed_loop=closed_loop,
         )
         summary = trainer.fit()
     finally:

@@ -30,11 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from sdm_policy_core.config import ObservationSpec
 from sdm_policy_core.data import ReplayBuffer
 from sdm_policy_core.runtime import PolicyRuntime
 from sdm_policy_core.sim.demos import EVAL_STREAM, episode_seed
 from sdm_policy_core.sim.metaworld_env import (
+    ACTION_DIM,
     DEFAULT_MAX_EPISODE_STEPS,
+    STATE_DIM,
     MetaWorldEnv,
     SimulatorError,
     resolve_task,
@@ -191,6 +194,30 @@ def summarize(
     }
 
 
+def check_spec(spec: ObservationSpec, source: str | Path) -> int:
+    """Raise when a policy with this observation spec cannot act in MetaWorldEnv (no point
+    cloud, a non-square image, another state or action size); returns the image size to render
+    (0: none). source names the policy in the message."""
+    if spec.point_cloud_shape is None:
+        raise ValueError(f"{source} is not a point-cloud policy; sdm eval runs DP3 policies")
+    image_size = 0
+    if spec.image_shape is not None:
+        _, h, w = spec.image_shape
+        if h != w:
+            raise ValueError(f"MetaWorldEnv renders square images; {source} wants {h}x{w}")
+        image_size = h
+    if spec.state_dim != STATE_DIM:
+        raise SimulatorError(
+            f"{source} expects agent_pos of size {spec.state_dim}; MetaWorldEnv gives "
+            f"{STATE_DIM} (hand xyz + right/left finger xyz): train it on `sdm demos` data"
+        )
+    if spec.action_dim != ACTION_DIM:
+        raise SimulatorError(
+            f"{source} outputs {spec.action_dim}-D actions; MetaWorld takes {ACTION_DIM}"
+        )
+    return image_size
+
+
 def evaluate(
     checkpoint: str | Path,
     task: str,
@@ -205,6 +232,7 @@ def evaluate(
     device: str = "cpu",
     on_episode: Callable[[EpisodeResult], None] | None = None,
     record: bool = False,
+    stream: int = EVAL_STREAM,
 ) -> Evaluation:
     """Evaluate a checkpoint; returns the result dict, the episodes and any video frames.
 
@@ -214,7 +242,9 @@ def evaluate(
     first seed. record: also return every step of every episode as a dataset
     (`Evaluation.visited`, the layout of `sdm demos`, failed episodes included; meta/reset_seed,
     meta/eval_seed and meta/success per episode): the observations this policy visits in closed
-    loop, e.g. to distil on them (`sdm distill --extra-dataset`).
+    loop, e.g. to distil on them (`sdm distill --extra-dataset`). stream: the placement stream
+    (`episode_seed`); training's periodic evaluations use SELECT_STREAM, so that selecting a
+    checkpoint never sees the placements `sdm eval` reports on.
     Raises UnknownTaskError, CheckpointError, ValueError (sampler/steps) or SimulatorError with
     a message that says what to fix.
     """
@@ -227,16 +257,8 @@ def evaluate(
     runtime = PolicyRuntime(
         checkpoint, sampler=sampler, steps=steps, threads=threads, device=device
     )
-    spec = runtime.spec
-    if spec.point_cloud_shape is None:
-        raise ValueError(f"{checkpoint} is not a point-cloud policy; sdm eval runs DP3 policies")
-    image_size = 0
-    if spec.image_shape is not None:
-        _, h, w = spec.image_shape
-        if h != w:
-            raise ValueError(f"MetaWorldEnv renders square images; the checkpoint wants {h}x{w}")
-        image_size = h
-    num_points, channels = spec.point_cloud_shape
+    image_size = check_spec(runtime.spec, checkpoint)
+    num_points, channels = runtime.spec.point_cloud_shape
     env = MetaWorldEnv(
         task,
         num_points=num_points,
@@ -244,15 +266,6 @@ def evaluate(
         max_episode_steps=max_episode_steps,
         cloud_channels=channels,
     )
-    if spec.state_dim != env.state_dim:
-        raise SimulatorError(
-            f"{checkpoint} expects agent_pos of size {spec.state_dim}; MetaWorldEnv gives "
-            f"{env.state_dim} (hand xyz + right/left finger xyz): train it on `sdm demos` data"
-        )
-    if spec.action_dim != env.action_dim:
-        raise SimulatorError(
-            f"{checkpoint} outputs {spec.action_dim}-D actions; MetaWorld takes {env.action_dim}"
-        )
     bar = None
     if progress:
         from tqdm import tqdm
@@ -273,7 +286,7 @@ def evaluate(
             for i in range(episodes):
                 frames_of = frames if k == 0 and i < video_episodes else None
                 steps: dict[str, list[np.ndarray]] | None = {} if record else None
-                reset_seed = episode_seed(s, i, EVAL_STREAM)
+                reset_seed = episode_seed(s, i, stream)
                 ep = run_episode(env, runtime, reset_seed, s, i, frames_of, steps)
                 results.append(ep)
                 if buffer is not None and steps:
@@ -295,6 +308,7 @@ def evaluate(
         "kind": runtime.kind,
         "sampler": runtime.sampler,
         "steps": runtime.steps,
+        "placement_stream": stream,
         **summarize(results, seeds, episodes),
     }
     env_steps = sum(e.length for e in results)

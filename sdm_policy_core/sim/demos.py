@@ -31,16 +31,18 @@ from sdm_policy_core.sim.metaworld_env import (
     resolve_task,
 )
 
-DEMO_STREAM = 0  # placements of demonstrations ...
-EVAL_STREAM = 1  # ... and of evaluation episodes come from independent seed streams
+DEMO_STREAM = 0  # placements of demonstrations, ...
+EVAL_STREAM = 1  # ... of evaluation episodes (`sdm eval`) ...
+SELECT_STREAM = 2  # ... and of training's periodic evaluations come from independent streams
 
 
 def episode_seed(seed: int, index: int, stream: int = DEMO_STREAM) -> int:
     """Reset seed of episode `index` of a run with seed `seed`.
 
     Derived with numpy's SeedSequence from (stream, seed, index), so that episodes are
-    reproducible one by one, and demonstrations (stream 0) and evaluation episodes (stream 1)
-    with the same `--seed` draw statistically independent object/goal placements.
+    reproducible one by one, and demonstrations (stream 0), evaluation episodes (stream 1) and
+    the evaluations that select a training run's `best` checkpoint (stream 2) with the same
+    seed draw statistically independent object/goal placements.
     """
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be >= 0, got {seed}, {index}")

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+EVAL_SPLIT = "eval"  # the split of the rows of periodic closed-loop evaluations
+
 
 class MetricsLog:
     """`RUN_DIR/metrics.jsonl`: one JSON object per logged step ({"step": ..., "split": ...})."""
@@ -50,7 +52,9 @@ def plot_metrics(rows: list[dict[str, Any]], out: Path, title: str) -> Path | No
     for row in rows:
         split = row.get("split", "train")
         for key, value in row.items():
-            if key in ("step", "split", "time", "epoch") or not isinstance(value, (int, float)):
+            if key in ("step", "split", "time", "epoch", "wall_s") or not isinstance(
+                value, (int, float)
+            ):
                 continue
             if isinstance(value, float) and not math.isfinite(value):
                 continue

@@ -2,8 +2,12 @@
 
 A `Recipe` owns the models, optimisers and the step; the `Trainer` owns everything around it:
 data order (DistributedSampler, resumable mid-epoch), progress bar, metrics JSONL + PNG plots,
-periodic validation, `RUN_DIR/checkpoints/{latest,best}` written atomically on rank 0, exact
-resume, and torchrun data parallelism.
+periodic validation, optional periodic closed-loop evaluation, `RUN_DIR/checkpoints/{latest,
+best}` written atomically on rank 0, exact resume, and torchrun data parallelism.
+
+`best` is the checkpoint with the lowest validation loss, or, when the run evaluates in closed
+loop (`closed_loop`, built from `train.eval_task` by `eval.selection`), the one with the highest
+success rate, ties going to the later one.
 
 Per-step randomness of the losses (diffusion noise, timesteps) is drawn for the GLOBAL batch from
 a generator seeded by (seed, step) and each rank takes its rows, so a resumed run and an N-process
@@ -17,10 +21,11 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
@@ -34,7 +39,9 @@ from sdm_policy_core.checkpoint import (
 )
 from sdm_policy_core.config import ConfigError, ExperimentConfig, to_dict
 from sdm_policy_core.training.distributed import DistContext, barrier, broadcast_flag
-from sdm_policy_core.training.metrics import MetricsLog, plot_metrics
+from sdm_policy_core.training.metrics import EVAL_SPLIT, MetricsLog, plot_metrics
+
+EVAL_METRIC = "eval_success_rate"  # what `best` maximises when the run evaluates in closed loop
 
 # Config keys a resumed run may change (everything else must match the checkpoint's).
 RESUMABLE_CHANGES = {
@@ -109,7 +116,11 @@ class Trainer:
         ctx: DistContext,
         dataset_path: Path | None = None,
         progress: bool = True,
+        closed_loop: Callable[[Path], dict[str, Any]] | None = None,
     ) -> None:
+        """closed_loop: evaluates a checkpoint directory in closed loop and returns a result
+        with `success_rate` (`eval.selection.selection_evaluator`); called on rank 0 every
+        `train.eval_every` steps and at the last step, it then selects `best`."""
         self.cfg = cfg
         self.recipe = recipe
         self.train_set = train_set
@@ -141,7 +152,9 @@ class Trainer:
                 f"the training split has {len(train_set)} windows, fewer than "
                 f"train.batch_size={tc.batch_size}; lower the batch size or add episodes"
             )
-        self.best_value = math.inf
+        self.closed_loop = closed_loop
+        self.best_metric = EVAL_METRIC if closed_loop is not None else recipe.best_metric
+        self.best_value = -math.inf if closed_loop is not None else math.inf
         self.hooks: list = []  # called as hook(step) after each step (tests, progress)
 
     # -- data ------------------------------------------------------------------------------------
@@ -190,6 +203,7 @@ class Trainer:
         state = {
             "step": step,
             "best_value": self.best_value,
+            "best_metric": self.best_metric,
             "recipe": self.recipe.state(),
             "rng": capture_rng_state(),
         }
@@ -204,9 +218,12 @@ class Trainer:
 
     def _check_compatible(self, stored: dict[str, Any]) -> None:
         mine = to_dict(self.cfg)
+        defaults = to_dict(ExperimentConfig())
         diffs = []
         for section, values in mine.items():
             for key, value in values.items():
+                if key not in stored.get(section, {}) and value == defaults[section].get(key):
+                    continue  # a key added after the run started, at its default
                 old = stored.get(section, {}).get(key)
                 if old != value and (section, key) not in RESUMABLE_CHANGES:
                     diffs.append(f"{section}.{key}: run has {old!r}, now {value!r}")
@@ -231,7 +248,8 @@ class Trainer:
         if state is None:
             raise ConfigError(f"{latest} has no training state to resume from")
         self.recipe.load_state(state["recipe"])
-        self.best_value = float(state["best_value"])
+        if state.get("best_metric", self.recipe.best_metric) == self.best_metric:
+            self.best_value = float(state["best_value"])
         restore_rng_state(state["rng"])
         step = int(state["step"])
         self.metrics.truncate_after(step)
@@ -292,16 +310,20 @@ class Trainer:
                     main = {k: row[k] for k in list(metrics)[:2]}
                     bar.set_postfix({k: f"{v:.4g}" for k, v in main.items()})
                     window, t_log = {}, now
-                if val_batches and (step % tc.val_every == 0 or step == tc.max_steps):
+                last = step == tc.max_steps
+                if val_batches and (step % tc.val_every == 0 or last):
                     val = self.recipe.validate(val_batches)
                     self.metrics.append({"step": step, "split": "val", **val})
                     value = val.get(self.recipe.best_metric, math.inf)
-                    if value < self.best_value:
+                    if self.closed_loop is None and value < self.best_value:
                         self.best_value = value
                         self._save("best", step)
-                if step % tc.checkpoint_every == 0 or step == tc.max_steps:
+                evaluate = self.closed_loop is not None and (step % tc.eval_every == 0 or last)
+                if step % tc.checkpoint_every == 0 or last or evaluate:
                     self._save("latest", step)
-                    if not val_batches:
+                    if evaluate:
+                        self._evaluate(step, bar)
+                    elif not val_batches and self.closed_loop is None:
                         self._save("best", step)  # nothing to select on: best = newest
                     self._plot()
                     barrier(self.ctx)
@@ -318,6 +340,37 @@ class Trainer:
         bar.close()
         return self._summary(step, time.perf_counter() - t0)
 
+    def _evaluate(self, step: int, bar: tqdm) -> None:
+        """Closed-loop evaluation of the `latest` just written (rank 0); selects `best`.
+
+        The evaluation runs under forked RNG states, so a run that evaluates trains exactly as
+        one that does not."""
+        if not self.ctx.is_main:
+            return
+        devices = [self.ctx.device] if self.ctx.device.type == "cuda" else []
+        numpy_state = np.random.get_state()
+        with torch.random.fork_rng(devices=devices):
+            result = self.closed_loop(self.ckpt_dir / "latest")
+        np.random.set_state(numpy_state)
+        rate = float(result["success_rate"])
+        row = {
+            "step": step,
+            "split": EVAL_SPLIT,
+            "success_rate": rate,
+            "mean_episode_length": float(result["mean_episode_length"]),
+            "wall_s": round(float(result["wall_time_s"]), 2),
+        }
+        self.metrics.append(row)
+        if rate >= self.best_value:
+            self.best_value = rate
+            self._save("best", step)
+        bar.write(
+            f"[{self.recipe.kind}] step {step}: closed-loop success {rate:.2f} on "
+            f"{result['task']} ({result['episodes_total']} episodes, {row['wall_s']:.0f} s); "
+            f"best {self.best_value:.2f}",
+            file=sys.stderr,
+        )
+
     def _plot(self) -> None:
         if self.ctx.is_main:
             plot_metrics(
@@ -327,11 +380,18 @@ class Trainer:
             )
 
     def _summary(self, step: int, seconds: float) -> dict[str, Any]:
-        return {
+        summary = {
             "run_dir": str(self.run_dir),
             "step": step,
             "seconds": round(seconds, 2),
-            "best_" + self.recipe.best_metric: self.best_value,
+            "best_" + self.best_metric: self.best_value,
             "latest": str(self.ckpt_dir / "latest"),
             "best": str(self.ckpt_dir / "best"),
         }
+        if self.closed_loop is not None and self.ctx.is_main:
+            rows = [r for r in self.metrics.read() if r.get("split") == EVAL_SPLIT]
+            if rows:  # DP3's number, over this run's periodic evaluations
+                from sdm_policy_core.eval.protocol import mean_of_best
+
+                summary["eval_mean_of_5_best"] = mean_of_best(rows, k=5)
+        return summary

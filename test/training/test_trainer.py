@@ -13,7 +13,7 @@ import torch
 
 from sdm_policy_core.checkpoint import load_checkpoint
 from sdm_policy_core.cli import main as sdm
-from sdm_policy_core.config import load_config
+from sdm_policy_core.config import ConfigError, load_config
 from sdm_policy_core.policies.loading import load_policy
 from sdm_policy_core.training.data import make_datasets
 from sdm_policy_core.training.distributed import DistContext
@@ -214,3 +214,20 @@ def test_two_process_ddp_matches_one_process(reaching_dataset, tmp_path):
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6, msg=name)
         moved += 1
     assert moved > 10
+
+
+def test_a_run_from_before_a_config_key_existed_resumes(reaching_dataset, tmp_path):
+    """Keys added to the config later (e.g. train.eval_*) at their defaults do not block a
+    resume of a run whose checkpoint lacks them; set to another value, they do."""
+    _teacher_trainer(reaching_dataset, tmp_path, ["train.max_steps=2"]).fit()
+    config_path = tmp_path / "checkpoints/latest/config.json"
+    config = json.loads(config_path.read_text())
+    for key in ("eval_task", "eval_every", "eval_episodes"):
+        del config["train"][key]
+    config_path.write_text(json.dumps(config))
+    assert _teacher_trainer(reaching_dataset, tmp_path, ["train.max_steps=4"]).fit()["step"] == 4
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"train\.eval_episodes"):
+        _teacher_trainer(
+            reaching_dataset, tmp_path, ["train.max_steps=6", "train.eval_episodes=5"]
+        ).fit()

@@ -1,0 +1,126 @@
+"""Closed-loop evaluation during training (`train.eval_task`) and the `best` it selects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sdm_policy_core.checkpoint import load_checkpoint
+from sdm_policy_core.cli import main as sdm
+from sdm_policy_core.config import ConfigError, load_config
+from sdm_policy_core.eval import evaluate, mean_of_best
+from sdm_policy_core.eval.selection import periodic_evaluations, selection_evaluator
+from sdm_policy_core.sim.demos import EVAL_STREAM, SELECT_STREAM, episode_seed
+from sdm_policy_core.training.data import make_datasets
+from sdm_policy_core.training.distributed import DistContext
+from sdm_policy_core.training.recipes import TeacherRecipe
+from sdm_policy_core.training.trainer import Trainer
+from test.conftest import FAST, TINY
+
+CPU = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+SELECTING = ["train.eval_task=button-press-v3", "train.eval_every=2", "train.eval_episodes=1"]
+
+
+def _train(dataset: Path, out: Path, *overrides: str, capsys=None) -> dict:
+    args = ["train", "--dataset", str(dataset), "--out", str(out), "--no-progress"]
+    code = sdm([*args, *TINY, "train.max_steps=6", *overrides])
+    assert code == 0
+    if capsys is None:
+        return {}
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def _step(checkpoint: Path) -> int:
+    return load_checkpoint(checkpoint).training_state["step"]
+
+
+def test_a_run_evaluates_in_closed_loop_and_keeps_its_most_successful_checkpoint(
+    demos_dataset, tmp_path, capsys
+):
+    summary = _train(demos_dataset, tmp_path / "selecting", *SELECTING, capsys=capsys)
+    rows = periodic_evaluations(tmp_path / "selecting")
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    assert all(0.0 <= r["success_rate"] <= 1.0 and r["mean_episode_length"] > 0 for r in rows)
+    best_rate = max(r["success_rate"] for r in rows)
+    chosen = max(r["step"] for r in rows if r["success_rate"] == best_rate)  # ties: the later
+    assert _step(tmp_path / "selecting/checkpoints/best") == chosen
+    assert summary["best_eval_success_rate"] == best_rate
+    assert summary["eval_mean_of_5_best"] == pytest.approx(mean_of_best(rows))
+    assert (tmp_path / "selecting/plots/metrics.png").stat().st_size > 0
+
+    # Evaluating does not change what is trained: the same run without it ends bitwise equal.
+    _train(demos_dataset, tmp_path / "plain")
+    evaluated = load_file(tmp_path / "selecting/checkpoints/latest/model.safetensors")
+    plain = load_file(tmp_path / "plain/checkpoints/latest/model.safetensors")
+    assert evaluated.keys() == plain.keys()
+    assert all(torch.equal(evaluated[k], plain[k]) for k in plain)
+
+
+def test_selection_uses_placements_that_sdm_eval_does_not(tiny_checkpoint):
+    cfg = load_checkpoint(tiny_checkpoint).experiment_config()
+    cfg.train.eval_task, cfg.train.eval_episodes = "button-press-v3", 2
+    result = selection_evaluator(cfg)(tiny_checkpoint)
+    seeds = [e["reset_seed"] for e in result["episode_results"]]
+    assert seeds == [episode_seed(0, i, SELECT_STREAM) for i in range(2)]
+    reported = evaluate(tiny_checkpoint, "button-press-v3", 2, seeds=(0,), progress=False)
+    assert not set(seeds) & {e["reset_seed"] for e in reported.result["episode_results"]}
+    assert reported.result["placement_stream"] == EVAL_STREAM
+
+
+def test_a_task_the_run_cannot_be_evaluated_on_is_refused_before_training(
+    demos_dataset, reaching_dataset, tmp_path, capsys
+):
+    def train(dataset: Path, out: Path, task: str) -> int:
+        args = ["train", "--dataset", str(dataset), "--out", str(out), "--no-progress"]
+        return sdm([*args, *TINY, "train.eval_every=2", f"train.eval_task={task}"])
+
+    code = train(demos_dataset, tmp_path / "a", "button-smash-v3")
+    err = capsys.readouterr().err
+    assert code == 2 and "train.eval_task='button-smash-v3'" in err and "button-press-v3" in err
+    assert not (tmp_path / "a/checkpoints").exists()
+    # The reaching data's agent_pos is not MetaWorld's 9 values: no simulator can run it.
+    code = train(reaching_dataset, tmp_path / "b", "button-press-v3")
+    err = capsys.readouterr().err
+    assert code == 2 and "agent_pos" in err and "train.eval_task" in err
+    assert not (tmp_path / "b/checkpoints").exists()
+    with pytest.raises(ConfigError, match="eval_episodes"):
+        load_config(overrides=["train.eval_episodes=0"])
+
+
+def _selecting_trainer(dataset: Path, out: Path, max_steps: int, rates: dict[int, float]):
+    """A teacher run whose closed-loop evaluations return `rates[step]` (the rule under test is
+    the trainer's choice; the simulator's part is covered above)."""
+    cfg = load_config(overrides=[*FAST, f"train.max_steps={max_steps}", "train.eval_every=2"])
+    cfg, train, val = make_datasets(cfg, dataset)
+    recipe = TeacherRecipe(cfg, train.get_normalizer(), CPU)
+
+    def scripted(checkpoint: Path) -> dict:
+        step = _step(checkpoint)
+        return {
+            "success_rate": rates[step],
+            "mean_episode_length": 100.0,
+            "wall_time_s": 0.0,
+            "task": "scripted",
+            "episodes_total": 1,
+        }
+
+    return Trainer(cfg, recipe, train, val, out, CPU, progress=False, closed_loop=scripted)
+
+
+def test_best_is_the_highest_success_not_the_lowest_loss_and_survives_a_resume(
+    reaching_dataset, tmp_path
+):
+    rates = {2: 0.2, 4: 0.6, 6: 0.4, 8: 0.5, 10: 0.6, 12: 0.1}
+    _selecting_trainer(reaching_dataset, tmp_path, 6, rates).fit()
+    assert _step(tmp_path / "checkpoints/best") == 4
+    # Resumed to 12 steps: 0.5 at step 8 does not beat the 0.6 kept from before the resume;
+    # 0.6 at step 10 ties it and, later, wins.
+    summary = _selecting_trainer(reaching_dataset, tmp_path, 12, rates).fit()
+    assert _step(tmp_path / "checkpoints/best") == 10
+    assert summary["best_eval_success_rate"] == 0.6
+    assert [r["step"] for r in periodic_evaluations(tmp_path)] == [2, 4, 6, 8, 10, 12]
+    assert summary["eval_mean_of_5_best"] == pytest.approx((0.6 + 0.6 + 0.5 + 0.4 + 0.2) / 5)
