@@ -12,6 +12,7 @@ from sdm_policy_core.eval.rollout import (
     run_episode,
     summarize,
 )
+from sdm_policy_core.eval.selection import periodic_evaluations, selection_evaluator
 
 __all__ = [
     "DEFAULT_SEEDS",
@@ -22,6 +23,8 @@ __all__ = [
     "final_score",
     "mean_of_best",
     "paired_difference",
+    "periodic_evaluations",
     "run_episode",
+    "selection_evaluator",
     "summarize",
 ]

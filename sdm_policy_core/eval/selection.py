@@ -3,10 +3,12 @@
 With `train.eval_task=TASK` (`sdm train` and `sdm distill`), every `train.eval_every` steps and
 at the last step the trainer writes `checkpoints/latest`, evaluates it in the embedded
 simulator (`train.eval_episodes` episodes, the checkpoint's own sampler: DDIM for a teacher, one
-step for an SDM student) and keeps as `best` the checkpoint with the highest success rate (a tie
-goes to the later one). Without it, `best` is the lowest validation loss, which on MetaWorld can
-be far from the best policy: a 6000-step pick-place-wall teacher had its lowest validation loss
-at step 1250, and that checkpoint solved 13 % of the episodes `latest` solved 59 % of.
+step for an SDM student) and keeps as `best` the newest checkpoint whose success rate is within
+one binomial standard error of the highest so far (`trainer.within_noise`): 20 episodes cannot
+tell 50 % from 55 %, and of two checkpoints the evaluation cannot separate, the one trained
+longer is kept. Without it, `best` is the lowest validation loss, which on MetaWorld can be far
+from the best policy: a 6000-step pick-place-wall teacher had its lowest validation loss at
+step 1250, and that checkpoint solved 13 % of the episodes `latest` solved 59 % of.
 
 The periodic evaluations reset the same placements every time (seed 0 of SELECT_STREAM), which
 `sdm eval` never uses (EVAL_STREAM): the checkpoint is selected on other episodes than the ones
@@ -65,7 +67,7 @@ def selection_evaluator(
 
 def periodic_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
     """The periodic closed-loop evaluations of a run, in training order: one dict per
-    evaluation with `step`, `success_rate`, `mean_episode_length` and `wall_s`.
+    evaluation with `step`, `success_rate`, `mean_episode_length`, `episodes` and `wall_s`.
 
     `dp3_score({seed: periodic_evaluations(run) for seed, run in runs.items()})` is DP3's
     "mean of the 5 best" over them. Raises ValueError when the run has none."""

@@ -6,8 +6,8 @@ periodic validation, optional periodic closed-loop evaluation, `RUN_DIR/checkpoi
 best}` written atomically on rank 0, exact resume, and torchrun data parallelism.
 
 `best` is the checkpoint with the lowest validation loss, or, when the run evaluates in closed
-loop (`closed_loop`, built from `train.eval_task` by `eval.selection`), the one with the highest
-success rate, ties going to the later one.
+loop (`closed_loop`, built from `train.eval_task` by `eval.selection`), the latest checkpoint
+whose success rate is within one standard error of the highest so far (`within_noise`).
 
 Per-step randomness of the losses (diffusion noise, timesteps) is drawn for the GLOBAL batch from
 a generator seeded by (seed, step) and each rank takes its rows, so a resumed run and an N-process
@@ -57,6 +57,14 @@ RESUMABLE_CHANGES = {
         "max_val_batches",
     )
 }
+
+
+def within_noise(rate: float, highest: float, episodes: int) -> bool:
+    """Whether a success rate over `episodes` episodes is within one binomial standard error
+    of the highest rate so far (the one-standard-error rule). The newest checkpoint that is
+    becomes `best`: a checkpoint trained longer is kept unless an earlier one was better by
+    more than the evaluation can resolve (20 episodes at 50 %: 11 points)."""
+    return rate >= highest - math.sqrt(highest * (1.0 - highest) / episodes) - 1e-12
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
@@ -119,8 +127,8 @@ class Trainer:
         closed_loop: Callable[[Path], dict[str, Any]] | None = None,
     ) -> None:
         """closed_loop: evaluates a checkpoint directory in closed loop and returns a result
-        with `success_rate` (`eval.selection.selection_evaluator`); called on rank 0 every
-        `train.eval_every` steps and at the last step, it then selects `best`."""
+        with `success_rate` and `episodes_total` (`eval.selection.selection_evaluator`); called
+        on rank 0 every `train.eval_every` steps and at the last step, it then selects `best`."""
         self.cfg = cfg
         self.recipe = recipe
         self.train_set = train_set
@@ -155,6 +163,7 @@ class Trainer:
         self.closed_loop = closed_loop
         self.best_metric = EVAL_METRIC if closed_loop is not None else recipe.best_metric
         self.best_value = -math.inf if closed_loop is not None else math.inf
+        self.eval_max = -math.inf  # highest closed-loop success so far
         self.hooks: list = []  # called as hook(step) after each step (tests, progress)
 
     # -- data ------------------------------------------------------------------------------------
@@ -203,6 +212,7 @@ class Trainer:
         state = {
             "step": step,
             "best_value": self.best_value,
+            "eval_max": self.eval_max,
             "best_metric": self.best_metric,
             "recipe": self.recipe.state(),
             "rng": capture_rng_state(),
@@ -250,6 +260,7 @@ class Trainer:
         self.recipe.load_state(state["recipe"])
         if state.get("best_metric", self.recipe.best_metric) == self.best_metric:
             self.best_value = float(state["best_value"])
+            self.eval_max = float(state.get("eval_max", self.best_value))
         restore_rng_state(state["rng"])
         step = int(state["step"])
         self.metrics.truncate_after(step)
@@ -321,8 +332,9 @@ class Trainer:
                 evaluate = self.closed_loop is not None and (step % tc.eval_every == 0 or last)
                 if step % tc.checkpoint_every == 0 or last or evaluate:
                     self._save("latest", step)
-                    if evaluate:
+                    if evaluate:  # evaluates the `latest` just written ...
                         self._evaluate(step, bar)
+                        self._save("latest", step)  # ... which then holds its selection
                     elif not val_batches and self.closed_loop is None:
                         self._save("best", step)  # nothing to select on: best = newest
                     self._plot()
@@ -358,16 +370,18 @@ class Trainer:
             "split": EVAL_SPLIT,
             "success_rate": rate,
             "mean_episode_length": float(result["mean_episode_length"]),
+            "episodes": int(result["episodes_total"]),
             "wall_s": round(float(result["wall_time_s"]), 2),
         }
         self.metrics.append(row)
-        if rate >= self.best_value:
+        self.eval_max = max(self.eval_max, rate)
+        if within_noise(rate, self.eval_max, row["episodes"]):
             self.best_value = rate
             self._save("best", step)
         bar.write(
             f"[{self.recipe.kind}] step {step}: closed-loop success {rate:.2f} on "
             f"{result['task']} ({result['episodes_total']} episodes, {row['wall_s']:.0f} s); "
-            f"best {self.best_value:.2f}",
+            f"highest {self.eval_max:.2f}, best {self.best_value:.2f}",
             file=sys.stderr,
         )
 
