@@ -237,8 +237,9 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     mixed_precision: str = "bf16"  # autocast dtype on CUDA: "bf16" or "no" (CPU: always fp32)
     max_val_batches: int = 8  # validation batches per evaluation
-    # Closed-loop evaluation during training, which then selects checkpoints/best (highest
-    # success; needs the embedded simulator): the MetaWorld task, "" = none (best = val loss)
+    # Closed-loop evaluation during training, which then selects checkpoints/best on success
+    # (eval/selection.py; needs the embedded simulator): the MetaWorld task, "" = none (best =
+    # lowest val loss)
     eval_task: str = ""
     eval_every: int = 500  # steps between closed-loop evaluations (and at the last step)
     eval_episodes: int = 20  # episodes per closed-loop evaluation

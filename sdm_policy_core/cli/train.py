@@ -4,9 +4,10 @@
 
 The observation spec (points, channels, state and action sizes) comes from the dataset. The run
 resumes from RUN_DIR/checkpoints/latest when it exists. `checkpoints/best` is the lowest
-validation loss, or with `train.eval_task=TASK` (MetaWorld data) the highest success rate of a
-closed-loop evaluation every `train.eval_every` steps (`train.eval_episodes` episodes each, on
-placements `sdm eval` does not use); deploy `latest` unless the run evaluated in closed loop.
+validation loss, or with `train.eval_task=TASK` (MetaWorld data) selected on a closed-loop
+evaluation every `train.eval_every` steps (`train.eval_episodes` episodes each, on placements
+`sdm eval` does not use): the newest checkpoint within one standard error of the most
+successful. Deploy `latest` unless the run evaluated in closed loop.
 Multi-GPU / multi-node: the same command under `torchrun --nproc_per_node=N` (train.batch_size
 is the global batch).
 """
