@@ -150,3 +150,20 @@ def test_best_is_the_newest_checkpoint_as_good_as_the_highest_success_and_surviv
     curve = curves.run_curve("scripted", tmp_path)
     assert curve["selected_step"] == curve["best_checkpoint_step"] == 6
     assert curve["success_rate"] == [rates[s] for s in curve["steps"]]
+
+
+def test_a_distillation_selects_its_one_step_student_in_closed_loop(
+    tiny_checkpoint, demos_dataset, tmp_path
+):
+    out = tmp_path / "sdm"
+    args = ["distill", "--teacher", str(tiny_checkpoint), "--dataset", str(demos_dataset)]
+    distill = [o for o in TINY if o.startswith("train.")]  # the rest comes from the teacher
+    args += ["--out", str(out), "--no-progress", *distill, "train.max_steps=4", *SELECTING]
+    assert sdm(args) == 0
+    rows = periodic_evaluations(out)
+    assert [r["step"] for r in rows] == [2, 4]
+    best = load_checkpoint(out / "checkpoints/best")
+    assert best.kind == "sdm" and best.training_state["step"] in (2, 4)
+    # The checkpoint a distillation evaluates is a one-step student.
+    result = selection_evaluator(best.experiment_config())(out / "checkpoints/best")
+    assert result["kind"] == "sdm" and result["sampler"] == "one-step"
