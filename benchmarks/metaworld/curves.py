@@ -7,8 +7,8 @@
         --out benchmarks/results/selection/curves
 
 Reads each run's periodic evaluations (`metrics.jsonl`, split "eval"), replays the trainer's
-selection rule on them (`within_noise`: the newest evaluation within one standard error of the
-highest so far) and reads the step its `checkpoints/best` holds (the same, unless the run was
+selection rule on them (`replay_selection`: the newest evaluation within one standard error of
+the highest so far) and reads the step its `checkpoints/best` holds (the same, unless the run was
 trained under an earlier rule); writes OUT.png (success per evaluation over training steps, the
 selected step marked), OUT.json (the curves, both steps, DP3's mean of the 5 best) and OUT.md.
 The runs themselves need not be kept: the JSON holds every evaluation.
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_report
 
 from sdm_policy_core.eval import mean_of_best, periodic_evaluations
-from sdm_policy_core.training.trainer import within_noise
+from sdm_policy_core.training.trainer import replay_selection
 
 
 def run_curve(name: str, run_dir: Path) -> dict[str, Any]:
@@ -37,11 +37,7 @@ def run_curve(name: str, run_dir: Path) -> dict[str, Any]:
     # rows logged before they held their episode count: the run's train.eval_episodes
     configured = json.loads((run_dir / "config.json").read_text())["train"]["eval_episodes"]
     episodes = [int(r.get("episodes", configured)) for r in rows]
-    highest, selected = -1.0, None
-    for r, n in zip(rows, episodes, strict=True):
-        highest = max(highest, r["success_rate"])
-        if within_noise(r["success_rate"], highest, n):
-            selected = int(r["step"])
+    kept, _ = replay_selection(rows, configured)
     state = json.loads((run_dir / "checkpoints/best/training_state.json").read_text())
     return {
         "name": name,
@@ -49,7 +45,7 @@ def run_curve(name: str, run_dir: Path) -> dict[str, Any]:
         "episodes": episodes,
         "steps": [int(r["step"]) for r in rows],
         "success_rate": [float(r["success_rate"]) for r in rows],
-        "selected_step": selected,
+        "selected_step": int(kept["step"]),
         "best_checkpoint_step": int(state["state"]["step"]),
         "mean_of_5_best": mean_of_best(rows, k=5),
     }

@@ -72,7 +72,7 @@ def periodic_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
     `dp3_score({seed: periodic_evaluations(run) for seed, run in runs.items()})` is DP3's
     "mean of the 5 best" over them. Raises ValueError when the run has none."""
     path = Path(run_dir) / "metrics.jsonl"
-    rows = [r for r in MetricsLog(path).read() if r.get("split") == EVAL_SPLIT]
+    rows = MetricsLog(path).read(EVAL_SPLIT)
     if not rows:
         raise ValueError(
             f"{path} has no closed-loop evaluations; train with train.eval_task=TASK "

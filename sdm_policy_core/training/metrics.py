@@ -34,15 +34,18 @@ class MetricsLog:
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
 
-    def read(self) -> list[dict[str, Any]]:
+    def read(self, split: str | None = None) -> list[dict[str, Any]]:
+        """The logged rows in order; only those of `split` ("train", "val", EVAL_SPLIT) if set."""
         if not self.path.exists():
             return []
         rows = []
         for line in self.path.read_text().splitlines():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a crash
+            if split is None or row.get("split") == split:
+                rows.append(row)
         return rows
 
 

@@ -67,6 +67,21 @@ def within_noise(rate: float, highest: float, episodes: int) -> bool:
     return rate >= highest - math.sqrt(highest * (1.0 - highest) / episodes) - 1e-12
 
 
+def replay_selection(
+    evaluations: list[dict[str, Any]], episodes: int
+) -> tuple[dict[str, Any] | None, float]:
+    """The rule replayed over a run's periodic evaluations (metrics rows, training order):
+    (the evaluation whose checkpoint is `best`, the highest success rate). episodes: for rows
+    logged without their episode count (train.eval_episodes)."""
+    kept, highest = None, -math.inf
+    for row in evaluations:
+        rate = float(row["success_rate"])
+        highest = max(highest, rate)
+        if within_noise(rate, highest, int(row.get("episodes", episodes))):
+            kept = row
+    return kept, highest
+
+
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
     """A CPU generator for `step` of a run: the same on every rank and after a resume."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + stream) % (2**63))
@@ -212,8 +227,6 @@ class Trainer:
         state = {
             "step": step,
             "best_value": self.best_value,
-            "eval_max": self.eval_max,
-            "best_metric": self.best_metric,
             "recipe": self.recipe.state(),
             "rng": capture_rng_state(),
         }
@@ -258,12 +271,17 @@ class Trainer:
         if state is None:
             raise ConfigError(f"{latest} has no training state to resume from")
         self.recipe.load_state(state["recipe"])
-        if state.get("best_metric", self.recipe.best_metric) == self.best_metric:
-            self.best_value = float(state["best_value"])
-            self.eval_max = float(state.get("eval_max", self.best_value))
         restore_rng_state(state["rng"])
         step = int(state["step"])
         self.metrics.truncate_after(step)
+        if self.closed_loop is None:
+            self.best_value = float(state["best_value"])
+        else:  # the selection follows from the evaluations logged up to this step
+            kept, self.eval_max = replay_selection(
+                self.metrics.read(EVAL_SPLIT), self.cfg.train.eval_episodes
+            )
+            if kept is not None:
+                self.best_value = float(kept["success_rate"])
         return step
 
     # -- the loop --------------------------------------------------------------------------------
@@ -332,9 +350,8 @@ class Trainer:
                 evaluate = self.closed_loop is not None and (step % tc.eval_every == 0 or last)
                 if step % tc.checkpoint_every == 0 or last or evaluate:
                     self._save("latest", step)
-                    if evaluate:  # evaluates the `latest` just written ...
+                    if evaluate:  # evaluates the `latest` just written
                         self._evaluate(step, bar)
-                        self._save("latest", step)  # ... which then holds its selection
                     elif not val_batches and self.closed_loop is None:
                         self._save("best", step)  # nothing to select on: best = newest
                     self._plot()
@@ -403,7 +420,7 @@ class Trainer:
             "best": str(self.ckpt_dir / "best"),
         }
         if self.closed_loop is not None and self.ctx.is_main:
-            rows = [r for r in self.metrics.read() if r.get("split") == EVAL_SPLIT]
+            rows = self.metrics.read(EVAL_SPLIT)
             if rows:  # DP3's number, over this run's periodic evaluations
                 from sdm_policy_core.eval.protocol import mean_of_best
 
