@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import write_report
+from common import write_report  # beside this script
 
 from sdm_policy_core.eval import mean_of_best, periodic_evaluations
 from sdm_policy_core.training.trainer import replay_selection
