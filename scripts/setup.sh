@@ -63,6 +63,8 @@ if ((FORCE)) || [[ "$(cat "$DEPS_STAMP" 2>/dev/null)" != "$deps_hash" ]]; then
          && "$PYBIN" -m pip install -q --progress-bar off -c requirements/constraints.txt torch \
          && "$PYBIN" -m pip install -q --progress-bar off -c requirements/constraints.txt \
               -r requirements/core.txt -r requirements/ros.txt -r requirements/dev.txt \
+         && "$PYBIN" -m pip install -q --progress-bar off --no-deps -c requirements/constraints.txt \
+              -r requirements/no-deps.txt \
          && "$PYBIN" -m pip install -q --progress-bar off --no-deps -e . ; } >"$log" 2>&1; then
     grep -v "is ignored: it is neither a file nor a directory" "$log" | tail -n 30 >&2
     die "pip install failed (full log: $log)"
