@@ -1,0 +1,173 @@
+"""Frozen behaviour of teacher and SDM checkpoints: fixed-seed weights, fixed observations ->
+the actions committed in `reference/policy_actions.npz` (and the checkpoint layout in
+`reference/policy_checkpoints.json`).
+
+A teacher (2 steps of `TeacherRecipe`) and its student (3 steps of `SdmRecipe`, one generator
+update per step) are built from fixed seeds with the training code, saved with the same export
+the trainer uses, loaded back through `PolicyRuntime` and run on fixed observations with every
+sampler. Refactors of the policies, the generator, the EMA or checkpoint loading must leave
+these numbers unchanged. Tolerance 1e-6 (single thread; float32 kernels may differ in the last
+bit between CPU kinds, not more).
+
+Regenerate only for an intended change of behaviour, and say so in the commit:
+`SDM_REGENERATE_REFERENCE=1 python -m pytest test/training/test_policy_reference.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sdm_policy_core.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
+from sdm_policy_core.config import load_config
+from sdm_policy_core.normalizer import LinearNormalizer
+from sdm_policy_core.policies.loading import load_policy
+from sdm_policy_core.runtime import PolicyRuntime
+from sdm_policy_core.training.distributed import DistContext
+from sdm_policy_core.training.recipes import SdmRecipe, TeacherRecipe
+
+REFERENCE = Path(__file__).parent / "reference"
+ACTIONS = REFERENCE / "policy_actions.npz"
+LAYOUT = REFERENCE / "policy_checkpoints.json"
+REGENERATE = os.environ.get("SDM_REGENERATE_REFERENCE") == "1"
+POINTS, STATE, ACTION, BATCH = 16, 4, 3, 4
+OVERRIDES = [
+    "model.preset=cpu_small",
+    "model.down_dims=[16,32]",
+    "model.pointnet_dims=[8,16]",
+    "model.state_mlp_dims=[8,8]",
+    "model.encoder_output_dim=8",
+    "model.diffusion_step_embed_dim=8",
+    "model.horizon=4",
+    "model.n_obs_steps=2",
+    "model.n_action_steps=2",
+    f"obs.point_cloud_shape=[{POINTS},3]",
+    "obs.image_shape=null",
+    f"obs.state_dim={STATE}",
+    f"obs.action_dim={ACTION}",
+    "train.seed=3",
+    "train.warmup_steps=0",
+    "train.max_steps=10",
+    "distill.corrector_steps_per_generator_step=1",
+]
+# (name, checkpoint, sampler, steps): every sampler a checkpoint offers.
+ROWS = [
+    ("teacher_ddim10", "teacher", "ddim", 10),
+    ("teacher_ddim2", "teacher", "ddim", 2),
+    ("teacher_ddpm100", "teacher", "ddpm", 100),
+    ("teacher_one_step", "teacher", "one-step", 1),
+    ("sdm_one_step", "sdm", "one-step", 1),
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _batch(rng: np.random.Generator) -> dict:
+    """A training batch {"obs": {...}, "action": (B, H, Da)} in robot units."""
+    return {
+        "obs": {
+            "point_cloud": torch.from_numpy(rng.uniform(-0.5, 0.5, (BATCH, 2, POINTS, 3))).float(),
+            "agent_pos": torch.from_numpy(rng.uniform(-1, 1, (BATCH, 2, STATE))).float(),
+        },
+        "action": torch.from_numpy(rng.uniform(-2, 2, (BATCH, 4, ACTION))).float(),
+    }
+
+
+def _observations() -> list[dict[str, np.ndarray]]:
+    """Three control ticks of one episode, as a robot sends them."""
+    rng = np.random.default_rng(11)
+    return [
+        {
+            "point_cloud": rng.uniform(-0.5, 0.5, (POINTS, 3)).astype(np.float32),
+            "agent_pos": rng.uniform(-1, 1, STATE).astype(np.float32),
+        }
+        for _ in range(3)
+    ]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Teacher and SDM checkpoints built from fixed seeds by the training recipes."""
+    out = tmp_path_factory.mktemp("reference")
+    cfg = load_config(overrides=OVERRIDES)
+    ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    rng = np.random.default_rng(5)
+    teacher = TeacherRecipe(cfg, _fit_normalizer(rng), ctx)
+    for step in range(2):
+        teacher.train_step(_batch(rng), step)
+    paths = {"teacher": out / "teacher", "sdm": out / "sdm"}
+    save_checkpoint(
+        paths["teacher"], checkpoint_config(cfg, "teacher", 2), teacher.export_tensors()
+    )
+    student = SdmRecipe(cfg, load_policy(paths["teacher"]), ctx, paths["teacher"])
+    for step in range(3):
+        student.train_step(_batch(rng), step)
+    save_checkpoint(
+        paths["sdm"],
+        checkpoint_config(cfg, "sdm", 3, **student.config_extra()),
+        student.export_tensors(),
+    )
+    return paths
+
+
+def _fit_normalizer(rng: np.random.Generator) -> LinearNormalizer:
+    normalizer = LinearNormalizer()
+    normalizer.fit(
+        {
+            "action": rng.uniform(-2, 2, (64, ACTION)),
+            "agent_pos": rng.uniform(-1, 1, (64, STATE)),
+        }
+    )
+    return normalizer
+
+
+def _actions(path: Path, sampler: str, steps: int) -> np.ndarray:
+    """(ticks, n_action_steps, Da) actions of the runtime over the fixed observations."""
+    runtime = PolicyRuntime(path, sampler=sampler, steps=steps, seed=7, warmup=False)
+    return np.stack([runtime.step(obs).actions for obs in _observations()])
+
+
+def _layout(path: Path) -> dict[str, list[int]]:
+    """Tensor name -> shape of a checkpoint's model.safetensors."""
+    ckpt = load_checkpoint(path, load_training_state=False)
+    return {name: list(t.shape) for name, t in sorted(ckpt.tensors.items())}
+
+
+def test_checkpoints_keep_their_tensor_layout(checkpoints: dict[str, Path]) -> None:
+    layout = {
+        f"{kind}/{name}": shape
+        for kind, path in checkpoints.items()
+        for name, shape in _layout(path).items()
+    }
+    if REGENERATE:
+        REFERENCE.mkdir(exist_ok=True)
+        lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(layout.items())]
+        LAYOUT.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    assert layout == json.loads(LAYOUT.read_text())
+
+
+def test_policies_reproduce_the_reference_actions(checkpoints: dict[str, Path]) -> None:
+    actions = {name: _actions(checkpoints[kind], s, k) for name, kind, s, k in ROWS}
+    if REGENERATE:
+        REFERENCE.mkdir(exist_ok=True)
+        np.savez(ACTIONS, **actions)
+    reference = np.load(ACTIONS)
+    assert sorted(reference.files) == sorted(actions)
+    for name, value in actions.items():
+        assert value.shape == (3, 2, ACTION) and np.isfinite(value).all()
+        np.testing.assert_allclose(value, reference[name], rtol=0, atol=1e-6, err_msg=name)
+    # The rows are different policies, not one number five times.
+    assert not np.allclose(actions["sdm_one_step"], actions["teacher_one_step"], atol=1e-4)
+    assert not np.allclose(actions["teacher_ddim10"], actions["teacher_one_step"], atol=1e-4)
