@@ -83,13 +83,13 @@ def phase_of(
 
 
 class _Recorder:
-    """A MetaWorldEnv that keeps the state vector of every step of the current episode."""
+    """A MetaWorld EvalEnv that keeps the state vector of every step of the current episode."""
 
     def __init__(self, env) -> None:
         self.env, self.states = env, []
 
-    def reset(self, seed: int | None = None, observe: bool = True):
-        obs = self.env.reset(seed=seed, observe=observe)
+    def reset(self, seed: int):
+        obs = self.env.reset(seed)
         self.states = [obs["full_state"].copy()]
         return obs
 
@@ -107,6 +107,7 @@ def run_row(
 ) -> list[dict[str, Any]]:
     """Per-episode phase and side of a row, over its checkpoints (one per training seed)."""
     from sdm_policy_core.eval import run_episode
+    from sdm_policy_core.eval.envs import MetaWorldEvalEnv
     from sdm_policy_core.runtime import PolicyRuntime
     from sdm_policy_core.sim.demos import EVAL_STREAM, episode_seed
     from sdm_policy_core.sim.metaworld_env import MetaWorldEnv
@@ -114,7 +115,8 @@ def run_row(
     episodes = []
     for train_seed, checkpoint in zip(args.train_seeds, checkpoints, strict=True):
         runtime = PolicyRuntime(checkpoint, sampler=sampler, steps=steps, threads=args.threads)
-        env = _Recorder(MetaWorldEnv(task, num_points=runtime.spec.point_cloud_shape[0]))
+        num_points = runtime.spec.point_cloud_shape[0]
+        env = _Recorder(MetaWorldEvalEnv(MetaWorldEnv(task, num_points=num_points)))
         try:
             for s in args.eval_seeds:  # as `sdm eval` runs them
                 runtime.generator.manual_seed(s)

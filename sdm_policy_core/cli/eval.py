@@ -1,11 +1,12 @@
-"""`sdm eval`: closed-loop success rate and policy timing of a checkpoint on a MetaWorld task.
+"""`sdm eval`: closed-loop success rate and policy timing of a checkpoint on a task.
 
     sdm eval --checkpoint CKPT_DIR --task button-press-v3 --episodes 20 --out RESULT.json
              [--sampler one-step|ddim|ddpm] [--steps K] [--seed S | --seeds S1 S2 S3]
-             [--video PATH.mp4] [--threads T] [--max-episode-steps 200]
+             [--video PATH.mp4] [--threads T] [--max-episode-steps N]
              [--record VISITED.zarr [--overwrite]]
 
-Runs N episodes per seed (default seeds 0 1 2: the default protocol is the final checkpoint,
+TASK is a MetaWorld v3 task or a registered one (sdm_policy_core/eval/envs.py). Runs N
+episodes per seed (default seeds 0 1 2: the default protocol is the final checkpoint,
 20 episodes x 3 seeds) with fixed placements, receding horizon (every predicted action of a
 chunk is executed, then the policy re-plans). Writes RESULT.json (success_rate 0-1, episodes,
 seeds, sampler, steps, latency_ms {p50, p99}, control_hz, per-seed success and episode length,
@@ -31,7 +32,11 @@ def add_evaluation_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     """What `sdm eval` and `sdm sim-eval` share: checkpoint, task, episodes, output, sampler
     and the evaluation seeds."""
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory")
-    p.add_argument("--task", required=True, help="MetaWorld v3 task, e.g. button-press-v3")
+    p.add_argument(
+        "--task",
+        required=True,
+        help="MetaWorld v3 task (e.g. button-press-v3) or a registered task",
+    )
     p.add_argument("--episodes", required=True, type=int, help="episodes per seed")
     p.add_argument("--out", required=True, type=Path, help=out_help)
     p.add_argument("--sampler", choices=SAMPLERS, help="default: the checkpoint's own")
@@ -58,13 +63,14 @@ def per_seed_text(result: dict) -> str:
 def _eval(args: argparse.Namespace) -> int:
     from sdm_policy_core.checkpoint import CheckpointError
     from sdm_policy_core.data import DatasetError
+    from sdm_policy_core.eval.envs import resolve_eval_task
     from sdm_policy_core.eval.report import plot_result, write_json, write_video
     from sdm_policy_core.eval.rollout import evaluate
     from sdm_policy_core.policies.observation import ObservationError
-    from sdm_policy_core.sim import SimulatorError, UnknownTaskError, resolve_task
+    from sdm_policy_core.sim import SimulatorError, UnknownTaskError
 
     try:
-        task = resolve_task(args.task)
+        task, _ = resolve_eval_task(args.task)
     except UnknownTaskError as err:
         print(f"sdm eval: error: {err}", file=sys.stderr)
         return 2
@@ -121,7 +127,7 @@ def _eval(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="closed-loop evaluation in the embedded MetaWorld simulator",
+        help="closed-loop evaluation in the embedded simulators (MetaWorld and registered tasks)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -130,7 +136,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument(
-        "--max-episode-steps", type=int, default=200, help="episode length (default 200, DP3)"
+        "--max-episode-steps",
+        type=int,
+        help="episode length (default: the task's own; MetaWorld 200, as DP3)",
     )
     p.add_argument(
         "--record",

@@ -1,17 +1,18 @@
-"""Closed-loop evaluation of a checkpoint on a MetaWorld task (what `sdm eval` runs).
+"""Closed-loop evaluation of a checkpoint on a task (what `sdm eval` runs).
 
     result = evaluate("runs/sdm/checkpoints/latest", "button-press-v3", episodes=20,
                       seeds=(0, 1, 2))
     result["success_rate"], result["latency_ms"]["p50"], result["control_hz"]
 
-Protocol: for every seed s, `episodes` episodes with reset seeds
+The environment comes from the task name (`eval/envs.py`: MetaWorld v3 tasks and the registered
+ones). Protocol: for every seed s, `episodes` episodes with reset seeds
 `episode_seed(s, i, EVAL_STREAM)` (the same placements for every checkpoint and sampler, and
 independent of the demonstrations' placements) and the sampler's noise generator seeded with s.
 Receding horizon, as Diffusion Policy / DP3 run: the policy sees the last `n_obs_steps`
 consecutive observations, predicts `horizon` actions, **all** `n_action_steps` of the chunk are
-executed, then it re-plans. An episode succeeds when MetaWorld reports success at any step; it
-stops there (the outcome is the same as running on, and it saves time) or after
-`max_episode_steps` (200).
+executed, then it re-plans. An episode succeeds when the env reports success at any step; it
+stops there (the outcome is the same as running on, and it saves time), when the env says it is
+done (a terminal failure) or after `max_episode_steps` (MetaWorld: 200).
 
 Timing: `latency_ms` is the wall-clock time of each policy call (observation history in,
 action chunk out: normalisation, encoder, sampler); `policy_ms_per_action` = total policy time /
@@ -30,18 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from sdm_policy_core.config import ObservationSpec
 from sdm_policy_core.data import ReplayBuffer
+from sdm_policy_core.eval.envs import (  # check_spec: re-exported, MetaWorld's spec check
+    EvalEnv,
+    MetaWorldEvalEnv,
+    check_spec,  # noqa: F401
+    resolve_eval_task,
+)
 from sdm_policy_core.runtime import PolicyRuntime
 from sdm_policy_core.sim.demos import EVAL_STREAM, episode_seed
-from sdm_policy_core.sim.metaworld_env import (
-    ACTION_DIM,
-    DEFAULT_MAX_EPISODE_STEPS,
-    STATE_DIM,
-    MetaWorldEnv,
-    SimulatorError,
-    resolve_task,
-)
+from sdm_policy_core.sim.metaworld_env import MetaWorldEnv
 
 DEFAULT_SEEDS = (0, 1, 2)  # default protocol: final checkpoint, 20 episodes x 3 seeds
 
@@ -55,9 +54,10 @@ class EpisodeResult:
     reset_seed: int  # the env's placement seed
     success: bool
     length: int  # environment steps taken (to the first success, or the limit)
-    reward: float  # sum of MetaWorld rewards
+    reward: float  # sum of the env's rewards
     policy_calls: int
     latencies_s: list[float] = field(default_factory=list)  # per policy call [s]
+    metrics: dict[str, Any] = field(default_factory=dict)  # the env's info["metrics"], last step
 
 
 @dataclass
@@ -82,7 +82,7 @@ def policy_observation(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def run_episode(
-    env: MetaWorldEnv,
+    env: EvalEnv | MetaWorldEnv,
     runtime: PolicyRuntime,
     reset_seed: int,
     seed: int = 0,
@@ -92,14 +92,17 @@ def run_episode(
 ) -> EpisodeResult:
     """One closed-loop episode (receding horizon, see the module docstring).
 
+    env: an EvalEnv (a bare MetaWorldEnv is wrapped in MetaWorldEvalEnv).
     frames: when a list is given, an RGB frame (`env.render()`) is appended per step (video).
     Only the observations that enter the policy's history are rendered: with n_action_steps 8
     and n_obs_steps 2, 2 of every 8 steps render a cloud.
     visited: when a dict of lists is given, every step's observation and the action taken from
-    it are appended under the dataset keys of `sdm demos` (point_cloud, state, action,
-    full_state, img for image policies); every step is then rendered. The policy sees the same
-    history either way, so the episode's outcome does not change.
+    it are appended under the dataset keys of `sdm demos` (state, action, and point_cloud, img,
+    full_state where the env gives them); every step is then rendered. The policy sees the
+    same history either way, so the episode's outcome does not change.
     """
+    if isinstance(env, MetaWorldEnv):
+        env = MetaWorldEvalEnv(env)
     obs = env.reset(seed=reset_seed)
     runtime.reset()
     runtime.push(policy_observation(obs))
@@ -118,12 +121,14 @@ def run_episode(
             if visited is not None:
                 _append_step(visited, obs, action)
             observe = in_history or visited is not None
-            obs, reward, success, done, _ = env.step(action, observe=observe)
+            obs, reward, done, info = env.step(action, observe=observe)
             result.length += 1
-            result.reward += reward
+            result.reward += float(reward)
+            if "metrics" in info:
+                result.metrics = dict(info["metrics"])
             if frames is not None:
                 frames.append(env.render())
-            if success:
+            if info["success"]:
                 result.success = True
                 done = True
             if done:
@@ -133,12 +138,19 @@ def run_episode(
     return result
 
 
+# observation key -> dataset key of `sdm demos` datasets
+_DATASET_KEYS = {
+    "point_cloud": "point_cloud",
+    "agent_pos": "state",
+    "full_state": "full_state",
+    "image": "img",
+}
+
+
 def _append_step(visited: dict[str, list[np.ndarray]], obs: dict, action: np.ndarray) -> None:
     """One step of a recorded rollout, under the dataset keys of `sdm demos`."""
-    step = {"point_cloud": obs["point_cloud"], "state": obs["agent_pos"]}
-    step.update(action=action, full_state=obs["full_state"])
-    if "image" in obs:
-        step["img"] = obs["image"]
+    step = {_DATASET_KEYS[k]: v for k, v in obs.items() if k in _DATASET_KEYS}
+    step["action"] = action
     for key, value in step.items():
         visited.setdefault(key, []).append(np.asarray(value))
 
@@ -147,7 +159,8 @@ def visited_episode(visited: dict[str, list[np.ndarray]]) -> dict[str, np.ndarra
     """The arrays of one recorded episode, with the dtypes of `sdm demos` datasets."""
     arrays = {k: np.stack(v) for k, v in visited.items()}
     for key in ("point_cloud", "state", "action", "full_state"):
-        arrays[key] = arrays[key].astype(np.float32, copy=False)
+        if key in arrays:
+            arrays[key] = arrays[key].astype(np.float32, copy=False)
     return arrays
 
 
@@ -174,6 +187,11 @@ def summarize(
             }
         )
     rates = [p["success_rate"] for p in per_seed]
+    metric_names = sorted({k for e in episodes for k in e.metrics})
+    metrics = {
+        k: float(np.mean([float(e.metrics[k]) for e in episodes if k in e.metrics]))
+        for k in metric_names
+    }
     ms_per_action = 1000.0 * policy_s / actions if actions else 0.0
     return {
         "success_rate": float(np.mean([e.success for e in episodes])) if episodes else 0.0,
@@ -191,31 +209,8 @@ def summarize(
         },
         "policy_ms_per_action": ms_per_action,
         "control_hz": 1000.0 / ms_per_action if ms_per_action else 0.0,
+        **({"metrics": metrics} if metrics else {}),  # the env's per-episode metrics, averaged
     }
-
-
-def check_spec(spec: ObservationSpec, source: str | Path) -> int:
-    """Raise when a policy with this observation spec cannot act in MetaWorldEnv (no point
-    cloud, a non-square image, another state or action size); returns the image size to render
-    (0: none). source names the policy in the message."""
-    if spec.point_cloud_shape is None:
-        raise ValueError(f"{source} is not a point-cloud policy; sdm eval runs DP3 policies")
-    image_size = 0
-    if spec.image_shape is not None:
-        _, h, w = spec.image_shape
-        if h != w:
-            raise ValueError(f"MetaWorldEnv renders square images; {source} wants {h}x{w}")
-        image_size = h
-    if spec.state_dim != STATE_DIM:
-        raise SimulatorError(
-            f"{source} expects agent_pos of size {spec.state_dim}; MetaWorldEnv gives "
-            f"{STATE_DIM} (hand xyz + right/left finger xyz): train it on `sdm demos` data"
-        )
-    if spec.action_dim != ACTION_DIM:
-        raise SimulatorError(
-            f"{source} outputs {spec.action_dim}-D actions; MetaWorld takes {ACTION_DIM}"
-        )
-    return image_size
 
 
 def evaluate(
@@ -226,7 +221,7 @@ def evaluate(
     sampler: str | None = None,
     steps: int | None = None,
     threads: int | None = None,
-    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
+    max_episode_steps: int | None = None,
     video_episodes: int = 0,
     progress: bool = True,
     device: str = "cpu",
@@ -244,11 +239,13 @@ def evaluate(
     meta/eval_seed and meta/success per episode): the observations this policy visits in closed
     loop, e.g. to distil on them (`sdm distill --extra-dataset`). stream: the placement stream
     (`episode_seed`); training's periodic evaluations use SELECT_STREAM, so that selecting a
-    checkpoint never sees the placements `sdm eval` reports on.
+    checkpoint never sees the placements `sdm eval` reports on. max_episode_steps: None = the
+    env's own (MetaWorld: 200). Per-episode env metrics (`info["metrics"]`, e.g. a collision
+    flag) are written into each episode's row and averaged under "metrics".
     Raises UnknownTaskError, CheckpointError, ValueError (sampler/steps) or SimulatorError with
     a message that says what to fix.
     """
-    task = resolve_task(task)
+    task, entry = resolve_eval_task(task)
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     seeds = [int(s) for s in seeds]
@@ -257,15 +254,8 @@ def evaluate(
     runtime = PolicyRuntime(
         checkpoint, sampler=sampler, steps=steps, threads=threads, device=device
     )
-    image_size = check_spec(runtime.spec, checkpoint)
-    num_points, channels = runtime.spec.point_cloud_shape
-    env = MetaWorldEnv(
-        task,
-        num_points=num_points,
-        image_size=image_size,
-        max_episode_steps=max_episode_steps,
-        cloud_channels=channels,
-    )
+    entry.check(task, runtime.spec, str(checkpoint))
+    env = entry.make(task, runtime.spec, max_episode_steps)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -321,13 +311,12 @@ def evaluate(
             "n_obs_steps": runtime.n_obs_steps,
             "n_action_steps": runtime.n_action_steps,
             "horizon": runtime.horizon,
-            "max_episode_steps": max_episode_steps,
-            "num_points": int(num_points),
-            "episode_results": [
-                {k: v for k, v in asdict(e).items() if k != "latencies_s"} for e in results
-            ],
+            "max_episode_steps": env.max_episode_steps,
+            "episode_results": [_episode_row(e) for e in results],
         }
     )
+    if runtime.spec.point_cloud_shape is not None:
+        result["num_points"] = int(runtime.spec.point_cloud_shape[0])
     if buffer is not None:
         buffer.meta = {
             "reset_seed": np.array([e.reset_seed for e in results], dtype=np.int64),
@@ -335,3 +324,10 @@ def evaluate(
             "success": np.array([e.success for e in results], dtype=np.uint8),
         }
     return Evaluation(result, results, frames, buffer)
+
+
+def _episode_row(e: EpisodeResult) -> dict[str, Any]:
+    """One episode's row of the result JSON: its fields with the env's metrics flattened in."""
+    row = {k: v for k, v in asdict(e).items() if k not in ("latencies_s", "metrics")}
+    row.update(e.metrics)
+    return row

@@ -40,14 +40,15 @@ def selection_evaluator(
     Checks before training starts that the task exists and that a policy with `cfg.obs` can act
     in it; raises ConfigError naming `train.eval_task` otherwise.
     """
-    from sdm_policy_core.eval.rollout import check_spec, evaluate
+    from sdm_policy_core.eval.envs import resolve_eval_task
+    from sdm_policy_core.eval.rollout import evaluate
     from sdm_policy_core.sim.demos import SELECT_STREAM
-    from sdm_policy_core.sim.metaworld_env import SimulatorError, UnknownTaskError, resolve_task
+    from sdm_policy_core.sim.metaworld_env import SimulatorError, UnknownTaskError
 
     tc = cfg.train
     try:
-        task = resolve_task(tc.eval_task)
-        check_spec(cfg.obs, "this run's policy")
+        task, entry = resolve_eval_task(tc.eval_task)
+        entry.check(task, cfg.obs, "this run's policy")
     except (UnknownTaskError, SimulatorError, ValueError) as err:
         raise ConfigError(f"train.eval_task={tc.eval_task!r}: {err}") from err
 
