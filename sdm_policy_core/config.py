@@ -58,6 +58,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 SAMPLERS = ("one-step", "ddim", "ddpm")
+GRAD_NORMALISATIONS = ("mean_abs", "mean_abs_batch", "sigma2", "dmd")
+TIMESTEP_SPACINGS = ("leading", "trailing")  # diffusers' DDIM/DDPM `timestep_spacing`
 
 
 def _require(ok: bool, message: str) -> None:
@@ -294,8 +296,10 @@ class DistillConfig:
     corrector_steps_per_generator_step: int = 5
     t_min: int = 2  # distribution-matching timesteps are drawn uniformly from [t_min, t_max]
     t_max: int = 95
-    # Normalisation of the score difference: "mean_abs" (SDM/DMD: / mean|s_real| per sample)
-    # or "sigma2" (OneDP: weight by sigma_t^2).
+    # Normalisation of the distribution-matching gradient (distill/sdm.py, GRAD_NORMALISATIONS):
+    # "mean_abs" (s_fake - s_real) / mean|s_real| per sample; "mean_abs_batch" the same over the
+    # whole batch (the SDM authors' code); "sigma2" (s_fake - s_real) * sigma_t^2 (OneDP);
+    # "dmd" (x0_fake - x0_real) / mean|x - x0_real| per sample (DMD, x0 space).
     grad_normalisation: str = "mean_abs"
     # Optional stabiliser: weight of an L2 regression of G's output to teacher DDIM samples.
     regression_weight: float = 0.0
@@ -318,8 +322,8 @@ class DistillConfig:
             f"distill.t_min <= t_max required, got t_min={self.t_min}, t_max={self.t_max}",
         )
         _require(
-            self.grad_normalisation in ("mean_abs", "sigma2"),
-            f"distill.grad_normalisation must be 'mean_abs' or 'sigma2', "
+            self.grad_normalisation in GRAD_NORMALISATIONS,
+            f"distill.grad_normalisation must be one of {list(GRAD_NORMALISATIONS)}, "
             f"got {self.grad_normalisation!r}",
         )
         _require(

@@ -213,17 +213,38 @@ class SdmDistiller:
         """
         return (step + 1) % self.cfg.corrector_steps_per_generator_step == 0
 
-    def distribution_matching_gradient(self, s_real: Tensor, s_fake: Tensor, t: Tensor) -> Tensor:
-        """g (B, ...) from the scores (B, ...) at timesteps t (B,): ∝ s_fake - s_real.
+    def distribution_matching_gradient(
+        self, x: Tensor, x_t: Tensor, x0_real: Tensor, x0_fake: Tensor, t: Tensor
+    ) -> Tensor:
+        """g (B, ...) ∝ s_fake - s_real = alpha_t (x0_fake - x0_real) / sigma_t², per
+        `distill.grad_normalisation`.
 
-        "mean_abs": divided by mean|s_real| over each sample's elements (SDM/DMD);
-        "sigma2": multiplied by sigma_t² (OneDP).
+        x: the generator's outputs (B, ...); x_t = alpha_t x + sigma_t eps at timesteps t (B,);
+        x0_real, x0_fake: the teacher's and the corrector's x0 predictions at x_t.
+        - "mean_abs": (s_fake - s_real) / mean|s_real| over each sample's elements. At high t
+          mean|s_real| ≈ mean|eps| / sigma_t, so g ≈ alpha_t / (sigma_t mean|eps|) ·
+          (x0_fake - x0_real): the mode-level signal of high t fades with alpha_t.
+        - "mean_abs_batch": the same, divided by one mean|s_real| over the whole batch, NaNs
+          zeroed: the SDM authors' code (BofangJia/SDM-Policy, SDM/train_sdm.py:
+          `(s_dynamic - s_pre_trained) / torch.abs(s_pre_trained).mean()` then `nan_to_num`).
+          The paper's own equation text was not available to us to check.
+        - "sigma2": (s_fake - s_real) · sigma_t² = alpha_t (x0_fake - x0_real) (OneDP).
+        - "dmd": (x0_fake - x0_real) / mean|x - x0_real| per sample (DMD, Yin et al. 2024): in
+          x0 space, so high t keeps its weight.
+        All four point along s_fake - s_real in every sample; they differ in magnitude only.
         """
-        diff = s_fake - s_real
-        if self.cfg.grad_normalisation == "sigma2":
+        mode = self.cfg.grad_normalisation
+        dims = tuple(range(1, x.ndim))
+        if mode == "dmd":
+            scale = (x - x0_real).abs().mean(dim=dims, keepdim=True).clamp_min(1e-8)
+            return (x0_fake - x0_real) / scale
+        s_real = self.schedule.score_from_x0(x_t, x0_real, t)
+        diff = self.schedule.score_from_x0(x_t, x0_fake, t) - s_real
+        if mode == "sigma2":
             _, sigma = self.schedule.alpha_sigma(t, diff.ndim)
             return diff * sigma.to(diff.dtype) ** 2
-        dims = tuple(range(1, diff.ndim))
+        if mode == "mean_abs_batch":
+            return torch.nan_to_num(diff / s_real.abs().mean().clamp_min(1e-8))
         return diff / s_real.abs().mean(dim=dims, keepdim=True).clamp_min(1e-8)
 
     # -- losses ----------------------------------------------------------------------------------
@@ -250,9 +271,7 @@ class SdmDistiller:
             x_t = schedule.add_noise(x.detach(), eps, t)
             x0_real = schedule.predict_x0(self.teacher(x_t, t, cond).float(), x_t, t)
             x0_fake = schedule.predict_x0(self.corrector(x_t, t, cond).float(), x_t, t)
-            s_real = schedule.score_from_x0(x_t, x0_real, t)
-            s_fake = schedule.score_from_x0(x_t, x0_fake, t)
-            g = self.distribution_matching_gradient(s_real, s_fake, t)
+            g = self.distribution_matching_gradient(x.detach(), x_t, x0_real, x0_fake, t)
         loss_dm = 0.5 * F.mse_loss(x, (x - g).detach())
         loss = loss_dm
         loss_reg = torch.zeros((), device=x.device)

@@ -16,7 +16,7 @@ import torch
 from diffusers import DDPMScheduler
 from torch import Tensor, nn
 
-from sdm_policy_core.config import DiffusionConfig, DistillConfig
+from sdm_policy_core.config import GRAD_NORMALISATIONS, DiffusionConfig, DistillConfig
 from sdm_policy_core.diffusion import NoiseSchedule
 from sdm_policy_core.distill import Corrector, Ema, OneStepGenerator, SdmDistiller
 
@@ -144,21 +144,67 @@ def test_naive_one_step_is_the_conditional_mean() -> None:
 # -- the distribution-matching gradient ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("normalisation", ["mean_abs", "sigma2"])
+def _dm_gradient(distiller: SdmDistiller, x: Tensor, t: Tensor, seed: int = 1) -> Tensor:
+    """g at x_t = alpha_t x + sigma_t eps, with the distiller's teacher and corrector."""
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    x_t = distiller.schedule.add_noise(x, eps, t)
+    with torch.no_grad():
+        x0_real = distiller.teacher(x_t, t, None)
+        x0_fake = distiller.corrector(x_t, t, None)
+        return distiller.distribution_matching_gradient(x, x_t, x0_real, x0_fake, t)
+
+
+@pytest.mark.parametrize("normalisation", GRAD_NORMALISATIONS)
 def test_dm_gradient_points_from_real_to_fake_mean(normalisation: str) -> None:
     """g ∝ +(mu_fake - mu_real) sample by sample, so descending on g moves x toward mu_real."""
     mu_real = torch.randn(HORIZON, ACTION_DIM)
     mu_fake = mu_real + torch.randn(HORIZON, ACTION_DIM)
-    distiller, schedule = _gaussian_distiller(mu_real, mu_fake, grad_normalisation=normalisation)
-    x_t = 2.0 * torch.randn(32, HORIZON, ACTION_DIM)
-    t = torch.randint(2, 96, (32,))
-    with torch.no_grad():
-        s_real = schedule.score_from_x0(x_t, distiller.teacher(x_t, t, None), t)
-        s_fake = schedule.score_from_x0(x_t, distiller.corrector(x_t, t, None), t)
-        g = distiller.distribution_matching_gradient(s_real, s_fake, t)
+    distiller, _ = _gaussian_distiller(mu_real, mu_fake, grad_normalisation=normalisation)
+    x = mu_fake + 2.0 * torch.randn(32, HORIZON, ACTION_DIM)
+    g = _dm_gradient(distiller, x, torch.randint(2, 96, (32,)))
     direction = (mu_fake - mu_real).flatten()
     cosine = torch.nn.functional.cosine_similarity(g.flatten(1), direction[None], dim=1)
     torch.testing.assert_close(cosine, torch.ones_like(cosine), rtol=0, atol=1e-4)
+
+
+def _magnitude(normalisation: str, t: int) -> float:
+    """mean|g| over 256 generator outputs x ~ N(mu_fake, I), at one timestep."""
+    mu_real, mu_fake = torch.zeros(HORIZON, ACTION_DIM), torch.full((HORIZON, ACTION_DIM), 0.5)
+    distiller, _ = _gaussian_distiller(mu_real, mu_fake, grad_normalisation=normalisation)
+    x = mu_fake + torch.randn(256, HORIZON, ACTION_DIM, generator=torch.Generator().manual_seed(0))
+    return float(_dm_gradient(distiller, x, torch.full((256,), t)).abs().mean())
+
+
+def test_dmd_normaliser_keeps_the_high_noise_signal_that_mean_abs_weakens() -> None:
+    """METHOD.md: mean|s_real| ∝ 1/sigma_t at high noise, so the mean_abs gradient shrinks with
+    alpha_t; DMD's x0-space normaliser keeps it. dmd / mean_abs ≈ sigma_t / alpha_t (16 at
+    t = 95 of 100, squaredcos_cap_v2)."""
+    schedule = _schedule()
+    for t in (50, 85, 95):
+        alpha, sigma = (float(v) for v in schedule.alpha_sigma(torch.tensor([t]), 1))
+        ratio = _magnitude("dmd", t) / _magnitude("mean_abs", t)
+        assert 0.5 < ratio / (sigma / alpha) < 2.0, (t, ratio, sigma / alpha)
+    assert _magnitude("dmd", 95) > 10 * _magnitude("mean_abs", 95)
+    assert _magnitude("mean_abs", 95) < 0.1 * _magnitude("mean_abs", 10)  # fades with alpha_t
+    assert 0.5 < _magnitude("dmd", 95) / _magnitude("dmd", 50) < 2.0  # does not
+
+
+def test_batch_normaliser_divides_every_sample_by_one_number() -> None:
+    """mean_abs_batch (the SDM authors' code): one mean|s_real| for the batch, so samples keep
+    their relative sizes; mean_abs rescales each sample on its own."""
+    mu_real, mu_fake = torch.zeros(HORIZON, ACTION_DIM), torch.ones(HORIZON, ACTION_DIM)
+    x = mu_fake + torch.randn(8, HORIZON, ACTION_DIM)
+    t = torch.tensor([5, 20, 40, 60, 70, 80, 90, 95])
+    grads = {}
+    for mode in ("mean_abs", "mean_abs_batch", "sigma2"):
+        distiller, _ = _gaussian_distiller(mu_real, mu_fake, grad_normalisation=mode)
+        grads[mode] = _dm_gradient(distiller, x, t)
+    # sigma2 is the raw alpha_t (x0_fake - x0_real): batch divides it by sigma_t² and a constant.
+    _, sigma = _schedule().alpha_sigma(t)
+    factor = grads["mean_abs_batch"] * sigma**2 / grads["sigma2"]
+    torch.testing.assert_close(factor, factor.flatten()[0].expand_as(factor), rtol=1e-4, atol=0)
+    factor = grads["mean_abs"] * sigma**2 / grads["sigma2"]
+    assert factor.amax() > 1.5 * factor.amin()  # per-sample factors differ
 
 
 def test_generator_gradient_moves_its_mean_toward_the_teacher() -> None:
