@@ -235,3 +235,41 @@ register_env(
         "MetaWorld v3 tasks on MuJoCo (point cloud + agent_pos; 200 steps)",
     )
 )
+
+
+# -- PushT (gym-pusht; Diffusion Policy's human demonstrations) ----------------------------------
+PUSHT = "pusht"
+
+
+def _pusht_check(task: str, spec: ObservationSpec, source: str) -> None:
+    from sdm_policy_core.sim.pusht_env import ACTION_DIM, STATE_DIM
+
+    if spec.point_cloud_shape is not None or spec.image_shape is not None:
+        raise ValueError(
+            f"{source} observes a point cloud or an image; {task} gives only agent_pos "
+            f"({STATE_DIM},): train a state-only policy on Diffusion Policy's PushT zarr"
+        )
+    if spec.state_dim != STATE_DIM or spec.action_dim != ACTION_DIM:
+        raise ValueError(
+            f"{source} maps agent_pos ({spec.state_dim},) to {spec.action_dim}-D actions; "
+            f"{task} gives [agent_x, agent_y, block_x, block_y, angle] ({STATE_DIM},) and takes "
+            f"the agent's ({ACTION_DIM},) target: train it on the PushT zarr's data/state"
+        )
+
+
+def _pusht_make(task: str, spec: ObservationSpec, max_episode_steps: int | None) -> EvalEnv:
+    from sdm_policy_core.sim.pusht_env import DEFAULT_MAX_EPISODE_STEPS, PushTEnv
+
+    return PushTEnv(max_episode_steps=max_episode_steps or DEFAULT_MAX_EPISODE_STEPS)
+
+
+register_env(
+    EnvEntry(
+        PUSHT,
+        lambda task: task,
+        _pusht_check,
+        _pusht_make,
+        "PushT in gym-pusht (agent_pos = [agent xy, block xy, angle]; 300 steps; per episode "
+        "max coverage and score min(coverage/0.95, 1))",
+    )
+)

@@ -156,8 +156,9 @@ class PushTEnv:
 
         Returns (observation, reward, done, info): reward = min(coverage / 0.95, 1) of this
         step; done once `max_episode_steps` steps were taken; info["success"] (coverage >=
-        0.95 at this step), info["coverage"] and info["metrics"] (`episode_metrics` of the
-        episode so far). observe=False skips the image (agent_pos is always there).
+        0.95 at this step), info["coverage"] and info["metrics"]: the episode's max coverage so
+        far and its score (`sdm eval` writes them per episode and averages them).
+        observe=False skips the image (agent_pos is always there).
         """
         if not self._started:
             raise RuntimeError("call reset() or reset_to_state() before step()")
@@ -176,11 +177,12 @@ class PushTEnv:
         coverage = float(raw_info["coverage"])
         self._steps += 1
         self._max_coverage = max(self._max_coverage, coverage)
+        best = self._max_coverage
         info = {
             "success": coverage >= SUCCESS_COVERAGE,
             "coverage": coverage,
             "n_contacts": int(raw_info["n_contacts"]),
-            "metrics": episode_metrics(self._max_coverage),
+            "metrics": {"max_coverage": best, "score": coverage_score(best)},
         }
         done = self._steps >= self.max_episode_steps
         return self._observation(state, image=observe), coverage_score(coverage), done, info
