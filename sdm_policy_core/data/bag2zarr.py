@@ -4,9 +4,13 @@
     summary = convert_bags(["demo_000", "demo_001"], "demos.zarr", cfg)
     print(format_summary(summary))
 
-Reading: `rosbags.highlevel.AnyReader` over sqlite3 and mcap bags (zstd file/message compressed
-too). Message definitions come from the bag; bags without them use the typestore of the bag's
-ROS distro (Humble, Jazzy, Kilted; `typestore` in the config) plus `custom_types` (.msg text).
+Reading: `bag_reading.BagReader` (rosbags underneath) over sqlite3 and mcap bags (zstd
+file/message compressed too), bare .mcap / .db3 files, split bags and directories without
+metadata.yaml. Message definitions come from the bag; bags without them use the typestore of the
+bag's ROS distro (Humble, Jazzy, Kilted; `typestore` in the config) plus `custom_types` (.msg
+text). A topic that yields none of the messages the bag declares for it fails the bag (a dataset
+never silently lacks a stream); topics that cannot be decoded but are not used are named in the
+summary's warnings. ROS 1 and empty bags are refused with what to do.
 
 Alignment: one sample per reference tick (the messages of `clock.topic`, or a fixed
 `clock.rate_hz`). Every stream (point cloud, image, depth, state, action) is matched to the tick
@@ -67,6 +71,13 @@ from sdm_policy_core.data.bag_alignment import (
     AlignRule,
     StreamBuffer,
 )
+from sdm_policy_core.data.bag_reading import (
+    TYPESTORES,
+    BagError,
+    BagReader,
+    read_metadata,
+    type_closure,
+)
 from sdm_policy_core.data.replay_buffer import DatasetError
 from sdm_policy_core.data.zarr_writer import StreamingDatasetWriter
 from sdm_policy_core.message_decoding import (
@@ -79,16 +90,9 @@ from sdm_policy_core.message_decoding import (
     peek_header,
 )
 
-
-class BagError(ValueError):
-    """A bag cannot be converted (missing topic, wrong type, unreadable file); the message
-    names the bag and what to fix."""
-
-
 POINT_CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 TF_TYPE = "tf2_msgs/msg/TFMessage"
-HEADER_TYPE = "std_msgs/msg/Header"
 # Message types that state / action streams read without a `field` setting.
 VECTOR_TYPES = (
     "sensor_msgs/msg/JointState",
@@ -100,7 +104,6 @@ VECTOR_TYPES = (
     "geometry_msgs/msg/TransformStamped",
     "sdm_msgs/msg/ActionChunk",
 )
-TYPESTORES = {"humble": "ROS2_HUMBLE", "jazzy": "ROS2_JAZZY", "kilted": "ROS2_KILTED"}
 STAMP_SOURCES = ("header", "receive")
 NS = 1_000_000_000
 
@@ -436,147 +439,15 @@ def load_bag2zarr_config(
 # Reading bags
 
 
-def _bag_metadata(path: Path) -> dict[str, Any]:
-    """The rosbag2_bagfile_information of a bag directory ({} when unreadable)."""
-    meta = path / "metadata.yaml"
-    if not meta.is_file():
-        return {}
+def _open_bag(path: Path, cfg: Bag2ZarrConfig) -> BagReader:
+    """The bag at `path` opened for conversion; BagError for ROS 1 and empty bags."""
+    bag = BagReader(path, cfg.typestore, cfg.custom_types)
     try:
-        info = yaml.safe_load(meta.read_text()) or {}
-        return dict(info["rosbag2_bagfile_information"])
-    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError, OSError):
-        return {}
-
-
-def _bag_distro(path: Path) -> str | None:
-    return str(_bag_metadata(path).get("ros_distro") or "") or None
-
-
-def _default_typestore(path: Path, cfg: Bag2ZarrConfig) -> Any:
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
-    name = cfg.typestore
-    if name == "auto":
-        distro = (_bag_distro(path) or "kilted").lower()
-        name = distro if distro in TYPESTORES else "kilted"
-    store = get_typestore(getattr(Stores, TYPESTORES[name]))
-    for msgtype, text in cfg.custom_types.items():
-        try:
-            store.register(get_types_from_msg(text, msgtype))
-        except Exception as err:  # rosbags parser errors have no common base
-            raise ConfigError(f"custom_types[{msgtype!r}] is not valid .msg text: {err}") from None
-    return store
-
-
-def _corrupt(path: Path, err: BaseException) -> BagError:
-    files = ""
-    if path.is_dir():
-        names = sorted(p.name for p in path.iterdir() if p.name != "metadata.yaml")
-        files = f" (file{'s' if len(names) != 1 else ''} {', '.join(names)})"
-    return BagError(
-        f"cannot read bag {path}{files}: {type(err).__name__}: {err} (the bag is truncated, "
-        f"corrupt or not a rosbag2 bag)"
-    )
-
-
-class _Bag:
-    """An open rosbags AnyReader with its topics, and reading guarded against corruption."""
-
-    def __init__(self, path: Path, cfg: Bag2ZarrConfig) -> None:
-        from rosbags.highlevel import AnyReader
-
-        self.path = path
-        if not path.exists():
-            raise BagError(f"bag {path} does not exist")
-        if path.is_dir() and not (path / "metadata.yaml").is_file():
-            raise BagError(
-                f"{path} is not a rosbag2 bag (no metadata.yaml); give the bag directory "
-                f"(or a single .mcap / .db3 file)"
-            )
-        self.default_store = _default_typestore(path, cfg)
-        try:
-            self.reader = AnyReader([path], default_typestore=self.default_store)
-            self.reader.open()
-        except Exception as err:
-            raise _corrupt(path, err) from None
-        self.topics: dict[str, tuple[str, int]] = {
-            name: (info.msgtype or "?", int(info.msgcount))
-            for name, info in self.reader.topics.items()
-        }
-        self.typestore = self.reader.typestore
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):  # closing a corrupt bag may fail again
-            self.reader.close()
-
-    def __enter__(self) -> _Bag:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def listing(self) -> str:
-        return ", ".join(f"{t} ({m}, {n} msgs)" for t, (m, n) in sorted(self.topics.items()))
-
-    def resolve(self, topic: str, role: str, types: Sequence[str] | None = None) -> str:
-        """The bag's name of `topic` ('points' matches '/points'); BagError when missing or of
-        a type not in `types`."""
-        candidates = [topic, "/" + topic.lstrip("/")]
-        name = next((c for c in candidates if c in self.topics), None)
-        if name is None:
-            raise BagError(
-                f"bag {self.path} has no topic {topic!r} ({role}); its topics are: "
-                f"{self.listing() or 'none'}"
-            )
-        msgtype = self.topics[name][0]
-        if types is not None and msgtype not in types:
-            raise BagError(
-                f"bag {self.path}: topic {name} ({role}) has type {msgtype}, expected "
-                f"{' or '.join(types)}"
-            )
-        return name
-
-    def ensure_types(self, msgtypes: Sequence[str]) -> None:
-        """Register definitions the bag lacks (custom types) from the default typestore."""
-        missing = [t for t in msgtypes if t not in self.typestore.fielddefs]
-        if not missing:
-            return
-        unknown = sorted(t for t in missing if t not in self.default_store.fielddefs)
-        if unknown:
-            raise BagError(
-                f"bag {self.path} has no definition of {unknown} and the typestore does not "
-                f"know it: add it to custom_types in the config (.msg text)"
-            )
-        needed = type_closure(self.default_store.fielddefs, missing)
-        self.typestore.register(
-            {k: v for k, v in needed.items() if k not in self.typestore.fielddefs}
-        )
-
-    def has_header(self, msgtype: str) -> bool:
-        fields = self.typestore.fielddefs.get(msgtype, ((), ()))[1]
-        return bool(fields) and fields[0][0] == "header" and fields[0][1][1] == HEADER_TYPE
-
-    def messages(self, topics: Sequence[str]) -> Iterator[tuple[str, str, int, bytes]]:
-        """(topic, msgtype, receive time ns, raw CDR) in log-time order; reading errors become
-        a BagError naming the file."""
-        connections = [c for c in self.reader.connections if c.topic in set(topics)]
-        if not connections:
-            return
-        iterator = self.reader.messages(connections=connections)
-        while True:
-            try:
-                connection, timestamp, raw = next(iterator)
-            except StopIteration:
-                return
-            except Exception as err:
-                raise _corrupt(self.path, err) from None
-            yield connection.topic, connection.msgtype, int(timestamp), raw
-
-    def deserialize(self, raw: bytes, msgtype: str) -> Any:
-        try:
-            return self.typestore.deserialize_cdr(raw, msgtype)
-        except Exception as err:
-            raise ConversionError(f"cannot deserialise {msgtype}: {err}") from None
+        bag.require_convertible()
+    except BagError:
+        bag.close()
+        raise
+    return bag
 
 
 def _dotted(msg: Any, path: str) -> Any:
@@ -771,6 +642,7 @@ class _Stats:
     intervals: Counter = field(default_factory=Counter)
     span_ns: Counter = field(default_factory=Counter)
     bag_counts: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
 
     def seen(self, topic: str, stamp: int) -> None:
         self.messages[topic] += 1
@@ -828,7 +700,7 @@ class _BagConversion:
 
     def __init__(
         self,
-        bag: _Bag,
+        bag: BagReader,
         cfg: Bag2ZarrConfig,
         writer: StreamingDatasetWriter,
         pool: _DecodePool,
@@ -900,7 +772,7 @@ class _BagConversion:
             vectors.append(("action", cfg.action))
         for name, scfg in vectors:
             topic = bag.resolve(scfg.topic, f"{name} topic")
-            msgtype = bag.topics[topic][0]
+            msgtype = bag.topics[topic].msgtype
             if msgtype not in VECTOR_TYPES and not scfg.field:
                 raise BagError(
                     f"bag {bag.path}: {name} topic {topic} has type {msgtype}; {name} reads "
@@ -917,7 +789,7 @@ class _BagConversion:
                 field=scfg.field,
             )
             self._add_stream(stream)
-        self.bag.ensure_types({self.bag.topics[s.topic][0] for s in self.streams})
+        self.bag.ensure_types({self.bag.topics[s.topic].msgtype for s in self.streams})
 
     def _setup_clock(self) -> None:
         cfg = self.cfg
@@ -930,7 +802,7 @@ class _BagConversion:
         else:
             first = self.streams[0]  # point cloud, else image (setup order)
             topic, stamp = first.topic, first.stamp
-        self.bag.ensure_types([self.bag.topics[topic][0]])
+        self.bag.ensure_types([self.bag.topics[topic].msgtype])
         self.clock = _Stream(
             "clock",
             topic,
@@ -969,7 +841,7 @@ class _BagConversion:
         cfg = self.cfg
         if cfg.episodes.split == "marker":
             topic = self.bag.resolve(cfg.episodes.marker_topic, "episodes.marker_topic")
-            msgtype = self.bag.topics[topic][0]
+            msgtype = self.bag.topics[topic].msgtype
             self.bag.ensure_types([msgtype])
             previous: Any = object()
             stamps = []
@@ -1047,8 +919,30 @@ class _BagConversion:
 
     # -- streaming -------------------------------------------------------------------------------
 
+    def _check_read(self, topics: Sequence[str]) -> None:
+        """A topic that yielded none of the messages the bag declares for it fails the bag (a
+        dataset never silently lacks a stream); fewer than declared is a warning."""
+        path = self.bag.path
+        for topic, (read, declared) in self.bag.shortfalls(topics).items():
+            if read == 0:
+                raise BagError(
+                    f"bag {path}: topic {topic} yielded none of its {declared} messages (the "
+                    f"bag's index and its data disagree; see `sdm bag info {path}`)"
+                )
+            self.stats.warnings.append(f"bag {path}: {topic}: {read} of {declared} messages read")
+        self.bag.read_counts.clear()
+
     def run(self) -> None:
+        left_out = self.bag.undecodable()  # topics used were checked when resolved
+        if left_out:
+            self.stats.warnings.append(
+                f"bag {self.bag.path}: left out {len(left_out)} topic"
+                f"{'s' if len(left_out) > 1 else ''} whose messages cannot be decoded: "
+                + "; ".join(f"{topic} ({problem})" for topic, problem in left_out.items())
+            )
+        self.bag.read_counts.clear()
         self._prepass()
+        self._check_read(list(self.bag.read_counts))
         topics = list(self.by_topic)
         for topic, msgtype, receive_ns, raw in self.bag.messages(topics):
             self.progress(1)
@@ -1068,6 +962,7 @@ class _BagConversion:
         self._pump(final=True)
         self._end_episode()
         self.stats.end_bag()
+        self._check_read(topics)
 
     def _all_streams(self) -> list[_Stream]:
         return self.streams + ([self.clock] if self.clock is not None else [])
@@ -1325,7 +1220,7 @@ class _BagConversion:
 # Top level
 
 
-def _typedefs_for_workers(bag: _Bag, cfg: Bag2ZarrConfig) -> dict:
+def _typedefs_for_workers(bag: BagReader, cfg: Bag2ZarrConfig) -> dict:
     needed = []
     if cfg.point_cloud is not None:
         needed.append(POINT_CLOUD_TYPE)
@@ -1333,38 +1228,6 @@ def _typedefs_for_workers(bag: _Bag, cfg: Bag2ZarrConfig) -> dict:
         needed.append(IMAGE_TYPE)
     bag.ensure_types(needed)
     return type_closure(bag.typestore.fielddefs, needed)
-
-
-def type_closure(fielddefs: dict, roots: Sequence[str]) -> dict:
-    """The definitions of `roots` and of every type they use (a rosbags Typesdict)."""
-    out: dict = {}
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
-        if name in out or name not in fielddefs:
-            continue
-        out[name] = fielddefs[name]
-        todo += [n for n in _names_in(fielddefs[name]) if n not in out]
-    return out
-
-
-def _names_in(definition: Any) -> list[str]:
-    """Message type names referenced by a rosbags field definition (nested)."""
-    names: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, tuple):
-            if len(node) == 2 and getattr(node[0], "name", None) == "NAME":
-                names.append(node[1])
-                return
-            for item in node:
-                walk(item)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(definition[1])
-    return names
 
 
 def _check_output(out: Path, append: bool, overwrite: bool) -> None:
@@ -1406,15 +1269,15 @@ def convert_bags(
     # (except file-compressed bags, which rosbags decompresses on open: checked when converted).
     total = 0
     for path in paths:
-        if str(_bag_metadata(path).get("compression_mode", "")).lower() == "file":
-            info = _bag_metadata(path)
+        if str(read_metadata(path).get("compression_mode", "")).lower() == "file":
+            info = read_metadata(path)
             total += int(info.get("message_count") or 0)
             continue
-        with _Bag(path, cfg) as bag:
+        with _open_bag(path, cfg) as bag:
             topics = _BagConversion(
                 bag, cfg, None, _DecodePool(0), _Stats(), lambda n: None
             ).by_topic
-            total += sum(bag.topics[t][1] for t in topics)
+            total += sum(bag.topics[t].declared or 0 for t in topics)
     stats = _Stats()
     bar = None
     if progress:
@@ -1428,7 +1291,7 @@ def convert_bags(
                 shutil.copytree(out, tmp, dirs_exist_ok=True)
             writer = StreamingDatasetWriter(tmp)
             for path in paths:
-                with _Bag(path, cfg) as bag:
+                with _open_bag(path, cfg) as bag:
                     pool.configure(_typedefs_for_workers(bag, cfg))
                     bar_update = bar.update if bar is not None else (lambda n: None)
                     _BagConversion(bag, cfg, writer, pool, stats, bar_update).run()
@@ -1468,6 +1331,7 @@ def convert_bags(
         "messages": dict(sorted(stats.messages.items())),
         "messages_total": sum(stats.messages.values()),
         "message_issues": dict(stats.issues.most_common()),
+        "warnings": stats.warnings,
         "rates_hz": stats.rates(),
         "sample_rate_hz": sample_rate,
         "dataset": dataset,
@@ -1495,6 +1359,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"episodes skipped (too short): {summary['episodes_skipped_short']}")
     if summary["episodes_skipped_failed"]:
         lines.append(f"episodes skipped (failed): {summary['episodes_skipped_failed']}")
+    lines += [f"warning: {warning}" for warning in summary.get("warnings", [])]
     for title, key in (
         ("samples dropped", "samples_dropped"),
         ("samples held (missing: hold)", "samples_held"),
