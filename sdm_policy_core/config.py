@@ -188,6 +188,9 @@ class DiffusionConfig:
     clip_sample: bool = True
     sampler: str = "ddim"  # default sampler of the teacher: "ddim" or "ddpm"
     num_inference_steps: int = 10
+    # Where the sampler's steps lie (diffusers): "leading" DDIM-2 = [50, 0], DDIM-10 = [90..0];
+    # "trailing" DDIM-2 = [99, 49], DDIM-10 = [99..9] (starts from the noisiest timestep).
+    timestep_spacing: str = "leading"
 
     def __post_init__(self) -> None:
         _require(
@@ -212,6 +215,11 @@ class DiffusionConfig:
             1 <= self.num_inference_steps <= self.num_train_timesteps,
             f"diffusion.num_inference_steps must be in [1, {self.num_train_timesteps}], "
             f"got {self.num_inference_steps}",
+        )
+        _require(
+            self.timestep_spacing in TIMESTEP_SPACINGS,
+            f"diffusion.timestep_spacing must be one of {list(TIMESTEP_SPACINGS)}, "
+            f"got {self.timestep_spacing!r}",
         )
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
 from torch import Tensor
 
-from sdm_policy_core.config import DiffusionConfig
+from sdm_policy_core.config import TIMESTEP_SPACINGS, DiffusionConfig
 
 DenoiseFn = Callable[[Tensor, Tensor, Any], Tensor]
 SAMPLERS = ("ddim", "ddpm")
@@ -107,7 +107,7 @@ class NoiseSchedule:
         # float64 master copy; per-device float32 copies are cached by `_coefficients`.
         self.alphas_cumprod = self.train_scheduler.alphas_cumprod.to(torch.float64)
         self._per_device: dict[torch.device, tuple[Tensor, Tensor]] = {}
-        self._samplers: dict[tuple[str, int], DDIMScheduler | DDPMScheduler] = {}
+        self._samplers: dict[tuple[str, int, str], DDIMScheduler | DDPMScheduler] = {}
 
     # -- the forward process ---------------------------------------------------------------------
 
@@ -182,18 +182,36 @@ class NoiseSchedule:
 
     # -- sampling --------------------------------------------------------------------------------
 
-    def _sampler(self, sampler: str, steps: int) -> DDIMScheduler | DDPMScheduler:
+    def _sampler(
+        self, sampler: str, steps: int, spacing: str | None = None
+    ) -> DDIMScheduler | DDPMScheduler:
+        """The diffusers scheduler of `sampler` with `steps` timesteps placed by `spacing`
+        ("leading" or "trailing"; None: `diffusion.timestep_spacing`)."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if not 1 <= steps <= self.num_train_timesteps:
             raise ValueError(f"steps must be in [1, {self.num_train_timesteps}], got {steps}")
-        key = (sampler, steps)
+        spacing = spacing or self.cfg.timestep_spacing
+        if spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(
+                f"timestep spacing must be one of {TIMESTEP_SPACINGS}, got {spacing!r}"
+            )
+        key = (sampler, steps, spacing)
         if key not in self._samplers:
             cls = DDIMScheduler if sampler == "ddim" else DDPMScheduler
-            scheduler = cls(**self._scheduler_kwargs)
+            scheduler = cls(**self._scheduler_kwargs, timestep_spacing=spacing)
             scheduler.set_timesteps(steps)
             self._samplers[key] = scheduler
         return self._samplers[key]
+
+    def timesteps(self, sampler: str, steps: int, spacing: str | None = None) -> list[int]:
+        """The denoiser's timesteps, in calling order, of `sampler` with `steps` steps.
+
+        diffusers' "leading" spacing (the default) gives DDIM-2 [50, 0] and DDIM-10 [90, ..., 0]
+        for 100 training steps, so a few-step sampler never starts from the noisiest timestep;
+        "trailing" gives [99, 49] and [99, 89, ..., 9] (Lin et al. 2024, the fair few-step
+        baseline)."""
+        return [int(t) for t in self._sampler(sampler, steps, spacing).timesteps]
 
     @torch.no_grad()
     def sample(
@@ -207,15 +225,17 @@ class NoiseSchedule:
         *,
         device: torch.device | str | None = None,
         initial_noise: Tensor | None = None,
+        spacing: str | None = None,
     ) -> Tensor:
         """Run the diffusers `sampler` ("ddim", eta 0, or "ddpm") for `steps` denoiser calls.
 
         shape: (B, T, D) of the result. `initial_noise` (B, T, D) replaces the starting noise
         (to pair samples with a one-step generator's inputs). Deterministic given `generator`
         (DDIM draws only the starting noise; DDPM also its per-step noise). Returns (B, T, D),
-        on `device` (default: that of `initial_noise`, else of `cond`, else the CPU).
+        on `device` (default: that of `initial_noise`, else of `cond`, else the CPU). `spacing`:
+        where the steps lie (see `timesteps`; None: `diffusion.timestep_spacing`).
         """
-        scheduler = self._sampler(sampler, steps)
+        scheduler = self._sampler(sampler, steps, spacing)
         device = device if device is not None else device_of(cond)
         if initial_noise is not None:
             x = initial_noise
@@ -248,8 +268,15 @@ class NoiseSchedule:
         Pure noise of `shape` (B, T, D) goes in; the denoiser's clean-sample estimate comes out,
         clipped to [-1, 1] when the config clips. This is what a diffusion policy gives in one
         step without distillation: near the conditional mean, i.e. collapsed between modes.
+        An epsilon-prediction denoiser at T-1 is ill-conditioned (x̂0 = (x - sigma ε̂) / alpha,
+        1/alpha ≈ 2000 with squaredcos_cap_v2): call it at its student's timestep (≈ T - 15)
+        for a fair baseline. Noise enters at unit scale, as the one-step generator's does.
         """
-        t = self.num_train_timesteps - 1 if t is None else t
+        t = self.num_train_timesteps - 1 if t is None else int(t)
+        if not 0 <= t < self.num_train_timesteps:
+            raise ValueError(
+                f"one-step timestep must be in [0, {self.num_train_timesteps - 1}], got {t}"
+            )
         device = device if device is not None else device_of(cond)
         x = randn(tuple(shape), generator, device)
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)

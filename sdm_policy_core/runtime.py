@@ -57,6 +57,9 @@ class PolicyRuntime:
         threads: int | None = None,
         seed: int | None = None,
         warmup: bool = True,
+        *,
+        spacing: str | None = None,
+        naive_timestep: int | None = None,
     ) -> None:
         if threads is not None:
             if threads < 1:
@@ -78,7 +81,7 @@ class PolicyRuntime:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed if seed is not None else 0)
         self.sampler, self.steps = "", 0
-        self.set_sampler(sampler, steps)
+        self.set_sampler(sampler, steps, spacing=spacing, naive_timestep=naive_timestep)
         self._history: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs_steps)
         self._inputs = self._allocate_inputs()
         if warmup:  # the first call pays for lazy initialisation; not the robot's first tick
@@ -86,9 +89,22 @@ class PolicyRuntime:
             self.reset()
 
     # -- configuration ---------------------------------------------------------------------------
-    def set_sampler(self, sampler: str | None, steps: int | None = None) -> None:
+    def set_sampler(
+        self,
+        sampler: str | None,
+        steps: int | None = None,
+        *,
+        spacing: str | None = None,
+        naive_timestep: int | None = None,
+    ) -> None:
         """Choose the sampler: SDM checkpoints run 'one-step'; teachers 'ddim' (K = steps),
-        'ddpm' (the full chain) or 'one-step' (the naive single call, a baseline)."""
+        'ddpm' (the full chain) or 'one-step' (the naive single call, a baseline).
+
+        spacing: where a teacher's ddim/ddpm steps lie, "leading" or "trailing" (default: the
+        checkpoint's `diffusion.timestep_spacing`). naive_timestep: the timestep of a teacher's
+        one-step call (default T - 1; an epsilon-prediction teacher's fair baseline is its
+        student's `distill.generator_timestep`). Sets `timesteps`, the denoiser's timesteps of
+        one inference call, in order."""
         if sampler is None or sampler == "":
             sampler = "one-step" if self.kind == "sdm" else self.cfg.diffusion.sampler
         if sampler not in SAMPLERS:
@@ -107,7 +123,35 @@ class PolicyRuntime:
             steps = steps or self.cfg.diffusion.num_inference_steps
         if not 1 <= steps <= T:
             raise ValueError(f"steps must be in [1, {T}], got {steps}")
+        teacher_one_step = self.kind != "sdm" and sampler == "one-step"
+        if spacing is not None and sampler == "one-step":
+            raise ValueError(f"spacing={spacing!r} applies to ddim/ddpm, not to {sampler!r}")
+        if naive_timestep is not None and not teacher_one_step:
+            raise ValueError(
+                "naive_timestep applies to a teacher's 'one-step' sampler only (an SDM "
+                "checkpoint samples at the timestep it was trained at)"
+            )
+        schedule = self.policy.schedule
+        if sampler == "one-step":
+            spacing = None
+            if teacher_one_step:
+                naive_timestep = T - 1 if naive_timestep is None else int(naive_timestep)
+                if not 0 <= naive_timestep < T:
+                    raise ValueError(
+                        f"naive_timestep must be in [0, {T - 1}], got {naive_timestep}"
+                    )
+                self.timesteps = [naive_timestep]
+            else:
+                self.timesteps = [int(self.policy.generator.timestep)]
+        else:
+            spacing = spacing or self.cfg.diffusion.timestep_spacing
+            self.timesteps = schedule.timesteps(sampler, int(steps), spacing)
         self.sampler, self.steps = sampler, int(steps)
+        self.spacing, self.naive_timestep = spacing, naive_timestep
+        # Keyword options of the teacher's predict_action (the SDM policy takes none).
+        self._options = (
+            {} if self.kind == "sdm" else {"spacing": spacing, "naive_timestep": naive_timestep}
+        )
 
     # -- observations ----------------------------------------------------------------------------
     def expected_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -188,7 +232,11 @@ class PolicyRuntime:
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.policy.predict_action(
-                self.model_inputs(), self.sampler, self.steps, generator=self.generator
+                self.model_inputs(),
+                self.sampler,
+                self.steps,
+                generator=self.generator,
+                **self._options,
             )
             actions = out["action"][0].float().cpu().numpy()
             action_pred = out["action_pred"][0].float().cpu().numpy()

@@ -2,6 +2,7 @@
 
     sdm eval --checkpoint CKPT_DIR --task button-press-v3 --episodes 20 --out RESULT.json
              [--sampler one-step|ddim|ddpm] [--steps K] [--seed S | --seeds S1 S2 S3]
+             [--spacing leading|trailing] [--naive-timestep T]
              [--video PATH.mp4] [--threads T] [--max-episode-steps N]
              [--record VISITED.zarr [--overwrite]]
 
@@ -12,7 +13,8 @@ chunk is executed, then the policy re-plans). Writes RESULT.json (success_rate 0
 seeds, sampler, steps, latency_ms {p50, p99}, control_hz, per-seed success and episode length,
 ...), RESULT.png (success per seed, latency histogram) and, with --video, the first episode.
 Teachers default to their configured sampler (DDIM); `--sampler one-step` on a teacher is the
-naive single call at the largest timestep. SDM checkpoints sample one-step only.
+naive single call at the largest timestep (`--naive-timestep T` elsewhere); `--spacing trailing`
+places DDIM/DDPM steps from the noisiest timestep down. SDM checkpoints sample one-step only.
 `--record` also writes every step of every episode (failed ones too) as a dataset in the layout
 of `sdm demos`: the observations this policy visits in closed loop, which `sdm distill
 --extra-dataset` can distil on (choose seeds that are not your evaluation seeds).
@@ -25,7 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sdm_policy_core.config import SAMPLERS
+from sdm_policy_core.config import SAMPLERS, TIMESTEP_SPACINGS
 
 
 def add_evaluation_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
@@ -95,6 +97,8 @@ def _eval(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             device=args.device,
             record=args.record is not None,
+            spacing=args.spacing,
+            naive_timestep=args.naive_timestep,
         )
     except (CheckpointError, ObservationError, SimulatorError, ValueError) as err:
         print(f"sdm eval: error: {err}", file=sys.stderr)
@@ -133,6 +137,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_evaluation_arguments(p, "result JSON (plot: same name .png)")
     p.add_argument("--video", type=Path, help="video of the first episode (.mp4 or .gif)")
+    p.add_argument(
+        "--spacing",
+        choices=TIMESTEP_SPACINGS,
+        help="where a teacher's ddim/ddpm steps lie: leading (DDIM-2 = [50, 0]) or trailing "
+        "([99, 49]); default: the checkpoint's diffusion.timestep_spacing",
+    )
+    p.add_argument(
+        "--naive-timestep",
+        type=int,
+        metavar="T",
+        help="timestep of a teacher's one-step call (default T-1; for an epsilon-prediction "
+        "teacher, its student's distill.generator_timestep is the fair baseline)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument(

@@ -228,6 +228,8 @@ def evaluate(
     on_episode: Callable[[EpisodeResult], None] | None = None,
     record: bool = False,
     stream: int = EVAL_STREAM,
+    spacing: str | None = None,
+    naive_timestep: int | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint; returns the result dict, the episodes and any video frames.
 
@@ -242,6 +244,8 @@ def evaluate(
     checkpoint never sees the placements `sdm eval` reports on. max_episode_steps: None = the
     env's own (MetaWorld: 200). Per-episode env metrics (`info["metrics"]`, e.g. a collision
     flag) are written into each episode's row and averaged under "metrics".
+    spacing, naive_timestep: sampler options of `PolicyRuntime.set_sampler` (trailing DDIM
+    steps; the timestep of a teacher's one-step call), recorded in the result.
     Raises UnknownTaskError, CheckpointError, ValueError (sampler/steps) or SimulatorError with
     a message that says what to fix.
     """
@@ -252,7 +256,13 @@ def evaluate(
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
     runtime = PolicyRuntime(
-        checkpoint, sampler=sampler, steps=steps, threads=threads, device=device
+        checkpoint,
+        sampler=sampler,
+        steps=steps,
+        threads=threads,
+        device=device,
+        spacing=spacing,
+        naive_timestep=naive_timestep,
     )
     entry.check(task, runtime.spec, str(checkpoint))
     env = entry.make(task, runtime.spec, max_episode_steps)
@@ -298,6 +308,9 @@ def evaluate(
         "kind": runtime.kind,
         "sampler": runtime.sampler,
         "steps": runtime.steps,
+        "timestep_spacing": runtime.spacing,  # ddim/ddpm: "leading" or "trailing"
+        "naive_timestep": runtime.naive_timestep,  # a teacher's one-step call
+        "timesteps": runtime.timesteps,  # the denoiser's timesteps per policy call
         "placement_stream": stream,
         **summarize(results, seeds, episodes),
     }

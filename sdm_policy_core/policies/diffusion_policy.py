@@ -98,17 +98,31 @@ class DiffusionPolicy(nn.Module):
         steps: int = 10,
         generator: torch.Generator | None = None,
         initial_noise: Tensor | None = None,
+        *,
+        spacing: str | None = None,
+        naive_timestep: int | None = None,
     ) -> Tensor:
         """Normalised action sequences (B, H, Da) for conditions (B, To * F).
 
         sampler: "ddim" (K = steps), "ddpm" (steps, normally 100) or "one-step": the teacher's
-        naive single call (x0 at the largest timestep, no distillation) — the honest baseline.
+        naive single call (x0 at `naive_timestep`, default the largest, no distillation) — the
+        honest baseline; for an epsilon-prediction teacher call it at its student's timestep.
+        spacing: where ddim/ddpm steps lie, "leading" or "trailing" (None: the config's).
         """
         shape = (cond.shape[0], *self.action_shape)
         if sampler == "one-step":
-            return self.schedule.naive_one_step(self.denoiser, shape, cond, generator=generator)
+            return self.schedule.naive_one_step(
+                self.denoiser, shape, cond, naive_timestep, generator=generator
+            )
         return self.schedule.sample(
-            self.denoiser, shape, cond, sampler, steps, generator, initial_noise=initial_noise
+            self.denoiser,
+            shape,
+            cond,
+            sampler,
+            steps,
+            generator,
+            initial_noise=initial_noise,
+            spacing=spacing,
         )
 
     @torch.no_grad()
@@ -118,8 +132,12 @@ class DiffusionPolicy(nn.Module):
         sampler: str | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        *,
+        spacing: str | None = None,
+        naive_timestep: int | None = None,
     ) -> dict[str, Tensor]:
-        """Action chunk in robot units from a raw observation batch.
+        """Action chunk in robot units from a raw observation batch (sampler options as in
+        `sample_normalized`).
 
         Returns {"action_pred": (B, H, Da) the whole predicted sequence,
                  "action": (B, n_action_steps, Da) the actions to execute, starting at the
@@ -131,7 +149,14 @@ class DiffusionPolicy(nn.Module):
             if sampler == "ddim"
             else self.cfg.diffusion.num_train_timesteps
         )
-        naction = self.sample_normalized(self.encode(obs), sampler, steps, generator)
+        naction = self.sample_normalized(
+            self.encode(obs),
+            sampler,
+            steps,
+            generator,
+            spacing=spacing,
+            naive_timestep=naive_timestep,
+        )
         return self._to_chunk(naction)
 
     def _to_chunk(self, naction: Tensor) -> dict[str, Tensor]:

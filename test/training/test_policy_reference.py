@@ -39,6 +39,7 @@ REGENERATE = os.environ.get("SDM_REGENERATE_REFERENCE") == "1"
 POINTS, STATE, ACTION, BATCH = 16, 4, 3, 4
 OVERRIDES = [
     "model.preset=cpu_small",
+    "model.encoder=dp3",
     "model.down_dims=[16,32]",
     "model.pointnet_dims=[8,16]",
     "model.state_mlp_dims=[8,8]",
