@@ -18,6 +18,7 @@ import sys
 _COMMANDS = (
     "demos",
     "bag2zarr",
+    "bag",
     "train",
     "distill",
     "eval",

@@ -713,7 +713,7 @@ def format_bag_info(info: Mapping[str, Any]) -> str:
         lines.append("duration:    - (no message read)")
     else:
         lines += [
-            f"duration:    {info['duration_s']:.3f} s",
+            f"duration:    {info['duration_s']:.9g} s",
             f"start:       {info['start']} ({info['start_ns']} ns)",
             f"end:         {info['end']} ({info['end_ns']} ns)",
         ]
