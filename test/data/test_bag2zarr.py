@@ -581,6 +581,221 @@ def test_cli_converts_a_sim_bridge_bag_with_the_example_config(tmp_path, capsys)
     assert zarr.open_group(str(out), mode="r")["data/point_cloud"].metadata.zarr_format == 2
 
 
+# -- bags as recorded in the wild (issue 20; the real ones are in test_bag_reading.py) ----------
+
+
+def _demo_bag(path: Path, storage: str, steps: int = 10, **kwargs) -> Path:
+    with BagWriter(path, storage=storage) as bag:
+        write_demo(bag, steps, **kwargs)
+    return path
+
+
+def _storage_file(path: Path) -> Path:
+    (file,) = [p for p in path.iterdir() if p.suffix in (".mcap", ".db3")]
+    return file
+
+
+def assert_same_dataset(a: Path, b: Path) -> None:
+    first, second = ReplayBuffer.load(a), ReplayBuffer.load(b)
+    np.testing.assert_array_equal(first.episode_ends, second.episode_ends)
+    for key in ("point_cloud", "state", "action"):
+        np.testing.assert_array_equal(first[key], second[key])
+
+
+def _edit_metadata(path: Path, edit) -> None:
+    meta_path = path / "metadata.yaml"
+    meta = yaml.safe_load(meta_path.read_text())
+    edit(meta["rosbag2_bagfile_information"])
+    meta_path.write_text(yaml.safe_dump(meta))
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_metadata_qos_unlike_the_storage_s_still_yields_every_message(tmp_path, storage):
+    """rosbag2's talker trap: metadata.yaml's QoS differs from the storage's, and rosbags' own
+    reader then yields none of the messages."""
+    from rosbags.highlevel import AnyReader
+
+    path = _demo_bag(tmp_path / "bag", storage)
+    convert([path], tmp_path / "reference.zarr", config(tmp_path))
+    qos = {
+        "history": "keep_last",
+        "depth": 10,
+        "reliability": "reliable",
+        "durability": "volatile",
+        "deadline": {"sec": 0, "nsec": 0},
+        "lifespan": {"sec": 0, "nsec": 0},
+        "liveliness": "automatic",
+        "liveliness_lease_duration": {"sec": 0, "nsec": 0},
+        "avoid_ros_namespace_conventions": False,
+    }
+
+    def set_qos(info):
+        for entry in info["topics_with_message_count"]:
+            entry["topic_metadata"]["offered_qos_profiles"] = [qos]
+
+    _edit_metadata(path, set_qos)
+    with AnyReader([path]) as reader:
+        assert reader.message_count == 70 and not list(reader.messages())  # the trap is set
+    summary = convert([path], tmp_path / "a.zarr", config(tmp_path))
+    assert summary["messages"] == {"/joint_commands": 10, "/joint_states": 50, "/points": 10}
+    assert_same_dataset(tmp_path / "reference.zarr", tmp_path / "a.zarr")
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_bare_storage_files_and_split_bags_with_or_without_metadata(tmp_path, storage):
+    whole = _demo_bag(tmp_path / "whole", storage, steps=12)
+    convert([whole], tmp_path / "reference.zarr", config(tmp_path))
+    convert([_storage_file(whole)], tmp_path / "bare.zarr", config(tmp_path))
+    assert_same_dataset(tmp_path / "reference.zarr", tmp_path / "bare.zarr")
+    # The same recording split in two files, as `ros2 bag record --max-bag-duration` leaves it.
+    parts = [
+        _demo_bag(tmp_path / "part_0", storage, steps=6),
+        _demo_bag(tmp_path / "part_1", storage, steps=6, start_ns=T0 + 600 * MS, first_step=6),
+    ]
+    split = tmp_path / "split"
+    split.mkdir()
+    infos = []
+    for part in parts:
+        _storage_file(part).rename(split / _storage_file(part).name)
+        infos.append(yaml.safe_load((part / "metadata.yaml").read_text()))
+    info = infos[0]["rosbag2_bagfile_information"]
+    second = infos[1]["rosbag2_bagfile_information"]
+    info["relative_file_paths"] += second["relative_file_paths"]
+    info["files"] += second["files"]
+    info["message_count"] += second["message_count"]
+    end = second["starting_time"]["nanoseconds_since_epoch"] + second["duration"]["nanoseconds"]
+    info["duration"]["nanoseconds"] = end - info["starting_time"]["nanoseconds_since_epoch"]
+    counts = {
+        t["topic_metadata"]["name"]: t["message_count"]
+        for t in second["topics_with_message_count"]
+    }
+    for entry in info["topics_with_message_count"]:
+        entry["message_count"] += counts[entry["topic_metadata"]["name"]]
+    (split / "metadata.yaml").write_text(yaml.safe_dump(infos[0]))
+    summary = convert([split], tmp_path / "split.zarr", config(tmp_path))
+    assert summary["episodes_written"] == 1 and summary["warnings"] == []
+    assert_same_dataset(tmp_path / "reference.zarr", tmp_path / "split.zarr")
+    (split / "metadata.yaml").unlink()  # a crashed recorder leaves the files, no metadata
+    summary = convert([split], tmp_path / "no_metadata.zarr", config(tmp_path))
+    assert_same_dataset(tmp_path / "reference.zarr", tmp_path / "no_metadata.zarr")
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    with pytest.raises(BagError, match=r"empty_dir is not a rosbag2 bag \(no metadata.yaml, no"):
+        convert([empty], tmp_path / "b.zarr", config(tmp_path))
+
+
+def test_legacy_type_names_of_a_dashing_style_db3(tmp_path):
+    """Dashing wrote `sensor_msgs/PointCloud2` and no definitions or hashes."""
+    path = _demo_bag(tmp_path / "bag", "sqlite3")
+    convert([path], tmp_path / "reference.zarr", config(tmp_path))
+    db3 = _storage_file(path)
+    with sqlite3.connect(db3) as connection:
+        connection.execute("UPDATE topics SET type = replace(type, '/msg/', '/')")
+        connection.execute("UPDATE topics SET type_description_hash = ''")
+        connection.execute("DELETE FROM message_definitions")
+        assert connection.execute("SELECT type FROM topics WHERE name = '/points'").fetchone() == (
+            "sensor_msgs/PointCloud2",
+        )
+    convert([db3], tmp_path / "a.zarr", config(tmp_path))
+    assert_same_dataset(tmp_path / "reference.zarr", tmp_path / "a.zarr")
+
+
+def test_a_topic_whose_definition_does_not_parse_is_left_out_with_a_warning(tmp_path):
+    path = tmp_path / "bag"
+    with BagWriter(path, storage="sqlite3") as bag:
+        write_demo(bag, 10)
+        bag.write("/log", bag.types["std_msgs/msg/String"](data="recording"), T0)
+    convert([path], tmp_path / "reference.zarr", config(tmp_path))
+    with sqlite3.connect(_storage_file(path)) as connection:
+        connection.execute(
+            "UPDATE message_definitions SET encoded_message_definition = 'int32[ x' "
+            "WHERE topic_type = 'std_msgs/msg/String'"
+        )
+    summary = convert([path], tmp_path / "a.zarr", config(tmp_path))
+    assert_same_dataset(tmp_path / "reference.zarr", tmp_path / "a.zarr")
+    (warning,) = summary["warnings"]
+    assert warning.startswith(
+        f"bag {path}: left out 1 topic whose messages cannot be decoded: /log"
+    )
+    assert "does not parse" in warning
+    with sqlite3.connect(_storage_file(path)) as connection:
+        connection.execute(
+            "UPDATE message_definitions SET encoded_message_definition = 'int32[ x' "
+            "WHERE topic_type = 'sensor_msgs/msg/JointState'"
+        )
+    message = r"topic /joint_states \(state topic\) cannot be read: its message definition"
+    with pytest.raises(BagError, match=message):
+        convert([path], tmp_path / "b.zarr", config(tmp_path))
+    assert not (tmp_path / "b.zarr").exists()
+
+
+def test_a_stream_that_yields_none_of_its_declared_messages_fails_the_bag(tmp_path):
+    path = _demo_bag(tmp_path / "bag", "sqlite3")
+    with sqlite3.connect(_storage_file(path)) as connection:
+        (topic_id,) = connection.execute(
+            "SELECT id FROM topics WHERE name = '/joint_commands'"
+        ).fetchone()
+        connection.execute(
+            "DELETE FROM messages WHERE topic_id = ? AND id IN "
+            "(SELECT id FROM messages WHERE topic_id = ? ORDER BY timestamp LIMIT 3)",
+            (topic_id, topic_id),
+        )
+    summary = convert([path], tmp_path / "a.zarr", config(tmp_path))
+    assert f"bag {path}: /joint_commands: 7 of 10 messages read" in summary["warnings"]
+    with sqlite3.connect(_storage_file(path)) as connection:
+        connection.execute("DELETE FROM messages WHERE topic_id = ?", (topic_id,))
+    message = "topic /joint_commands yielded none of its 10 messages"
+    with pytest.raises(BagError, match=message):
+        convert([path], tmp_path / "b.zarr", config(tmp_path))
+    assert not (tmp_path / "b.zarr").exists() and not list(tmp_path.glob(".b.zarr*"))
+
+
+def test_unknown_serialisation_empty_and_ros1_bags_are_refused_in_one_line(tmp_path, capsys):
+    from rosbags.rosbag1 import Writer as Ros1Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    wrong = _demo_bag(tmp_path / "wrong", "mcap")
+
+    def set_format(info):
+        for entry in info["topics_with_message_count"]:
+            entry["topic_metadata"]["serialization_format"] = "wrong_format"
+
+    _edit_metadata(wrong, set_format)
+    with BagWriter(tmp_path / "empty"):
+        pass
+    ros1 = tmp_path / "demo.bag"
+    store = get_typestore(Stores.ROS1_NOETIC)
+    with Ros1Writer(ros1) as writer:
+        connection = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=store)
+        msg = store.types["std_msgs/msg/String"](data="hi")
+        writer.write(connection, T0, store.serialize_ros1(msg, "std_msgs/msg/String"))
+    cases = {
+        wrong: "messages are serialised as 'wrong_format'",
+        tmp_path / "empty": "holds no messages",
+        ros1: f"is a ROS 1 bag; bag2zarr reads rosbag2: convert it first with "
+        f"`rosbags-convert --src {ros1} --dst {tmp_path / 'demo'}_ros2`",
+    }
+    out = tmp_path / "a.zarr"
+    for bag, expected in cases.items():
+        args = [
+            "bag2zarr",
+            str(bag),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--config",
+            str(config(tmp_path)),
+        ]
+        assert sdm_main(args) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("sdm bag2zarr: error: ") and str(bag) in line and expected in line
+        assert not out.exists()
+    assert sdm_main(["bag", "info", str(ros1), str(tmp_path / "empty")]) == 0
+    text = capsys.readouterr().out
+    assert "/chatter  std_msgs/msg/String        1 / 1" in text
+    assert "warning: no message could be read: the bag is empty" in text
+
+
 # -- alignment primitives -------------------------------------------------------------------------
 
 
