@@ -249,7 +249,7 @@ class TrainConfig:
     max_val_batches: int = 8  # validation batches per evaluation
     # Closed-loop evaluation during training, which then selects checkpoints/best on success
     # (eval/selection.py; needs the embedded simulator): the MetaWorld task, "" = none (best =
-    # lowest val loss)
+    # a teacher's lowest val loss; a student's latest checkpoint)
     eval_task: str = ""
     eval_every: int = 500  # steps between closed-loop evaluations (and at the last step)
     eval_episodes: int = 20  # episodes per closed-loop evaluation

@@ -6,7 +6,8 @@
 Architecture, horizons, observation spec and diffusion schedule come from the teacher; only
 `train.*` and `distill.*` may be set. The checkpoints in RUN_DIR/checkpoints/{latest,best} hold
 the EMA generator, the one the one-step sampler calls. Resumes like `sdm train`, and like it
-selects `best` on closed-loop one-step success with `train.eval_task=TASK`.
+selects `best` on closed-loop one-step success with `train.eval_task=TASK`; without it `best`
+is `latest` (the validation action MSE, still logged, rewards collapse onto the mean).
 
 Distillation uses the dataset's observations only (the teacher's scores, not the recorded
 actions, are the targets), so `--extra-dataset` can add observations the demonstrations do not

@@ -6,9 +6,10 @@ simulator (`train.eval_episodes` episodes, the checkpoint's own sampler: DDIM fo
 step for an SDM student) and keeps as `best` the newest checkpoint whose success rate is within
 one binomial standard error of the highest so far (`trainer.within_noise`): 20 episodes cannot
 tell 50 % from 55 %, and of two checkpoints the evaluation cannot separate, the one trained
-longer is kept. Without it, `best` is the lowest validation loss, which on MetaWorld can be far
-from the best policy: a 6000-step pick-place-wall teacher had its lowest validation loss at
-step 1250, and that checkpoint solved 13 % of the episodes `latest` solved 59 % of.
+longer is kept. Without it, a teacher's `best` is the lowest validation loss, which on MetaWorld
+can be far from the best policy: a 6000-step pick-place-wall teacher had its lowest validation
+loss at step 1250, and that checkpoint solved 13 % of the episodes `latest` solved 59 % of; a
+student's `best` is then `latest` (its validation action MSE rewards collapse onto the mean).
 
 The periodic evaluations reset the same placements every time (seed 0 of SELECT_STREAM), which
 `sdm eval` never uses (EVAL_STREAM): the checkpoint is selected on other episodes than the ones

@@ -161,10 +161,15 @@ class SdmRecipe(Recipe):
     The corrector is updated every step, the generator every k-th step
     (distill.corrector_steps_per_generator_step); the generator's EMA is updated after each
     generator step and is what the checkpoint deploys and validation evaluates.
+
+    `best` is never chosen on the validation action MSE (still logged): a student that outputs
+    the mean of the demonstrated actions, exactly the collapse distillation must avoid, has the
+    lowest MSE where demonstrations have several modes. Without `train.eval_task` (closed-loop
+    selection), `best` is the newest checkpoint, the same as `latest`.
     """
 
     kind = "sdm"
-    best_metric = "val_action_mse"
+    best_metric = None
 
     def __init__(
         self,

@@ -5,9 +5,11 @@ data order (DistributedSampler, resumable mid-epoch), progress bar, metrics JSON
 periodic validation, optional periodic closed-loop evaluation, `RUN_DIR/checkpoints/{latest,
 best}` written atomically on rank 0, exact resume, and torchrun data parallelism.
 
-`best` is the checkpoint with the lowest validation loss, or, when the run evaluates in closed
-loop (`closed_loop`, built from `train.eval_task` by `eval.selection`), the latest checkpoint
-whose success rate is within one standard error of the highest so far (`within_noise`).
+`best` is, when the run evaluates in closed loop (`closed_loop`, built from `train.eval_task` by
+`eval.selection`), the latest checkpoint whose success rate is within one standard error of the
+highest so far (`within_noise`); otherwise the checkpoint with the lowest validation value of the
+recipe's `best_metric` (teacher: diffusion loss), or, for a recipe without one (SDM: its
+validation action MSE rewards collapse onto the mean), the newest checkpoint, i.e. `latest`.
 
 Per-step randomness of the losses (diffusion noise, timesteps) is drawn for the GLOBAL batch from
 a generator seeded by (seed, step) and each rank takes its rows, so a resumed run and an N-process
@@ -99,7 +101,9 @@ class Recipe(abc.ABC):
     """What is trained. Subclasses: TeacherRecipe, SdmRecipe (training/recipes.py)."""
 
     kind: str = ""
-    best_metric: str = "val_loss"  # lower is better
+    # Validation metric that selects `best` without closed-loop evaluation (lower is better);
+    # None: no offline metric is trusted, `best` is the newest checkpoint (= `latest`).
+    best_metric: str | None = "val_loss"
 
     @abc.abstractmethod
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
@@ -343,7 +347,7 @@ class Trainer:
                 if val_batches and (step % tc.val_every == 0 or last):
                     val = self.recipe.validate(val_batches)
                     self.metrics.append({"step": step, "split": "val", **val})
-                    value = val.get(self.recipe.best_metric, math.inf)
+                    value = val.get(self.recipe.best_metric or "", math.inf)
                     if self.closed_loop is None and value < self.best_value:
                         self.best_value = value
                         self._save("best", step)
@@ -352,7 +356,9 @@ class Trainer:
                     self._save("latest", step)
                     if evaluate:  # evaluates the `latest` just written
                         self._evaluate(step, bar)
-                    elif not val_batches and self.closed_loop is None:
+                    elif self.closed_loop is None and (
+                        not val_batches or self.recipe.best_metric is None
+                    ):
                         self._save("best", step)  # nothing to select on: best = newest
                     self._plot()
                     barrier(self.ctx)
@@ -415,10 +421,13 @@ class Trainer:
             "run_dir": str(self.run_dir),
             "step": step,
             "seconds": round(seconds, 2),
-            "best_" + self.best_metric: self.best_value,
             "latest": str(self.ckpt_dir / "latest"),
             "best": str(self.ckpt_dir / "best"),
         }
+        if self.best_metric is not None:
+            summary["best_" + self.best_metric] = self.best_value
+        else:  # no metric selects: best is the newest checkpoint
+            summary["best_is_latest"] = True
         if self.closed_loop is not None and self.ctx.is_main:
             rows = self.metrics.read(EVAL_SPLIT)
             if rows:  # DP3's number, over this run's periodic evaluations

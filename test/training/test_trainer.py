@@ -136,6 +136,49 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(
     assert steps == sorted(set(steps)) and steps[-1] == 10
 
 
+@pytest.mark.parametrize("kind", ["teacher", "sdm"])
+def test_best_checkpoint_rule_without_closed_loop_evaluation(
+    kind, reaching_dataset, teacher_ckpt, tmp_path
+):
+    """A teacher's `best` is its lowest validation loss; a student's is its newest checkpoint,
+    never the lowest validation action MSE (which rewards collapse onto the mean)."""
+    overrides = ["train.max_steps=12", "train.val_every=4", "train.checkpoint_every=4"]
+    if kind == "teacher":
+        trainer = _teacher_trainer(reaching_dataset, tmp_path, overrides)
+    else:
+        trainer = _sdm_trainer(reaching_dataset, teacher_ckpt, tmp_path, overrides)
+    ckpts = tmp_path / "checkpoints"
+    kept: dict[int, int] = {}  # step -> the step `best` holds after it
+
+    def hook(step: int) -> None:
+        if step % 4 == 0:
+            kept[step] = load_checkpoint(ckpts / "best").training_state["step"]
+        if kind == "sdm" and step == 5:  # the student degrades after its first checkpoint
+            with torch.no_grad():
+                for module in (trainer.recipe.generator, trainer.recipe.distiller.ema.model):
+                    for p in module.parameters():
+                        p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+
+    trainer.hooks.append(hook)
+    summary = trainer.fit()
+    val = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in val if r["split"] == "val"]
+    assert [r["step"] for r in val] == [4, 8, 12]
+    if kind == "teacher":
+        lowest = [min(val[: i + 1], key=lambda r: r["val_loss"])["step"] for i in range(3)]
+        assert list(kept.values()) == lowest
+        assert summary["best_val_loss"] == min(r["val_loss"] for r in val)
+    else:
+        mse = [r["val_action_mse"] for r in val]
+        assert mse[0] < min(mse[1:])  # the lowest validation MSE is step 4's...
+        assert kept == {4: 4, 8: 8, 12: 12}  # ...but best follows latest
+        assert all("val_action_mse" in r for r in val)  # still logged, not used
+        assert summary["best_is_latest"] is True
+        best, latest = load_checkpoint(ckpts / "best"), load_checkpoint(ckpts / "latest")
+        assert best.tensors.keys() == latest.tensors.keys()
+        assert all(torch.equal(best.tensors[k], latest.tensors[k]) for k in best.tensors)
+
+
 def test_resume_refuses_a_different_architecture(reaching_dataset, tmp_path):
     _teacher_trainer(
         reaching_dataset, tmp_path, ["train.max_steps=2", "train.checkpoint_every=2"]
