@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from sdm_policy_core.config import ConfigError
+from sdm_policy_core.conversions import ConversionError
 
 TYPESTORES = {"humble": "ROS2_HUMBLE", "jazzy": "ROS2_JAZZY", "kilted": "ROS2_KILTED"}
 STORAGE_SUFFIXES = {".mcap": "mcap", ".db3": "sqlite3"}
@@ -245,13 +246,13 @@ class BagReader:
         self.default_store = make_typestore(typestore, distro, custom_types or {})
         try:
             self._open(files)
+            self.typestore = self._build_typestore()
         except BagError:
             self.close()
             raise
         except Exception as err:
             self.close()
             raise _corrupt(self.path, err) from None
-        self.typestore = self._build_typestore()
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -558,9 +559,7 @@ class BagReader:
             yield topic, types[topic], int(timestamp), raw
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
-        """A message object; ValueError-derived errors name the type."""
-        from sdm_policy_core.conversions import ConversionError
-
+        """A message object; ConversionError (a ValueError) names the type."""
         try:
             if self.ros1:
                 return self.typestore.deserialize_ros1(raw, msgtype)
