@@ -1,5 +1,8 @@
 """`sdm bag2zarr`: convert rosbag2 bags (sqlite3 or mcap) into a DP3 / Diffusion Policy zarr
-dataset. No ROS installation is needed.
+dataset. No ROS installation is needed. A bag is a bag directory (split into several files
+too), a bare .mcap / .db3 file, or a directory of storage files without metadata.yaml; ROS 1
+bags are refused (convert them with `rosbags-convert`). `sdm bag info BAG` shows what a bag
+holds.
 
     sdm bag2zarr BAG_DIR [BAG_DIR ...] --out DATA.zarr [--config FILE.yaml] [--append]
                  [--set key.sub=value ...]
@@ -63,7 +66,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("bags", nargs="+", type=Path, metavar="BAG_DIR", help="rosbag2 bag(s)")
+    p.add_argument(
+        "bags", nargs="+", type=Path, metavar="BAG_DIR", help="rosbag2 bag(s): directory or file"
+    )
     p.add_argument("--out", required=True, type=Path, help="zarr dataset to write")
     p.add_argument("--config", type=Path, help="YAML conversion config (config/bag2zarr/)")
     p.add_argument("--append", action="store_true", help="add episodes to an existing dataset")
