@@ -46,8 +46,10 @@ from torch import Tensor, nn
 
 from sdm_policy_core.checkpoint import load_checkpoint
 from sdm_policy_core.models.keys import ACTION, AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.policies.base import Policy
 from sdm_policy_core.policies.diffusion_policy import DiffusionPolicy
 from sdm_policy_core.policies.loading import policy_from_checkpoint
+from sdm_policy_core.policies.sdm_policy import SdmPolicy
 
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 DEFAULT_OPSET = 17
@@ -87,7 +89,7 @@ class ExportModule(nn.Module, abc.ABC):
     sampler = ""
     steps = 0
 
-    def __init__(self, policy: DiffusionPolicy) -> None:
+    def __init__(self, policy: Policy) -> None:
         super().__init__()
         cfg = policy.cfg
         self.cfg = cfg
@@ -107,7 +109,7 @@ class ExportModule(nn.Module, abc.ABC):
         self.output = TensorSpec(OUTPUT, (1, *policy.action_shape), torch.float32)
 
     def condition(self, obs: dict[str, Tensor]) -> Tensor:
-        """(1, To * F) global condition; `DiffusionPolicy.encode` without the data-dependent
+        """(1, To * F) global condition; `Policy.encode` without the data-dependent
         validation (a NaN check cannot be part of a static graph)."""
         To = self.n_obs_steps
         flat = {AGENT_POS: self.normalizer.normalize(AGENT_POS, obs[AGENT_POS]).reshape(To, -1)}
@@ -137,7 +139,7 @@ class OneStepExportModule(ExportModule):
     sampler = "one-step"
     steps = 1
 
-    def __init__(self, policy: DiffusionPolicy) -> None:
+    def __init__(self, policy: SdmPolicy) -> None:
         super().__init__(policy)
         self.generator = policy.generator
         self.clip = bool(self.cfg.diffusion.clip_sample)
@@ -214,9 +216,7 @@ class DdimExportModule(ExportModule):
         return x
 
 
-def build_export_module(
-    policy: DiffusionPolicy, kind: str, steps: int | None = None
-) -> ExportModule:
+def build_export_module(policy: Policy, kind: str, steps: int | None = None) -> ExportModule:
     """The export wrapper of a loaded policy: one-step for 'sdm', DDIM K for 'teacher'
     (K = `steps`, default the checkpoint's `diffusion.num_inference_steps`)."""
     if kind == "sdm":
@@ -255,7 +255,7 @@ def example_inputs(module: ExportModule, seed: int = 0) -> tuple[Tensor, ...]:
     return tuple(out)
 
 
-def reference_actions(policy: DiffusionPolicy, module: ExportModule, inputs: tuple) -> Tensor:
+def reference_actions(policy: Policy, module: ExportModule, inputs: tuple) -> Tensor:
     """(1, H, Da) actions of the PyTorch policy's own code path for the same inputs and noise:
     `encode` -> `sample_normalized(..., initial_noise=noise)` (-> clamp for SDM) -> unnormalise."""
     obs = {spec.name: t for spec, t in zip(module.inputs, inputs, strict=True)}

@@ -11,13 +11,13 @@ Three copies of the teacher's denoiser take part (see METHOD.md):
 Shapes: actions `(B, T, D)` (batch, horizon, action dim); timesteps `(B,)` long; `cond` is
 whatever the denoiser takes (observation features `(B, F)` for the ConditionalUnet1D).
 Optimisers live in the trainer; `SdmDistiller.distill_step` is a small convenience loop body.
+The generator (`policies/one_step.py`) and the EMA (`training/ema.py`) live where deployment and
+teacher training use them; they are re-exported here.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-import warnings
 from typing import Any
 
 import torch
@@ -26,52 +26,8 @@ from torch import Tensor, nn
 
 from sdm_policy_core.config import DistillConfig
 from sdm_policy_core.diffusion import NoiseSchedule, batch_size_of, device_of, randint, randn
-
-
-class OneStepGenerator(nn.Module):
-    """G_θ: a copy of the teacher's denoiser evaluated at one fixed timestep on pure noise.
-
-    `forward(z (B,T,D), cond) -> x0 (B,T,D)` makes exactly one denoiser call, at `self.timestep`,
-    in training and in sampling alike (the authors' code trains at t=100 and samples at t=99; here
-    there is only one attribute to read). An epsilon-predicting teacher's output is converted to
-    x0 with the schedule's alpha/sigma at that timestep, stored as plain floats so the module
-    needs no schedule object (and exports on its own).
-
-    Epsilon teachers at t = T-1: with `squaredcos_cap_v2` alpha_{T-1} ≈ 5e-4, so x0 =
-    (z - sigma·ε̂)/alpha amplifies the network's error ~2000x and distillation does not converge
-    (toy: energy distance 2.8 vs 0.007 at t = 85). Use a timestep with alpha >= ~0.05 there
-    (`distill.generator_timestep` ≈ T - 15); a warning says so.
-    """
-
-    def __init__(
-        self, denoiser: nn.Module, schedule: NoiseSchedule, timestep: int | None = None
-    ) -> None:
-        super().__init__()
-        T = schedule.num_train_timesteps
-        timestep = T - 1 if timestep is None else int(timestep)
-        if not 0 <= timestep < T:
-            raise ValueError(f"generator timestep must be in [0, {T - 1}], got {timestep}")
-        self.denoiser = copy.deepcopy(denoiser)
-        self.timestep = timestep
-        self.prediction_type = schedule.prediction_type
-        alpha_bar = float(schedule.alphas_cumprod[timestep])
-        self.alpha = math.sqrt(alpha_bar)
-        self.sigma = math.sqrt(1.0 - alpha_bar)
-        if self.prediction_type == "epsilon" and self.alpha < 0.01:
-            warnings.warn(
-                f"one-step generator of an epsilon-prediction teacher at timestep {timestep}: "
-                f"alpha_t={self.alpha:.1e}, so its x0 = (z - sigma*eps)/alpha amplifies errors "
-                f"{1 / self.alpha:.0f}x; set distill.generator_timestep to about {T - 15}",
-                stacklevel=2,
-            )
-
-    def forward(self, z: Tensor, cond: Any) -> Tensor:
-        """x0 (B, T, D) from noise z (B, T, D) and the condition, in one denoiser call."""
-        t = torch.full((z.shape[0],), self.timestep, dtype=torch.long, device=z.device)
-        output = self.denoiser(z, t, cond).to(z.dtype)  # float32 out even under autocast
-        if self.prediction_type == "sample":
-            return output
-        return (z - self.sigma * output) / self.alpha
+from sdm_policy_core.policies.one_step import OneStepGenerator
+from sdm_policy_core.training.ema import Ema
 
 
 class Corrector(nn.Module):
@@ -86,76 +42,6 @@ class Corrector(nn.Module):
 
     def forward(self, x_t: Tensor, t: Tensor, cond: Any) -> Tensor:
         return self.denoiser(x_t, t, cond)
-
-
-class Ema:
-    """Exponential moving average of a model with Diffusion Policy's power warm-up.
-
-    decay(n) = clip(1 - (1 + n / inv_gamma) ** -power, min_decay, max_decay) with
-    n = optimisation_step - update_after_step - 1 (decay 0, i.e. a copy, while n <= 0).
-    `update(model)` must be called after every optimiser step of `model`; `self.model` is the
-    averaged copy (eval mode, no gradients). Buffers are copied, not averaged.
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        power: float = 0.75,
-        max_decay: float = 0.9999,
-        min_decay: float = 0.0,
-        inv_gamma: float = 1.0,
-        update_after_step: int = 0,
-    ) -> None:
-        if not 0.0 <= min_decay <= max_decay < 1.0:
-            raise ValueError(
-                f"EMA decays must satisfy 0 <= min_decay <= max_decay < 1, "
-                f"got min_decay={min_decay}, max_decay={max_decay}"
-            )
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.power = power
-        self.max_decay = max_decay
-        self.min_decay = min_decay
-        self.inv_gamma = inv_gamma
-        self.update_after_step = update_after_step
-        self.optimization_step = 0
-        self.decay = 0.0
-
-    def get_decay(self, optimization_step: int) -> float:
-        """The decay used for the update at `optimization_step` (0-based)."""
-        step = max(0, optimization_step - self.update_after_step - 1)
-        if step <= 0:
-            return 0.0
-        value = 1.0 - (1.0 + step / self.inv_gamma) ** -self.power
-        return max(self.min_decay, min(value, self.max_decay))
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Move the average toward `model` (same architecture as the averaged copy)."""
-        self.decay = self.get_decay(self.optimization_step)
-        ema_params = list(self.model.parameters())
-        params = list(model.parameters())
-        if len(ema_params) != len(params):
-            raise ValueError("EMA.update got a model with a different parameter list")
-        for ema_p, p in zip(ema_params, params, strict=True):
-            if p.requires_grad:
-                ema_p.lerp_(p.detach().to(ema_p.dtype), 1.0 - self.decay)
-            else:
-                ema_p.copy_(p.detach())
-        for ema_b, b in zip(self.model.buffers(), model.buffers(), strict=True):
-            ema_b.copy_(b)
-        self.optimization_step += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(),
-            "optimization_step": self.optimization_step,
-            "decay": self.decay,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimization_step = int(state["optimization_step"])
-        self.decay = float(state["decay"])
 
 
 class SdmDistiller:

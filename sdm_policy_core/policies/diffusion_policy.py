@@ -10,58 +10,21 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from sdm_policy_core.config import ExperimentConfig
-from sdm_policy_core.diffusion import NoiseSchedule, randint, randn
-from sdm_policy_core.models import build_denoiser, build_observation_encoder
-from sdm_policy_core.models.keys import ACTION, AGENT_POS, IMAGE, POINT_CLOUD
-from sdm_policy_core.normalizer import LinearNormalizer
-from sdm_policy_core.policies.observation import check_observation
+from sdm_policy_core.diffusion import randint, randn
+from sdm_policy_core.models import build_denoiser
+from sdm_policy_core.models.keys import ACTION
+from sdm_policy_core.policies.base import Policy
 
 
-class DiffusionPolicy(nn.Module):
-    """Teacher policy. Submodules (checkpoint prefixes): `encoder`, `denoiser`, `normalizer`.
-
-    `normalizer` must hold stats for "action" and "agent_pos" (fit on the training set) before
-    training or inference; "point_cloud" is normalised when it holds stats for it (DP3 fits
-    per-channel limits on the cloud too), else fed in metres as it is.
-    """
+class DiffusionPolicy(Policy):
+    """Teacher policy. Submodules (checkpoint prefixes): `encoder`, `denoiser`, `normalizer`."""
 
     def __init__(self, cfg: ExperimentConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.encoder = build_observation_encoder(cfg.obs, cfg.model)
+        super().__init__(cfg)
         self.denoiser = build_denoiser(cfg.obs, cfg.model)
-        self.normalizer = LinearNormalizer()
-        self.schedule = NoiseSchedule(cfg.diffusion)
-
-    @property
-    def n_obs_steps(self) -> int:
-        return self.cfg.model.n_obs_steps
-
-    @property
-    def action_shape(self) -> tuple[int, int]:
-        return self.cfg.model.horizon, self.cfg.obs.action_dim
-
-    # -- observation -> condition ----------------------------------------------------------------
-    def encode(self, obs: Mapping[str, Tensor]) -> Tensor:
-        """Global condition (B, To * F) from the first To steps of a raw observation batch."""
-        To = self.n_obs_steps
-        batch = check_observation({k: v[:, :To] for k, v in obs.items()}, self.cfg.obs, To)
-        flat: dict[str, Tensor] = {}
-        state = obs[AGENT_POS][:, :To].float()
-        flat[AGENT_POS] = self.normalizer.normalize(AGENT_POS, state).reshape(batch * To, -1)
-        if POINT_CLOUD in obs and self.cfg.obs.point_cloud_shape is not None:
-            cloud = obs[POINT_CLOUD][:, :To].float()
-            if POINT_CLOUD in self.normalizer:
-                channels = self.normalizer.stats(POINT_CLOUD)["scale"].shape[0]
-                cloud = self.normalizer.normalize(POINT_CLOUD, cloud[..., :channels])
-            flat[POINT_CLOUD] = cloud.reshape(batch * To, *cloud.shape[2:])
-        if IMAGE in obs and self.cfg.obs.image_shape is not None:
-            image = obs[IMAGE][:, :To]
-            flat[IMAGE] = image.reshape(batch * To, *image.shape[2:])
-        return self.encoder(flat).reshape(batch, -1)
 
     # -- training --------------------------------------------------------------------------------
     def compute_loss(
@@ -158,9 +121,3 @@ class DiffusionPolicy(nn.Module):
             naive_timestep=naive_timestep,
         )
         return self._to_chunk(naction)
-
-    def _to_chunk(self, naction: Tensor) -> dict[str, Tensor]:
-        action = self.normalizer.unnormalize(ACTION, naction)
-        start = self.n_obs_steps - 1
-        end = start + self.cfg.model.n_action_steps
-        return {"action_pred": action, "action": action[:, start:end]}

@@ -8,11 +8,12 @@ import torch
 
 from sdm_policy_core.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from sdm_policy_core.config import ConfigError
+from sdm_policy_core.policies.base import Policy
 from sdm_policy_core.policies.diffusion_policy import DiffusionPolicy
 from sdm_policy_core.policies.sdm_policy import SdmPolicy
 
 
-def policy_from_checkpoint(ckpt: Checkpoint) -> DiffusionPolicy:
+def policy_from_checkpoint(ckpt: Checkpoint) -> Policy:
     """A `DiffusionPolicy` (kind 'teacher') or `SdmPolicy` (kind 'sdm') with the checkpoint's
     weights, in eval mode, on the device the tensors were loaded to. Strict: a missing or
     unexpected tensor is an error naming it."""
@@ -23,7 +24,7 @@ def policy_from_checkpoint(ckpt: Checkpoint) -> DiffusionPolicy:
             f"{ckpt.path}/config.json is not a valid configuration: {err}"
         ) from None
     if ckpt.kind == "teacher":
-        policy: DiffusionPolicy = DiffusionPolicy(cfg)
+        policy: Policy = DiffusionPolicy(cfg)
         parts = {"encoder": policy.encoder, "denoiser": policy.denoiser}
     else:
         policy = SdmPolicy(cfg)
@@ -41,6 +42,6 @@ def policy_from_checkpoint(ckpt: Checkpoint) -> DiffusionPolicy:
     return policy.to(device).eval().requires_grad_(False)
 
 
-def load_policy(path: str | Path, device: str | torch.device = "cpu") -> DiffusionPolicy:
+def load_policy(path: str | Path, device: str | torch.device = "cpu") -> Policy:
     """`policy_from_checkpoint(load_checkpoint(path))` without the training state."""
     return policy_from_checkpoint(load_checkpoint(path, device=device, load_training_state=False))

@@ -10,29 +10,32 @@ from torch import Tensor
 
 from sdm_policy_core.config import ExperimentConfig
 from sdm_policy_core.diffusion import randn
-from sdm_policy_core.distill.sdm import OneStepGenerator
+from sdm_policy_core.models import build_denoiser
+from sdm_policy_core.policies.base import Policy
 from sdm_policy_core.policies.diffusion_policy import DiffusionPolicy
+from sdm_policy_core.policies.one_step import OneStepGenerator
 
 
-class SdmPolicy(DiffusionPolicy):
+class SdmPolicy(Policy):
     """One-step policy. Submodules (checkpoint prefixes): `encoder`, `normalizer`, `generator`.
 
     `generator` maps noise (B, H, Da) and the observation condition to a normalised action
     sequence in ONE denoiser call at `generator.timestep` — the timestep it was trained at.
     Built from a teacher (its encoder, normaliser and denoiser weights are copied), or empty with
-    the same architecture for loading a checkpoint.
+    the same architecture for loading a checkpoint. It holds no denoiser of its own and has no
+    multi-step sampler: those are the teacher's.
     """
 
     def __init__(self, cfg: ExperimentConfig, teacher: DiffusionPolicy | None = None) -> None:
         super().__init__(cfg)
+        # Built, then overwritten by the teacher's weights or a checkpoint's: the same random
+        # draws as the teacher's construction, so seeded runs stay reproducible.
+        denoiser = build_denoiser(cfg.obs, cfg.model)
         if teacher is not None:
             self.encoder.load_state_dict(teacher.encoder.state_dict())
             self.normalizer = copy.deepcopy(teacher.normalizer)
-            self.denoiser.load_state_dict(teacher.denoiser.state_dict())
-        self.generator = OneStepGenerator(
-            self.denoiser, self.schedule, cfg.distill.generator_timestep
-        )
-        del self.denoiser  # the generator holds its own copy; nothing else may use it
+            denoiser.load_state_dict(teacher.denoiser.state_dict())
+        self.generator = OneStepGenerator(denoiser, self.schedule, cfg.distill.generator_timestep)
 
     def sample_normalized(
         self,

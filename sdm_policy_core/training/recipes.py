@@ -15,11 +15,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from sdm_policy_core.checkpoint import prefixed_state_dict
 from sdm_policy_core.config import ExperimentConfig
-from sdm_policy_core.distill.sdm import Ema, SdmDistiller
+from sdm_policy_core.distill.sdm import SdmDistiller
 from sdm_policy_core.models.keys import ACTION
 from sdm_policy_core.normalizer import LinearNormalizer
-from sdm_policy_core.policies import DiffusionPolicy, SdmPolicy
+from sdm_policy_core.policies import DiffusionPolicy, Policy, SdmPolicy
 from sdm_policy_core.training.distributed import DistContext
+from sdm_policy_core.training.ema import Ema
 from sdm_policy_core.training.trainer import Recipe, step_generator
 
 
@@ -51,7 +52,7 @@ def _clip(params: list[nn.Parameter], max_norm: float) -> float:
 
 
 def _val_action_mse(
-    policy: DiffusionPolicy, batches: list[dict], sampler: str, steps: int, seed: int
+    policy: Policy, batches: list[dict], sampler: str, steps: int, seed: int
 ) -> float:
     """MSE between sampled and recorded action sequences, in normalised units ([-1, 1])."""
     gen = step_generator(seed, -1, stream=1)

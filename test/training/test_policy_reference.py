@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import torch
 from sdm_policy_core.checkpoint import checkpoint_config, load_checkpoint, save_checkpoint
 from sdm_policy_core.config import load_config
 from sdm_policy_core.normalizer import LinearNormalizer
+from sdm_policy_core.policies import DiffusionPolicy, SdmPolicy
 from sdm_policy_core.policies.loading import load_policy
 from sdm_policy_core.runtime import PolicyRuntime
 from sdm_policy_core.training.distributed import DistContext
@@ -172,3 +175,27 @@ def test_policies_reproduce_the_reference_actions(checkpoints: dict[str, Path]) 
     # The rows are different policies, not one number five times.
     assert not np.allclose(actions["sdm_one_step"], actions["teacher_one_step"], atol=1e-4)
     assert not np.allclose(actions["teacher_ddim10"], actions["teacher_one_step"], atol=1e-4)
+
+
+def test_deployment_and_teacher_training_do_not_import_the_distiller() -> None:
+    """The one-step generator (policies/one_step.py) and the EMA (training/ema.py) live outside
+    sdm_policy_core.distill: loading and running any checkpoint, exporting it, or training a
+    teacher never imports the distiller."""
+    probe = (
+        "import sys\n"
+        "import sdm_policy_core.runtime, sdm_policy_core.export, sdm_policy_core.policies\n"
+        "from sdm_policy_core.training.ema import Ema\n"
+        "from sdm_policy_core.policies.one_step import OneStepGenerator\n"
+        "print(sorted(m for m in sys.modules if m.startswith('sdm_policy_core.distill')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_sdm_policy_is_not_a_diffusion_policy(checkpoints: dict[str, Path]) -> None:
+    student, teacher = load_policy(checkpoints["sdm"]), load_policy(checkpoints["teacher"])
+    assert isinstance(student, SdmPolicy) and not isinstance(student, DiffusionPolicy)
+    assert not hasattr(student, "denoiser") and not hasattr(student, "compute_loss")
+    assert isinstance(teacher, DiffusionPolicy) and not hasattr(teacher, "generator")
