@@ -60,6 +60,36 @@ def test_eval_of_a_tiny_checkpoint_writes_the_contract(tiny_checkpoint, tmp_path
     assert (tmp_path / "episode.gif").stat().st_size > 0
 
 
+def test_eval_records_the_sampler_options(tiny_checkpoint, tmp_path, capsys):
+    """--spacing trailing (DDIM-2 at [99, 49]) and --naive-timestep reach the runtime and the
+    JSON; an option that does not fit the sampler is refused."""
+    base = ["eval", "--checkpoint", str(tiny_checkpoint), "--task", "button-press-v3"]
+    base += ["--episodes", "1", "--seed", "0", "--max-episode-steps", "4", "--threads", "1"]
+    base += ["--no-progress", "--no-plot"]
+    runs = {
+        "trailing": ["--steps", "2", "--spacing", "trailing"],
+        "leading": ["--steps", "2"],
+        "naive": ["--sampler", "one-step", "--naive-timestep", "85"],
+    }
+    results = {}
+    for name, extra in runs.items():
+        assert sdm([*base, *extra, "--out", str(tmp_path / f"{name}.json")]) == 0
+        results[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert results["trailing"]["timestep_spacing"] == "trailing"
+    assert results["trailing"]["timesteps"] == [99, 49]
+    assert results["leading"]["timestep_spacing"] == "leading"
+    assert results["leading"]["timesteps"] == [50, 0]
+    naive = results["naive"]
+    assert (naive["sampler"], naive["naive_timestep"], naive["timesteps"]) == (
+        "one-step",
+        85,
+        [85],
+    )
+    bad = [*base, "--steps", "2", "--naive-timestep", "85", "--out", str(tmp_path / "bad.json")]
+    assert sdm(bad) == 2
+    assert "naive_timestep applies to a teacher's 'one-step' sampler" in capsys.readouterr().err
+
+
 def test_eval_refuses_bad_input(tiny_checkpoint, tmp_path, capsys):
     base = ["eval", "--checkpoint", str(tiny_checkpoint), "--episodes", "1"]
     out = ["--out", str(tmp_path / "r.json"), "--no-progress"]
