@@ -207,11 +207,12 @@ def test_batch_normaliser_divides_every_sample_by_one_number() -> None:
     assert factor.amax() > 1.5 * factor.amin()  # per-sample factors differ
 
 
-def test_generator_gradient_moves_its_mean_toward_the_teacher() -> None:
+@pytest.mark.parametrize("normalisation", GRAD_NORMALISATIONS)
+def test_generator_gradient_moves_its_mean_toward_the_teacher(normalisation: str) -> None:
     """Through `generator_loss`: the generator's mu gets a gradient along mu_fake - mu_real."""
     mu_real = torch.zeros(HORIZON, ACTION_DIM)
     mu_fake = torch.randn(HORIZON, ACTION_DIM)
-    distiller, _ = _gaussian_distiller(mu_real, mu_fake)
+    distiller, _ = _gaussian_distiller(mu_real, mu_fake, grad_normalisation=normalisation)
     loss, metrics = distiller.generator_loss(torch.zeros(64, 1), torch.Generator().manual_seed(0))
     loss.backward()
     grad = distiller.generator.denoiser.mu.grad
