@@ -112,7 +112,15 @@ def check_core_packages() -> Check:
 
 
 def check_optional_packages() -> Check:
-    wanted = ("mujoco", "metaworld", "open3d-cpu", "rosbags", "fpsample", "transforms3d")
+    wanted = (
+        "mujoco",
+        "metaworld",
+        "gym-pusht",
+        "open3d-cpu",
+        "rosbags",
+        "fpsample",
+        "transforms3d",
+    )
     found = {d: _version(d) for d in wanted}
     if found["open3d-cpu"] is None:
         found["open3d-cpu"] = _version("open3d")
@@ -122,7 +130,8 @@ def check_optional_packages() -> Check:
         not missing,
         ", ".join(f"{d} {v}" for d, v in found.items() if v)
         + (f"; missing: {', '.join(missing)}" if missing else ""),
-        f"pip install -r requirements/core.txt (or {SETUP_HINT})",
+        "pip install -r requirements/core.txt && pip install --no-deps -r "
+        f"requirements/no-deps.txt (or {SETUP_HINT})",
         required=False,
     )
 
