@@ -56,11 +56,11 @@ setup(
     entry_points={
         "console_scripts": [
             "sdm = sdm_policy_core.cli:main",
-            "policy_node = sdm_policy_ros.policy_node:main",
-            "sim_bridge_node = sdm_policy_ros.sim_bridge_node:main",
-            "expert_teleop_node = sdm_policy_ros.expert_teleop_node:main",
-            "bag_recorder = sdm_policy_ros.bag_recorder:main",
-            "sim_eval_driver = sdm_policy_ros.sim_eval_driver:main",
+            "policy_node = sdm_policy_ros.executables:policy_node",
+            "sim_bridge_node = sdm_policy_ros.executables:sim_bridge_node",
+            "expert_teleop_node = sdm_policy_ros.executables:expert_teleop_node",
+            "bag_recorder = sdm_policy_ros.executables:bag_recorder",
+            "sim_eval_driver = sdm_policy_ros.executables:sim_eval_driver",
         ],
     },
 )

@@ -39,11 +39,12 @@ from pathlib import Path
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+from sdm_policy_ros.process import SPIN_PERIOD_S, run_node
 
 NODE_NAME = "bag_recorder"
 DEFAULT_TOPICS = ["points", "image", "joint_states", "joint_commands", "episode_status"]
@@ -195,24 +196,17 @@ class BagRecorderNode(Node):
                 print(f"RECORDED {topic} {self._types[topic]} {self.counts[topic]}", flush=True)
 
 
-def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = BagRecorderNode()
-    except (ValueError, OSError) as err:
-        print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+def _record(node: BagRecorderNode, executor, stop) -> int:
+    while rclpy.ok() and not stop.is_set() and not node.finished:
+        executor.spin_once(timeout_sec=SPIN_PERIOD_S)
     return 0
+
+
+def main(args: list[str] | None = None) -> int:
+    # close() writes the bag's metadata, whatever ended the recording
+    return run_node(
+        NODE_NAME, BagRecorderNode, args=args, startup_errors=(ValueError, OSError), run=_record
+    )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray
@@ -34,6 +32,7 @@ from std_msgs.msg import Float64MultiArray
 from sdm_policy_core.sim.episode import FULL_STATE_DIM
 from sdm_policy_core.sim.experts import ScriptedExpert
 from sdm_policy_core.sim.metaworld_env import UnknownTaskError
+from sdm_policy_ros.process import run_node
 
 NODE_NAME = "expert_teleop"
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -113,21 +112,7 @@ class ExpertTeleopNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = ExpertTeleopNode()
-    except ValueError as err:
-        print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(NODE_NAME, ExpertTeleopNode, args=args)
 
 
 if __name__ == "__main__":

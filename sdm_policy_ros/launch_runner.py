@@ -6,7 +6,7 @@
     python -m sdm_policy_ros.launch_runner sim_eval sim:=mujoco checkpoint:=CKPT episodes:=10
 
 Each process is this package's console script (from the colcon install space, else
-`python -m sdm_policy_ros.<executable>`), started with the spec's `--ros-args`. SIGINT/SIGTERM
+`python -m sdm_policy_ros <executable>`), started with the spec's `--ros-args`. SIGINT/SIGTERM
 are forwarded; the runner exits when any process exits, with its code.
 """
 
@@ -21,16 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from sdm_policy_ros.executables import MODULES
 from sdm_policy_ros.launch_spec import LAUNCH_FILES, PACKAGE, NodeSpec
-
-# Console scripts of this package (setup.py) -> their modules, for a checkout without colcon.
-MODULES = {
-    "policy_node": "sdm_policy_ros.policy_node",
-    "sim_bridge_node": "sdm_policy_ros.sim_bridge_node",
-    "expert_teleop_node": "sdm_policy_ros.expert_teleop_node",
-    "bag_recorder": "sdm_policy_ros.bag_recorder",
-    "sim_eval_driver": "sdm_policy_ros.sim_eval_driver",
-}
 
 
 def executable_command(spec: NodeSpec) -> list[str]:
@@ -48,7 +40,7 @@ def executable_command(spec: NodeSpec) -> list[str]:
         if path.is_file():
             return [str(path)]
     if spec.executable in MODULES:
-        return [sys.executable, "-m", MODULES[spec.executable]]
+        return [sys.executable, "-m", "sdm_policy_ros", spec.executable]
     found = shutil.which(spec.executable)
     if found:
         return [found]

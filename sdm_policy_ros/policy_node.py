@@ -39,14 +39,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -77,6 +75,7 @@ from sdm_policy_ros.params import (
     declare_dataclass_parameters,
     validating_callback,
 )
+from sdm_policy_ros.process import run_node
 
 NODE_NAME = "sdm_policy_node"
 SENSOR_QOS = {
@@ -312,6 +311,7 @@ class PolicyNode(Node):
     # -- model ------------------------------------------------------------------------------
     def _load(self, path: str, sampler: str, steps: int) -> str:
         """Build a controller for checkpoint `path`; raise (keeping the old one) if unfit."""
+        self.get_logger().info(f"loading {path}")
         runtime = PolicyRuntime(
             path,
             sampler=sampler or None,
@@ -359,14 +359,17 @@ class PolicyNode(Node):
             self._wake.set()
 
     # -- the control thread -----------------------------------------------------------------
-    def start_control(self) -> None:
+    def start(self) -> None:
+        """Start the control thread (sdm_policy_ros.process calls it once the node spins)."""
         self._control_thread.start()
 
-    def stop_control(self) -> None:
+    def close(self) -> None:
+        """Stop the control thread and the status timer before the node and context go."""
         self._stop_control.set()
         self._wake.set()
+        self._status_timer.cancel()
         if self._control_thread.is_alive():
-            self._control_thread.join(timeout=10.0)
+            self._control_thread.join(timeout=5.0)
 
     def _control_loop(self) -> None:
         """trigger timer: a step every 1/control_rate_hz s (steady clock; a late step is not
@@ -486,6 +489,8 @@ class PolicyNode(Node):
             return False
         with self._lock:
             self._state, self._message = result.state, result.message
+        if self._stop_control.is_set():
+            return False  # closing: the publishers are about to go with the node
         if result.skipped and self.config.on_fault == "stop" and self._pub_traj is not None:
             # An empty trajectory makes joint_trajectory_controller stop where it is.
             self._pub_traj.publish(JointTrajectory())
@@ -684,26 +689,12 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = PolicyNode()
-    except (ConfigError, CheckpointError, PolicyOutputError, ValueError) as err:
-        print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    node.start_control()
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop_control()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(
+        NODE_NAME,
+        PolicyNode,
+        args=args,
+        startup_errors=(ConfigError, CheckpointError, PolicyOutputError, ValueError),
+    )
 
 
 if __name__ == "__main__":

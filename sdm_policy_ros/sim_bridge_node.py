@@ -61,11 +61,9 @@ import sys
 import time
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -78,6 +76,7 @@ from std_srvs.srv import Trigger
 from sdm_policy_core.conversions import fill_image, fill_pointcloud2
 from sdm_policy_core.sim.episode import FULL_STATE_DIM, STATE_NAMES, EpisodeRunner
 from sdm_policy_core.sim.metaworld_env import SimulatorError, UnknownTaskError, resolve_task
+from sdm_policy_ros.process import run_node
 
 NODE_NAME = "sim_bridge"
 STEP_MODES = ("lockstep", "realtime")
@@ -414,25 +413,13 @@ class SimBridgeNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = SimBridgeNode()
-    except (UnknownTaskError, ValueError, SimulatorError) as err:
-        print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.close()  # free the GL context while the libraries are loaded
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    # close() frees the GL context while the libraries are loaded
+    return run_node(
+        NODE_NAME,
+        SimBridgeNode,
+        args=args,
+        startup_errors=(UnknownTaskError, ValueError, SimulatorError),
+    )
 
 
 if __name__ == "__main__":

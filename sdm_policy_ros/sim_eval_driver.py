@@ -38,9 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -51,6 +50,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 
 from sdm_policy_core.conversions import stamp_to_nanoseconds
+from sdm_policy_ros.process import run_node
 
 NODE_NAME = "sim_eval_driver"
 PROGRESS = "[sim-eval]"
@@ -362,19 +362,10 @@ def _write_json(result: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = SimEvalDriver()
-    except ValueError as err:
-        print(f"[{NODE_NAME}] cannot start: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
+def _drive(node: SimEvalDriver, executor, _stop) -> int:
+    """Spin the executor in a thread while this (main) thread drives the episodes."""
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    code = 0
     try:
         result = node.run()
         if node.mode == "demos":
@@ -393,19 +384,28 @@ def main(args: list[str] | None = None) -> int:
                 f"{result['achieved_control_hz']:.1f} Hz",
                 flush=True,
             )
+            code = 0
         if node.p["result"]:
             _write_json(result, Path(node.p["result"]))
     except DriverError as err:
         print(f"[{NODE_NAME}] error: {err}", file=sys.stderr, flush=True)
         code = 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        code = 130
     finally:
-        executor.shutdown()
+        executor.shutdown(timeout_sec=1.0)  # a spin thread left running aborts the process
         spinner.join(timeout=5)
-        node.destroy_node()
-        rclpy.try_shutdown()
     return code
+
+
+def main(args: list[str] | None = None) -> int:
+    # A signal interrupts the drive where it waits: status 128 + signal, no result written.
+    return run_node(
+        NODE_NAME,
+        SimEvalDriver,
+        args=args,
+        run=_drive,
+        executor_factory=lambda: MultiThreadedExecutor(num_threads=2),
+        interrupt_run=True,
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import yaml
 
 from sdm_policy_core.config import DeploymentConfig, from_dict
 from sdm_policy_core.robot import load_robot_profile
-from sdm_policy_ros.launch_runner import MODULES
+from sdm_policy_ros.executables import MODULES
 from sdm_policy_ros.launch_spec import (
     CONTRACT_INPUTS,
     CONTRACT_OUTPUTS,
@@ -42,17 +42,14 @@ GZ_TYPES = {
 
 
 def console_scripts() -> dict[str, str]:
-    """name -> module of setup.py's console_scripts, read without running setup.py."""
+    """name -> "module:function" of setup.py's console_scripts, read without running it."""
     tree = ast.parse((REPO / "setup.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
                 if isinstance(key, ast.Constant) and key.value == "console_scripts":
                     entries = [ast.literal_eval(e) for e in value.elts]
-                    return {
-                        e.split("=")[0].strip(): e.split("=")[1].split(":")[0].strip()
-                        for e in entries
-                    }
+                    return {e.split("=")[0].strip(): e.split("=")[1].strip() for e in entries}
     raise AssertionError("setup.py has no console_scripts")
 
 
@@ -90,14 +87,17 @@ def test_launch_files_parse_and_stay_thin_over_their_specs():
 
 def test_every_executable_is_a_console_script_with_a_module():
     scripts = console_scripts()
-    for module in scripts.values():
+    assert scripts.pop("sdm") == "sdm_policy_core.cli:main"
+    # Each node starts through sdm_policy_ros.executables (signal handlers before the heavy
+    # imports: test/ros/test_shutdown.py), which runs the node module's main.
+    assert scripts == {name: f"sdm_policy_ros.executables:{name}" for name in MODULES}
+    for module in MODULES.values():
         assert importlib.util.find_spec(module) is not None, module
-    assert {k: v for k, v in scripts.items() if k != "sdm"} == MODULES
     started = {spec.executable for spec in policy_nodes({})}
     for sim in SIMS:
         started |= {spec.executable for spec in sim_eval_nodes({"sim": sim, "episodes": "1"})}
     started |= {spec.executable for spec in sim_record_nodes({"bag": "b"})}
-    assert started == set(scripts) - {"sdm"}  # every node is started by some launch file
+    assert started == set(scripts)  # every node is started by some launch file
 
 
 def test_mujoco_spec_configures_bridge_policy_and_driver_from_the_checkpoint(teacher_config):
