@@ -309,6 +309,9 @@ class DistillConfig:
     # whole batch (the SDM authors' code); "sigma2" (s_fake - s_real) * sigma_t^2 (OneDP);
     # "dmd" (x0_fake - x0_real) / mean|x - x0_real| per sample (DMD, x0 space).
     grad_normalisation: str = "mean_abs"
+    # Weight of the distribution-matching term (0 with regression_weight > 0: regression only,
+    # the ablation that tells what distribution matching adds).
+    dm_weight: float = 1.0
     # Optional stabiliser: weight of an L2 regression of G's output to teacher DDIM samples.
     regression_weight: float = 0.0
     regression_ddim_steps: int = 10
@@ -337,6 +340,11 @@ class DistillConfig:
         _require(
             self.regression_weight >= 0,
             f"distill.regression_weight must be >= 0, got {self.regression_weight}",
+        )
+        _require(
+            self.dm_weight >= 0 and self.dm_weight + self.regression_weight > 0,
+            f"distill.dm_weight must be >= 0 and dm_weight + regression_weight > 0, got "
+            f"dm_weight={self.dm_weight}, regression_weight={self.regression_weight}",
         )
         _require(self.regression_ddim_steps >= 1, "distill.regression_ddim_steps must be >= 1")
 

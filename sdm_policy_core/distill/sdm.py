@@ -138,7 +138,7 @@ class SdmDistiller:
     def generator_loss(
         self, cond: Any, generator: torch.Generator | None = None
     ) -> tuple[Tensor, dict[str, float]]:
-        """L_G = ½·mean((x - stopgrad(x - g))²) [+ w·mean((x - x_teacher_ddim)²)], x = G(z, cond).
+        """L_G = w_dm·½·mean((x - sg(x - g))²) [+ w·mean((x - x_teacher_ddim)²)], x = G(z, cond).
 
         Gradients reach only the generator: the teacher and the corrector are evaluated without
         gradient at t ~ U{t_min..t_max} on x_t = alpha_t x + sigma_t eps. The regression term
@@ -159,7 +159,7 @@ class SdmDistiller:
             x0_fake = schedule.predict_x0(self.corrector(x_t, t, cond).float(), x_t, t)
             g = self.distribution_matching_gradient(x.detach(), x_t, x0_real, x0_fake, t)
         loss_dm = 0.5 * F.mse_loss(x, (x - g).detach())
-        loss = loss_dm
+        loss = cfg.dm_weight * loss_dm
         loss_reg = torch.zeros((), device=x.device)
         if cfg.regression_weight > 0:
             x_ref = schedule.sample(

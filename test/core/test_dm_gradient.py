@@ -225,6 +225,27 @@ def test_generator_gradient_moves_its_mean_toward_the_teacher(normalisation: str
     assert metrics["loss_dm"] > 0 and math.isfinite(metrics["loss_generator"])
 
 
+def test_dm_weight_scales_the_distribution_matching_term_and_zero_leaves_regression_only():
+    """distill.dm_weight: the DM gradient scales with it; at 0 (with a regression weight) the
+    generator's gradient is the regression's alone, which pulls it to the teacher's samples."""
+    mu_real = torch.zeros(HORIZON, ACTION_DIM)
+    mu_fake = torch.randn(HORIZON, ACTION_DIM)
+    grads = {}
+    for weight in (1.0, 0.5):
+        distiller, _ = _gaussian_distiller(mu_real, mu_fake, dm_weight=weight)
+        loss, _ = distiller.generator_loss(torch.zeros(64, 1), torch.Generator().manual_seed(0))
+        loss.backward()
+        grads[weight] = distiller.generator.denoiser.mu.grad.clone()
+    assert torch.allclose(grads[0.5], 0.5 * grads[1.0], atol=1e-7)
+    distiller, _ = _gaussian_distiller(mu_real, mu_fake, dm_weight=0.0, regression_weight=1.0)
+    loss, metrics = distiller.generator_loss(torch.zeros(64, 1), torch.Generator().manual_seed(0))
+    loss.backward()
+    assert loss.item() == pytest.approx(metrics["loss_regression"])
+    assert metrics["loss_dm"] > 0  # still measured, not applied
+    with pytest.raises(ValueError, match="dm_weight"):
+        _gaussian_distiller(mu_real, mu_fake, dm_weight=0.0)  # nothing would train
+
+
 def test_distillation_loop_converges_on_gaussians() -> None:
     """Corrector tracks the generator's mean, the generator's mean goes to the teacher's."""
     torch.manual_seed(0)
