@@ -77,15 +77,22 @@ def final_score(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"mean": float(np.mean(rates)), "std": float(np.std(rates)), "n": len(rates)}
 
 
-def _outcomes(result: Mapping[str, Any]) -> dict[tuple[int, int], bool]:
-    """(evaluation seed, reset seed) -> success of every episode of one `sdm eval` result."""
+def _outcomes(result: Mapping[str, Any], metric: str = "success") -> dict[tuple[int, int], float]:
+    """(evaluation seed, reset seed) -> `metric` of every episode of one `sdm eval` result
+    ("success" as 0/1, or a per-episode env metric such as PushT's "max_coverage")."""
     episodes = result.get("episode_results")
     if not episodes:
         raise ValueError(
             "an evaluation result without 'episode_results' cannot be paired; "
             "use the JSON that `sdm eval --out` writes"
         )
-    return {(int(e["seed"]), int(e["reset_seed"])): bool(e["success"]) for e in episodes}
+    missing = [e for e in episodes if metric not in e]
+    if missing:
+        raise ValueError(
+            f"episode rows have no {metric!r} (they have {sorted(missing[0])}); "
+            f"choose a metric the task's env reports"
+        )
+    return {(int(e["seed"]), int(e["reset_seed"])): float(e[metric]) for e in episodes}
 
 
 def paired_difference(
@@ -94,8 +101,12 @@ def paired_difference(
     level: float = 0.95,
     resamples: int = 10_000,
     seed: int = 0,
+    metric: str = "success",
 ) -> dict[str, Any]:
     """Success of B minus success of A on the same episodes, with a bootstrap interval.
+
+    metric: the per-episode quantity compared ("success", or an env metric of the episode rows
+    such as PushT's "max_coverage"); the difference is in its units (success: a fraction).
 
     a, b: `sdm eval` results, one per training seed and in the same order (b[i] is compared with
     a[i], e.g. the SDM student with the teacher it was distilled from); within a pair, episodes
@@ -117,7 +128,7 @@ def paired_difference(
     groups: list[np.ndarray] = []
     only_a = only_b = 0
     for i, (ra, rb) in enumerate(zip(a, b, strict=True)):
-        oa, ob = _outcomes(ra), _outcomes(rb)
+        oa, ob = _outcomes(ra, metric), _outcomes(rb, metric)
         if oa.keys() != ob.keys():
             missing = sorted(oa.keys() ^ ob.keys())[:3]
             raise ValueError(
@@ -125,11 +136,11 @@ def paired_difference(
                 f"{missing}); evaluate both with the same --episodes and --seeds"
             )
         keys = sorted(oa)
-        sa = np.array([oa[k] for k in keys], dtype=np.int8)
-        sb = np.array([ob[k] for k in keys], dtype=np.int8)
+        sa = np.array([oa[k] for k in keys], dtype=np.float64)
+        sb = np.array([ob[k] for k in keys], dtype=np.float64)
         only_a += int(np.sum(sa > sb))
         only_b += int(np.sum(sb > sa))
-        groups.append((sb - sa).astype(np.float64))
+        groups.append(sb - sa)
     rng = np.random.default_rng(seed)
     sums = np.zeros(resamples)
     counts = np.zeros(resamples)

@@ -79,3 +79,19 @@ def test_paired_difference_refuses_what_cannot_be_paired():
         paired_difference([{"success_rate": 1.0}], [_result([True])])
     with pytest.raises(ValueError, match="one result per training seed"):
         paired_difference([_result([True])], [])
+
+
+def test_paired_difference_of_a_continuous_episode_metric():
+    """PushT compares max coverage per episode: the gap is in its units, paired by episode."""
+    a = _result([False] * 20)
+    b = _result([False] * 20)
+    for i, (ea, eb) in enumerate(zip(a["episode_results"], b["episode_results"], strict=True)):
+        ea["max_coverage"] = 0.5 + 0.01 * i  # B is 0.1 better on every episode
+        eb["max_coverage"] = 0.6 + 0.01 * i
+    gap = paired_difference([a], [b], metric="max_coverage")
+    assert gap["difference"] == pytest.approx(0.1)
+    assert gap["ci"] == pytest.approx((0.1, 0.1))
+    assert (gap["only_a"], gap["only_b"]) == (0, 20)
+    assert paired_difference([a], [b])["difference"] == 0.0  # success is unchanged
+    with pytest.raises(ValueError, match="no 'score'"):
+        paired_difference([a], [b], metric="score")
