@@ -844,3 +844,94 @@ def test_bench_bag2zarr_writes_the_contract_keys(tmp_path):
     assert result["clouds"] == 40 and result["samples_written"] == 40
     assert result["clouds_per_s"] > 0 and 0 < result["peak_rss_mb"] < 1024
     assert result["messages"] == 40 + 40 + result["messages_per_topic"]["/joint_states"]
+
+
+# -- regression: fixed bags -> dataset content hashes (pinned before issue 20's tf / compressed
+# image work; a change in any stored value, dtype, shape or episode boundary changes the hash) --
+
+
+def dataset_digest(path: Path) -> str:
+    """sha256 over every array of data/ and meta/ (name, dtype, shape, bytes), sorted."""
+    group = zarr.open_group(str(path), mode="r")
+    digest = hashlib.sha256()
+    for section in ("data", "meta"):
+        for name in sorted(group[section].array_keys()):
+            array = np.ascontiguousarray(group[section][name][...])
+            digest.update(f"{section}/{name} {array.dtype.str} {array.shape}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _regression_images(bag: BagWriter, steps: int) -> None:
+    rng = np.random.default_rng(7)
+    for k in range(steps):
+        t = T0 + k * 100 * MS
+        bag.write_image("/image", t + MS, rng.integers(0, 256, (12, 16, 3), np.uint8), "bgr8")
+        depth = rng.uniform(0.2, 3.0, (12, 16)).astype(np.float32)
+        bag.write_image("/depth", t + MS, depth, "16UC1" if k % 2 else "32FC1")
+
+
+def _regression_case(name: str, tmp: Path) -> tuple[list[Path], Path]:
+    """The bags and config of one pinned conversion."""
+    bags = [tmp / f"{name}_{e}" for e in range(3 if name == "three_bags" else 1)]
+    if name == "three_bags":
+        for e, (path, steps) in enumerate(zip(bags, (12, 15, 9), strict=True)):
+            with BagWriter(path, storage="mcap") as bag:
+                write_demo(bag, steps, start_ns=T0 + e * 60 * 10**9, first_step=100 * e)
+        return bags, config(tmp)
+    with BagWriter(
+        bags[0], storage="sqlite3", custom_types={"sdm_msgs/msg/EpisodeStatus": EPISODE_STATUS}
+    ) as bag:
+        if name == "tf_static_crop":
+            rotation = [0.0, 0.3, 0.4, (1 - 0.25) ** 0.5]
+            bag.write_static_transform(
+                "/tf_static", T0 - MS, "world", "base", [0, 0, 1], [0] * 3 + [1]
+            )
+            bag.write_static_transform(
+                "/tf_static", T0 - MS, "base", "camera", [1, 2, 0], rotation
+            )
+            write_demo(bag, 8)
+            pc = {"target_frame": "world", "crop_low": [-5, -5, -20], "crop_high": [5, 5, 0.5]}
+            return bags, config(tmp, point_cloud=pc)
+        if name == "images":
+            write_demo(bag, 6)
+            _regression_images(bag, 6)
+            image = {"topic": "image", "width": 8, "height": 6}
+            return bags, config(tmp, image=image, depth={"topic": "depth"})
+        if name == "marker_pool":
+            for e, (steps, succeeded) in enumerate(((9, True), (5, False), (11, True))):
+                ticks = write_demo(bag, steps, start_ns=T0 + e * 10**9, first_step=10 * e)
+                for k, t in enumerate(ticks):
+                    _status(bag, t - MS, e, success=succeeded and k >= steps - 2)
+            episodes = {
+                "split": "marker",
+                "marker_topic": "episode_status",
+                "marker_field": "episode_id",
+                "success_field": "success",
+            }
+            return bags, config(tmp, episodes=episodes, workers=2, chunk_size=7)
+        assert name == "rate_next_state"
+        write_demo(bag, 20)
+        return bags, config(
+            tmp,
+            clock={"rate_hz": 7.0},
+            action={"source": "next_state"},
+            state={"align": "previous", "tolerance_s": 0.05},
+        )
+
+
+REGRESSION_DIGESTS = {
+    "three_bags": "a9514266e64893edac5502f41520992d64abccfc85f37650bdfeedc73bde8706",
+    "tf_static_crop": "b8bf42966c4a55af6d6d8bad77a381e28f4cd0a4398cbbf8fcb5b7565e60b3d1",
+    "images": "6261a68aa70175fbeb397806f014ba1b4c7f5b1c595ebdd6794fc173e6625313",
+    "marker_pool": "07508d4ba75631b3879c8ce6f26cd70796d3129d108a80757fbf97a75d03852d",
+    "rate_next_state": "c08a844038d023db22b6495d2e53a51380a647a78885c8d92e5d5a95a0c8560b",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSION_DIGESTS))
+def test_fixed_bags_convert_to_the_pinned_dataset_content(tmp_path, name):
+    bags, cfg = _regression_case(name, tmp_path)
+    out = tmp_path / "out.zarr"
+    convert(bags, out, cfg)
+    assert dataset_digest(out) == REGRESSION_DIGESTS[name]
