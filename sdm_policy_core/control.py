@@ -5,8 +5,19 @@ control tick it decides whether the newest observations are fresh enough to act 
 PolicyRuntime's history, re-plans when the action queue runs out (receding horizon) or every
 tick (temporal ensembling), and turns the next action into a safe command (limits, max step).
 
-Rule: no command is ever derived from a stale, missing or invalid observation. When observations
-go stale the queue is dropped; after they return, the policy re-plans from fresh data.
+Rule: no command is ever derived from a stale, missing or invalid observation (point cloud,
+image or joint state: each is stale when older than `stale_age_s`). When observations go stale
+the queue is dropped; after they return, the policy re-plans from fresh data.
+
+Safety relative to the arm: every target is clamped to the profile's limits and to `max_step`
+from the latest *measured* position (never from the previous target, which a stuck or slow arm
+leaves ever farther behind). When the measured position does not follow the targets (farther
+than `tracking_tolerance` from the previous target on every tick for `tracking_timeout_s`), the
+controller enters FAULT: no command until `set_enabled(True)` is called again.
+
+Seams: the jump between the last executed action of one chunk and the first executed action of
+the next (max |difference| over action dimensions, robot units, before the limits) is measured
+per seam (`counters.seams`); with temporal ensembling every tick starts from a new chunk.
 """
 
 from __future__ import annotations
@@ -35,6 +46,103 @@ class TickResult:
     trajectory: np.ndarray | None = None  # (n, Da) safe targets, execution="trajectory"
     skipped: bool = False  # the tick was skipped because of stale/invalid data
     obs_stamp: float = 0.0  # [s] stamp of the newest observation the command is based on
+    halt: bool = False  # ask the robot's controller to stop where it is (on_fault: stop)
+
+
+@dataclass
+class SeamStats:
+    """Jumps at action-chunk seams: max |a_first(new chunk) - a_last(previous)| over action
+    dimensions, in robot units (-1 before the first seam)."""
+
+    last: float = -1.0
+    max: float = 0.0
+    total: float = 0.0
+    count: int = 0
+
+    def add(self, jump: float) -> None:
+        self.last = jump
+        self.max = max(self.max, jump)
+        self.total += jump
+        self.count += 1
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+
+def action_jump(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| over action dimensions (robot units)."""
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+class TemporalEnsembler:
+    """ACT-style temporal ensembling: a chunk is planned every tick; the executed action of tick
+    t is the mean of every live chunk's action for t, weighted exp(-decay * chunk age in ticks).
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self._chunks: deque[tuple[int, np.ndarray]] = deque()
+        self.tick = 0
+
+    def add(self, actions: np.ndarray) -> None:
+        """The chunk (n, Da) planned at the current tick (its first action is for this tick)."""
+        self._chunks.append((self.tick, np.asarray(actions)))
+
+    def next(self) -> np.ndarray:
+        """The ensembled action (Da,) of the current tick; advances to the next tick."""
+        t = self.tick
+        while self._chunks and t - self._chunks[0][0] >= len(self._chunks[0][1]):
+            self._chunks.popleft()
+        if not self._chunks:
+            raise RuntimeError("temporal ensembling: no chunk covers this tick; add() one first")
+        actions, weights = [], []
+        for start, chunk_actions in self._chunks:
+            actions.append(chunk_actions[t - start])
+            weights.append(math.exp(-self.decay * (t - start)))
+        w = np.asarray(weights) / sum(weights)
+        self.tick += 1
+        return (np.asarray(actions) * w[:, None]).sum(axis=0)
+
+    def reset(self) -> None:
+        self._chunks.clear()
+        self.tick = 0
+
+
+class TrackingMonitor:
+    """Whether the arm follows its targets (positions in robot units, times in seconds).
+
+    A fault when, after `timeout_s` of commanding, the measured position has reached none of the
+    targets it was sent in the last `timeout_s`: each is farther than `tolerance` (max over the
+    dimensions). An arm that follows late or slowly reaches older targets and passes; a stuck one
+    stays about max_step from every target (targets are clamped around the measured position).
+    """
+
+    def __init__(self, tolerance: float, timeout_s: float) -> None:
+        self.tolerance, self.timeout_s = tolerance, timeout_s
+        self.error = 0.0  # distance to the nearest recent target at the last update
+        self._targets: deque[tuple[float, np.ndarray]] = deque()
+        self._since: float | None = None  # time of the first target since reset
+
+    def commanded(self, now: float, target: np.ndarray) -> None:
+        """The arm was sent `target` at `now` (tracked dimensions only)."""
+        self._targets.append((now, np.asarray(target, dtype=np.float64)))
+        if self._since is None:
+            self._since = now
+
+    def update(self, now: float, measured: np.ndarray) -> bool:
+        """The measured position (tracked dimensions) at `now`; True when it is a fault."""
+        while self._targets and self._targets[0][0] < now - self.timeout_s:
+            self._targets.popleft()
+        if not self._targets or self._since is None:
+            return False
+        self.error = min(action_jump(measured, target) for _, target in self._targets)
+        return now - self._since >= self.timeout_s and self.error > self.tolerance
+
+    def reset(self) -> None:
+        self.error = 0.0
+        self._targets.clear()
+        self._since = None
 
 
 @dataclass
@@ -63,8 +171,10 @@ class ControllerCounters:
     skipped_ticks: int = 0
     inferences: int = 0
     commands: int = 0
+    faults: int = 0
     last_inference_time: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    seams: SeamStats = field(default_factory=SeamStats)
 
     def reject(self, what: str, reason: str) -> None:
         if what == "cloud":
@@ -100,22 +210,30 @@ class PolicyController:
         self.limiter = CommandLimiter(profile)
         self.counters = ControllerCounters()
         self.enabled = False
+        self.fault: str | None = None  # why the controller stopped (tracking), until re-enabled
         self._cloud: _Stamped | None = None
         self._image: _Stamped | None = None
         self._state: _Stamped | None = None
         self._fresh_cloud = False
         self._queue: deque[np.ndarray] = deque()
-        self._ensemble: deque[tuple[int, np.ndarray]] = deque()
-        self._tick_index = 0
+        self._targets: deque[np.ndarray] = deque()  # execution trajectory: points still ahead
+        self._ensembler = TemporalEnsembler(cfg.ensembling_decay)
         self._last_command: np.ndarray | None = None
-        self._state_to_action = self._action_indices_in_state()
+        self._last_executed: np.ndarray | None = None  # the policy's action, before limits
+        self._state_to_action, self._tracked = self._measured_indices()
+        self.tracking = TrackingMonitor(profile.tracking_tolerance, profile.tracking_timeout_s)
 
-    def _action_indices_in_state(self) -> list[int] | None:
-        names = list(self.profile.state_names)
-        try:
-            return [names.index(n) for n in self.profile.action_names]
-        except ValueError:
-            return None
+    def _measured_indices(self) -> tuple[list[int] | None, list[int]]:
+        """State index of each action dimension (None: raw actions, no measured counterpart)
+        and the action dimensions the tracking check watches."""
+        p = self.profile
+        names = list(p.state_names)
+        if p.action_kind == "raw":
+            return None, []
+        measured = p.action_names if p.action_kind == "joint_position" else p.action_names[:3]
+        index = [names.index(n) for n in measured]  # RobotProfile checked they exist
+        tracked = [i for i, n in enumerate(measured) if n not in p.untracked]
+        return index, tracked
 
     # -- inputs ----------------------------------------------------------------------------------
     def update_cloud(
@@ -139,15 +257,15 @@ class PolicyController:
         self.counters.reject(what, reason)
 
     def set_enabled(self, enabled: bool) -> None:
-        if enabled and not self.enabled:
+        """Enable (clears a fault and the plan) or disable commanding."""
+        if enabled and (not self.enabled or self.fault is not None):
             self.reset()  # never continue a plan made before the robot was handed over
+            self.fault = None
         self.enabled = enabled
 
     def reset(self) -> None:
-        self.runtime.reset()
-        self._queue.clear()
-        self._ensemble.clear()
-        self._last_command = None
+        """Clear the observation history, the plan and the tracking watch."""
+        self._drop_plan()
 
     # -- the tick --------------------------------------------------------------------------------
     def _required(self) -> list[tuple[str, _Stamped | None]]:
@@ -167,26 +285,76 @@ class PolicyController:
 
     def _drop_plan(self) -> None:
         self._queue.clear()
-        self._ensemble.clear()
+        self._ensembler.reset()
         self.runtime.reset()
+        self._targets.clear()
+        self._last_command = None
+        self._last_executed = None  # the next chunk after a gap is not a seam
+        self.tracking.reset()
+
+    def measured_action(self) -> np.ndarray | None:
+        """The latest measured position in action order (None: raw actions or no state)."""
+        if self._state_to_action is None or self._state is None:
+            return None
+        return self._state.value[self._state_to_action].astype(np.float64)
+
+    def _stale(self, now: float) -> list[str]:
+        """'<input> <age> s old' for each needed input older than stale_age_s (or stamped
+        further than that in the future: clock trouble)."""
+        stale = []
+        for name, value in self._required():
+            age = now - value.stamp
+            if not math.isfinite(age) or abs(age) > self.cfg.stale_age_s:
+                stale.append(f"{name} {age:.3f} s old")
+        return stale
+
+    def _check_tracking(self, now: float) -> str | None:
+        """A fault message when the arm has not followed the targets for the timeout."""
+        measured = self.measured_action()
+        if self._last_command is None or measured is None or not self._tracked:
+            return None
+        if not self.tracking.update(now, measured[self._tracked]):
+            return None
+        p = self.profile
+        return (
+            f"tracking fault: for {p.tracking_timeout_s} s the measured position reached none of "
+            f"its targets (nearest {self.tracking.error:.4f} away, tolerance "
+            f"{p.tracking_tolerance:.4f}): the arm does not follow the commands; holding, no "
+            "commands until re-enabled"
+        )
+
+    def _commanded(self, now: float, target: np.ndarray) -> None:
+        """`target` is what the arm should reach by the next tick."""
+        self._last_command = target
+        if self._tracked:
+            self.tracking.commanded(now, target[: len(self._state_to_action)][self._tracked])
 
     def tick(self, now: float) -> TickResult:
         if not self.enabled:
             self._drop_plan()
             return TickResult(DISABLED, "disabled: call ~/enable to start commanding")
+        if self.fault is not None:
+            return TickResult(FAULT, self.fault)
         missing = [name for name, value in self._required() if value is None]
         if missing:
             return TickResult(WAITING_FOR_DATA, f"waiting for {' and '.join(missing)}")
-        age = self.observation_age(now)
-        # Too old, or stamped in the future by more than the same margin (clock trouble).
-        if not math.isfinite(age) or abs(age) > self.cfg.stale_age_s:
+        stale = self._stale(now)
+        if stale:
             self.counters.skipped_ticks += 1
             self._drop_plan()
+            self.tracking.reset()
             return TickResult(
                 HOLDING,
-                f"observations {age:.3f} s old (limit {self.cfg.stale_age_s} s): holding",
+                f"{', '.join(stale)} (limit {self.cfg.stale_age_s} s): holding",
                 skipped=True,
+                halt=True,
             )
+        fault = self._check_tracking(now)
+        if fault is not None:
+            self.fault = fault
+            self.counters.faults += 1
+            self._drop_plan()
+            return TickResult(FAULT, fault, halt=True)
         try:
             obs = {"agent_pos": self._state.value}
             if self.uses_cloud:
@@ -207,33 +375,35 @@ class PolicyController:
             self._cloud = self._image = None
             self.counters.skipped_ticks += 1
             self._drop_plan()
-            return TickResult(HOLDING, f"invalid observation: {err}", skipped=True)
+            return TickResult(HOLDING, f"invalid observation: {err}", skipped=True, halt=True)
         chunk = None
         # The camera frame the plan sees (latency is measured from its stamp).
         obs_stamp = (self._cloud or self._image).stamp
-        if self.cfg.temporal_ensembling or not self._queue:
+        ensembling = self.cfg.temporal_ensembling
+        if ensembling or not self._queue:
             chunk = self.runtime.infer()
             self.counters.inferences += 1
             self.counters.last_inference_time = chunk.inference_time
-            if self.cfg.temporal_ensembling:
-                self._ensemble.append((self._tick_index, chunk.actions))
+            if ensembling:
+                self._ensembler.decay = self.cfg.ensembling_decay
+                self._ensembler.add(chunk.actions)
             else:
                 self._queue.extend(chunk.actions)
-        previous = self._previous()
-        if (
-            self.cfg.execution == "trajectory"
-            and chunk is not None
-            and not self.cfg.temporal_ensembling
-        ):
-            targets = []
+        measured = self.measured_action()
+        if self.cfg.execution == "trajectory" and chunk is not None and not ensembling:
+            # Point k is reached k+1 ticks from now: each within max_step of the one before,
+            # the first within max_step of the measured position.
+            targets, previous = [], measured
             for action in chunk.actions:
                 previous = self.limiter(action, previous)
                 targets.append(previous)
             self._queue.clear()
             self._queue.extend([None] * (len(targets) - 1))  # ticks until the next plan
-            self._last_command = targets[-1]
+            self._targets.extend(targets[1:])
+            self._executed(chunk.actions[0], new_chunk=True)
+            self._last_executed = np.asarray(chunk.actions[-1])
+            self._commanded(now, targets[0])
             self.counters.commands += 1
-            self._tick_index += 1
             return TickResult(
                 RUNNING,
                 "running",
@@ -244,29 +414,18 @@ class PolicyController:
             )
         if self.cfg.execution == "trajectory" and self._queue and self._queue[0] is None:
             self._queue.popleft()
-            self._tick_index += 1
+            # The point the arm should reach by the next tick (what tracking compares with).
+            self._commanded(now, self._targets.popleft())
             return TickResult(RUNNING, "running (executing trajectory)")
-        action = self._ensembled() if self.cfg.temporal_ensembling else self._queue.popleft()
-        command = self.limiter(action, previous)
-        self._last_command = command
+        action = self._ensembler.next() if ensembling else self._queue.popleft()
+        self._executed(action, new_chunk=chunk is not None)
+        command = self.limiter(action, measured)
+        self._commanded(now, command)
         self.counters.commands += 1
-        self._tick_index += 1
         return TickResult(RUNNING, "running", command=command, chunk=chunk, obs_stamp=obs_stamp)
 
-    def _previous(self) -> np.ndarray | None:
-        if self._last_command is not None:
-            return self._last_command
-        if self._state_to_action is not None and self._state is not None:
-            return self._state.value[self._state_to_action].astype(np.float64)
-        return None
-
-    def _ensembled(self) -> np.ndarray:
-        t = self._tick_index
-        while self._ensemble and t - self._ensemble[0][0] >= len(self._ensemble[0][1]):
-            self._ensemble.popleft()
-        actions, weights = [], []
-        for start, chunk_actions in self._ensemble:
-            actions.append(chunk_actions[t - start])
-            weights.append(math.exp(-self.cfg.ensembling_decay * (t - start)))
-        w = np.asarray(weights) / sum(weights)
-        return (np.asarray(actions) * w[:, None]).sum(axis=0)
+    def _executed(self, action: np.ndarray, new_chunk: bool) -> None:
+        """Record the policy's action executed now; a seam when it opens a new chunk."""
+        if new_chunk and self._last_executed is not None:
+            self.counters.seams.add(action_jump(action, self._last_executed))
+        self._last_executed = np.asarray(action)

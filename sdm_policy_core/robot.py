@@ -6,11 +6,19 @@ in the checkpoint's order; the camera's pose in the robot's base frame), what th
 is (`action_kind`), and how to command it (`output`):
 
 - action_kind "joint_position": absolute joint targets (rad / m); clamped to the joint limits and
-  to `max_step` per control tick from the previous target.
+  to `max_step` from the latest *measured* positions (every action name must be a state name).
 - action_kind "ee_position": absolute end-effector targets [x, y, z, (qw, qx, qy, qz), (grip)];
-  the position is clamped to the workspace box and to `max_step` (m) per tick.
+  the position is clamped to the workspace box and to `max_step` (m) from the measured position
+  (the first three action names must be state names, e.g. ee.x ee.y ee.z).
 - action_kind "raw": values sent as they are (deltas, velocities, normalised commands), clamped
   to [lower, upper] per dimension — e.g. MetaWorld's (dx, dy, dz, grip) in [-1, 1].
+
+Tracking (joint_position, ee_position): a target is never more than `max_step` from the measured
+position, so an arm that does not follow its commands (stuck, blocked, controller off) keeps
+every target about `max_step` away. When the measured position stays farther than
+`tracking_tolerance` from the previous target on every control tick for `tracking_timeout_s`,
+the controller faults and commands nothing until it is enabled again. `untracked` names action
+dimensions the check ignores (a gripper closed on an object never reaches its target).
 """
 
 from __future__ import annotations
@@ -70,6 +78,11 @@ class RobotProfile:
     crop_high: tuple[float, float, float] | None = None
     camera: CameraMount = field(default_factory=CameraMount)
     description: str = ""
+    # [rad | m] measured position farther than this from the previous target counts as not
+    # following; None: 0.75 * max_step. Must be < max_step (targets are never farther).
+    tracking_tolerance: float | None = None
+    tracking_timeout_s: float = 1.0  # [s] not following for this long: fault
+    untracked: tuple[str, ...] = ()  # action names the tracking check ignores (grippers)
 
     def __post_init__(self) -> None:
         if self.action_kind not in ACTION_KINDS:
@@ -96,6 +109,33 @@ class RobotProfile:
             self.workspace_low is None or self.workspace_high is None
         ):
             raise ConfigError("robot.action_kind ee_position needs workspace_low/high")
+        measured = self.action_names if self.action_kind == "joint_position" else ()
+        if self.action_kind == "ee_position":
+            measured = self.action_names[:3]
+        missing = [n for n in measured if n not in self.state_names]
+        if missing:
+            raise ConfigError(
+                f"robot {self.name!r}: action names {missing} are not state_names; "
+                f"{self.action_kind} targets are bounded by the measured positions, so each "
+                "must be read from the robot (add them to state_names)"
+            )
+        if self.tracking_tolerance is None:
+            self.tracking_tolerance = 0.75 * self.max_step
+        if not 0 < self.tracking_tolerance < self.max_step:
+            raise ConfigError(
+                f"robot.tracking_tolerance must be in (0, max_step = {self.max_step}), got "
+                f"{self.tracking_tolerance}: a target is never more than max_step from the "
+                "measured position, so a larger tolerance could never see a stuck arm"
+            )
+        if not 0 < self.tracking_timeout_s <= 60:
+            raise ConfigError(
+                f"robot.tracking_timeout_s must be in (0, 60] s, got {self.tracking_timeout_s}"
+            )
+        unknown = [n for n in self.untracked if n not in self.action_names]
+        if unknown:
+            raise ConfigError(
+                f"robot.untracked {unknown} are not action names {list(self.action_names)}"
+            )
 
     @property
     def action_dim(self) -> int:
@@ -173,7 +213,8 @@ class CommandLimiter:
         self.upper = np.asarray(profile.upper, dtype=np.float64)
 
     def __call__(self, action: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-        """The safe command for `action` (Da,), given the previous target (or measurement)."""
+        """The safe command for `action` (Da,): within the limits and within max_step of
+        `previous` (the measured position in action order; None: limits only)."""
         p = self.profile
         out = np.clip(np.asarray(action, dtype=np.float64), self.lower, self.upper)
         if previous is None:
