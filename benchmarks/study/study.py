@@ -1,0 +1,381 @@
+"""Run and report a pre-registered study (benchmarks/protocols/*.yaml) exactly as it was locked.
+
+    python benchmarks/study/study.py plan   --protocol benchmarks/protocols/obstacle_2d.yaml \
+        --phase development                    # the commands, nothing run
+    python benchmarks/study/study.py run    --protocol ... --phase development [--work runs/study]
+    python benchmarks/study/study.py report --protocol ... --phase development
+
+A protocol fixes, before any of its runs: the tasks and their datasets, the teacher's and every
+distillation's config overrides, the evaluation rows (checkpoint + sampler), the training seeds
+and evaluation seeds of each phase, the compared metric and the decision rules. `run` executes
+the `sdm demos / train / distill / eval` commands the protocol implies, each skipped when its
+output exists (a killed run resumes: `sdm train` resumes from its run directory), one at a time.
+`report` pairs every row with the rows the rules name on the same episodes
+(`sdm_policy_core.eval.paired_difference`: training seeds resampled, then episodes), applies the
+rules and writes RESULTS/<study>_<phase>.{json,md}.
+
+Phases: `development` explores (its seeds are never reported); the `report` phase runs on
+training and evaluation seeds that development never used. A protocol's `headline` names the
+distillation the rules call "sdm"; when it is `select`, the report phase takes the distillation
+with the highest development mean of the metric on the protocol's `select_task` (ties: the
+earlier in `distillations`), so a variant is never picked on reported seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "benchmarks" / "results" / "study"
+PHASES = ("development", "report")
+
+
+@dataclass
+class Row:
+    name: str
+    source: str  # "teacher" or a distillation's name
+    eval_args: list[str]
+
+
+class Protocol:
+    """A study's locked protocol, validated on load (unknown keys are errors)."""
+
+    KEYS = {
+        "study",
+        "description",
+        "metric",
+        "threads",
+        "tasks",
+        "teacher",
+        "distillations",
+        "rows",
+        "episodes",
+        "phases",
+        "headline",
+        "select_task",
+        "rules",
+    }
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        raw = yaml.safe_load(path.read_text())
+        unknown = set(raw) - self.KEYS
+        if unknown:
+            raise SystemExit(f"{path}: unknown keys {sorted(unknown)}")
+        self.study: str = raw["study"]
+        self.metric: str = raw.get("metric", "success")
+        self.threads: int = int(raw.get("threads", 2))
+        self.tasks: dict[str, dict[str, Any]] = raw["tasks"]
+        self.teacher: list[str] = list(raw["teacher"])
+        self.distillations: dict[str, list[str]] = {
+            k: list(v or []) for k, v in raw["distillations"].items()
+        }
+        self.rows = [
+            Row(name, spec["from"], [str(a) for a in spec.get("eval", [])])
+            for name, spec in raw["rows"].items()
+        ]
+        for row in self.rows:
+            if row.source != "teacher" and row.source not in self.distillations:
+                raise SystemExit(f"{path}: row {row.name} comes from unknown {row.source!r}")
+        self.episodes = int(raw["episodes"])
+        self.phases: dict[str, dict[str, list[int]]] = raw["phases"]
+        if set(self.phases) != set(PHASES):
+            raise SystemExit(f"{path}: phases must be exactly {PHASES}")
+        dev, rep = self.phases["development"], self.phases["report"]
+        for key in ("train_seeds", "eval_seeds"):
+            if set(dev[key]) & set(rep[key]):
+                raise SystemExit(f"{path}: report {key} overlap development's")
+        self.headline: str = raw["headline"]
+        self.select_task: str | None = raw.get("select_task")
+        self.rules: list[dict[str, Any]] = raw.get("rules", [])
+
+    def task_rows(self, task: str) -> list[Row]:
+        """The rows evaluated on `task` (its `rows` list, else all)."""
+        names = self.tasks[task].get("rows")
+        return [r for r in self.rows if names is None or r.name in names]
+
+    def row(self, name: str) -> Row:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise SystemExit(f"{self.path}: no row {name!r}")
+
+
+def sdm(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sdm_policy_core.cli", *args]
+
+
+def dataset_path(p: Protocol, task: str, work: Path) -> Path:
+    spec = p.tasks[task]["dataset"]
+    if "path" in spec:
+        path = Path(spec["path"])
+        return path if path.is_absolute() else (REPO / path).resolve()
+    return work / task / "demos.zarr"
+
+
+def eval_out(p: Protocol, phase: str, task: str, row: str, seed: int) -> Path:
+    return RESULTS / p.study / phase / f"{task}_{row}_s{seed}.json"
+
+
+def commands(p: Protocol, phase: str, work: Path) -> list[tuple[str, Path, list[str]]]:
+    """(label, output that marks it done, command) of every step, in order."""
+    steps: list[tuple[str, Path, list[str]]] = []
+    seeds = p.phases[phase]
+    threads = f"train.threads={p.threads}"
+    for task, spec in p.tasks.items():
+        data = dataset_path(p, task, work)
+        ds = spec["dataset"]
+        if "path" not in ds:
+            steps.append(
+                (
+                    f"{task} demos",
+                    data,
+                    sdm("demos", "--task", ds.get("task", task), "--episodes", str(ds["demos"]))
+                    + ["--seed", str(ds.get("seed", 0)), "--out", str(data)],
+                )
+            )
+        teacher_overrides = p.teacher + list(spec.get("teacher", []))
+        for seed in seeds["train_seeds"]:
+            run = work / task / f"teacher_s{seed}"
+            steps.append(
+                (
+                    f"{task} teacher s{seed}",
+                    run / "checkpoints" / "latest" / "model.safetensors",
+                    sdm("train", "--dataset", str(data), "--out", str(run), "--no-progress")
+                    + teacher_overrides
+                    + [f"train.seed={seed}", threads],
+                )
+            )
+            teacher = run / "checkpoints" / "latest"
+            rows = p.task_rows(task)
+            needed = {r.source for r in rows}
+            for name, overrides in p.distillations.items():
+                if name not in needed:
+                    continue
+                out = work / task / f"{name}_s{seed}"
+                steps.append(
+                    (
+                        f"{task} {name} s{seed}",
+                        out / "checkpoints" / "latest" / "model.safetensors",
+                        sdm("distill", "--teacher", str(teacher), "--dataset", str(data))
+                        + ["--out", str(out), "--no-progress"]
+                        + overrides
+                        + [f"train.seed={seed}", threads],
+                    )
+                )
+            for row in rows:
+                ckpt = (
+                    teacher if row.source == "teacher" else work / task / f"{row.source}_s{seed}"
+                )
+                if row.source != "teacher":
+                    ckpt = ckpt / "checkpoints" / "latest"
+                out = eval_out(p, phase, task, row.name, seed)
+                steps.append(
+                    (
+                        f"{task} eval {row.name} s{seed}",
+                        out,
+                        sdm("eval", "--checkpoint", str(ckpt), "--task", task)
+                        + ["--episodes", str(p.episodes), "--seeds"]
+                        + [str(s) for s in seeds["eval_seeds"]]
+                        + [
+                            "--threads",
+                            str(p.threads),
+                            "--no-progress",
+                            "--no-plot",
+                            "--out",
+                            str(out),
+                        ]
+                        + row.eval_args,
+                    )
+                )
+    return steps
+
+
+def run(p: Protocol, phase: str, work: Path, only_task: str | None = None) -> int:
+    log_dir = work / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    todo = commands(p, phase, work)
+    if only_task is not None:
+        todo = [step for step in todo if step[0].split(" ")[0] == only_task]
+    for k, (label, done, cmd) in enumerate(todo, 1):
+        if done.exists():
+            print(f"[{k}/{len(todo)}] {label}: done", flush=True)
+            continue
+        log = log_dir / (label.replace(" ", "_") + ".log")
+        print(f"[{k}/{len(todo)}] {label} ... (log {log})", flush=True)
+        start = time.monotonic()
+        with log.open("w") as handle:
+            handle.write(shlex.join(cmd) + "\n")
+            handle.flush()
+            code = subprocess.call(cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
+        took = time.monotonic() - start
+        with (work / "timings.jsonl").open("a") as handle:
+            handle.write(json.dumps({"step": label, "seconds": took, "code": code}) + "\n")
+        if code != 0:
+            print(f"  FAILED with {code} after {took:.0f} s; see {log}", flush=True)
+            return code
+        print(f"  {took:.0f} s", flush=True)
+    return 0
+
+
+def load_rows(p: Protocol, phase: str, task: str) -> dict[str, list[dict[str, Any]]]:
+    seeds = p.phases[phase]["train_seeds"]
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in p.task_rows(task):
+        paths = [eval_out(p, phase, task, row.name, s) for s in seeds]
+        if all(path.exists() for path in paths):
+            rows[row.name] = [json.loads(path.read_text()) for path in paths]
+    return rows
+
+
+def episode_mean(result: dict[str, Any], metric: str) -> float:
+    return float(np.mean([float(e[metric]) for e in result["episode_results"]]))
+
+
+def headline(p: Protocol) -> tuple[str, dict[str, float]]:
+    """The distillation the rules call "sdm", and the development means that chose it."""
+    if p.headline != "select":
+        return p.headline, {}
+    task = p.select_task or next(iter(p.tasks))
+    dev = load_rows(p, "development", task)
+    means = {
+        row.name: float(np.mean([episode_mean(r, p.metric) for r in dev[row.name]]))
+        for row in p.rows
+        if row.source != "teacher" and row.name in dev
+    }
+    if not means:
+        raise SystemExit(f"headline: select needs the development evaluations of {task}")
+    best = max(means.values())
+    return next(name for name, v in means.items() if v == best), means
+
+
+def check_rule(rule: dict[str, Any], gap: dict[str, Any], gap90: dict[str, Any]) -> bool:
+    ok = True
+    if "difference_at_least" in rule:
+        ok &= gap["difference"] >= rule["difference_at_least"]
+    if "lower95_above" in rule:
+        ok &= gap["ci"][0] > rule["lower95_above"]
+    if "ci90_within" in rule:
+        lo, hi = rule["ci90_within"]
+        ok &= lo <= gap90["ci"][0] and gap90["ci"][1] <= hi
+    return bool(ok)
+
+
+def report(p: Protocol, phase: str) -> int:
+    from sdm_policy_core.eval import paired_difference
+
+    name, selection = headline(p)
+    out: dict[str, Any] = {
+        "study": p.study,
+        "phase": phase,
+        "protocol": str(p.path.relative_to(REPO)),
+        "metric": p.metric,
+        "headline": name,
+        "headline_selection": selection,
+        "tasks": {},
+        "rules": [],
+    }
+    lines = [f"# {p.study}: {phase} phase", ""]
+    lines.append(f"Protocol `{out['protocol']}`; metric `{p.metric}`; headline SDM row `{name}`")
+    if selection:
+        chosen = ", ".join(f"{k} {v:.3f}" for k, v in selection.items())
+        lines.append(f"(chosen on development seeds: {chosen}).")
+    seeds = p.phases[phase]
+    lines += [
+        "",
+        f"Training seeds {seeds['train_seeds']}, evaluation seeds {seeds['eval_seeds']} x "
+        f"{p.episodes} episodes. Gaps: B - A on the same episodes, 95 % interval of the "
+        "hierarchical bootstrap (training seeds, then episodes).",
+    ]
+    alias = {"sdm": name}
+    for task in p.tasks:
+        rows = load_rows(p, phase, task)
+        table: dict[str, Any] = {}
+        lines += ["", f"## {task}", "", "| row | mean | per training seed | latency p50 ms |"]
+        lines.append("|---|---|---|---|")
+        for row, results in rows.items():
+            values = [episode_mean(r, p.metric) for r in results]
+            lat = float(np.median([r["latency_ms"]["p50"] for r in results]))
+            table[row] = {"mean": float(np.mean(values)), "per_seed": values, "p50_ms": lat}
+            per = " ".join(f"{v:.3f}" for v in values)
+            lines.append(f"| {row} | {np.mean(values):.3f} | {per} | {lat:.2f} |")
+        out["tasks"][task] = {"rows": table}
+    lines += ["", "## Decision rules", ""]
+    for rule in p.rules:
+        task = rule["task"]
+        rows = load_rows(p, phase, task)
+        a = alias.get(rule["a"], rule["a"])
+        bs = (
+            [r.name for r in p.task_rows(task) if r.name != a]
+            if rule["b"] == "*"
+            else [alias.get(rule["b"], rule["b"])]
+        )
+        for b in bs:
+            if a not in rows or b not in rows:
+                entry = {"rule": rule["name"], "task": task, "a": a, "b": b, "verdict": "missing"}
+                out["rules"].append(entry)
+                lines.append(f"- {rule['name']} ({task}, {b} - {a}): MISSING evaluations")
+                continue
+            gap = paired_difference(rows[a], rows[b], metric=p.metric)
+            gap90 = paired_difference(rows[a], rows[b], level=0.90, metric=p.metric)
+            ok = check_rule(rule, gap, gap90)
+            entry = {
+                "rule": rule["name"],
+                "task": task,
+                "a": a,
+                "b": b,
+                "difference": gap["difference"],
+                "ci95": gap["ci"],
+                "ci90": gap90["ci"],
+                "per_training_seed": gap["per_group"],
+                "verdict": "met" if ok else "MISSED",
+            }
+            out["rules"].append(entry)
+            lines.append(
+                f"- {rule['name']} ({task}, {b} - {a}): {gap['difference']:+.3f} "
+                f"[95 % {gap['ci'][0]:+.3f}, {gap['ci'][1]:+.3f}; 90 % {gap90['ci'][0]:+.3f}, "
+                f"{gap90['ci'][1]:+.3f}]: **{entry['verdict']}**"
+            )
+    stem = RESULTS / p.study / f"{p.study}_{phase}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    ap.add_argument("action", choices=["plan", "run", "report"])
+    ap.add_argument("--protocol", type=Path, required=True)
+    ap.add_argument("--phase", choices=PHASES, required=True)
+    ap.add_argument("--work", type=Path, default=None, help="default runs/study/<study>")
+    ap.add_argument("--task", help="run: only this task's steps (e.g. one process per task)")
+    a = ap.parse_args()
+    p = Protocol(a.protocol.resolve())
+    work = (a.work or REPO / "runs" / "study" / p.study).resolve()
+    if a.action == "plan":
+        for label, done, cmd in commands(p, a.phase, work):
+            state = "done" if done.exists() else "todo"
+            print(f"# {label} [{state}]\n{shlex.join(cmd)}")
+        return 0
+    if a.action == "run":
+        return run(p, a.phase, work, a.task)
+    return report(p, a.phase)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
