@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import yaml
@@ -51,7 +51,7 @@ class Row:
 class Protocol:
     """A study's locked protocol, validated on load (unknown keys are errors)."""
 
-    KEYS = {
+    KEYS: ClassVar[set[str]] = {
         "study",
         "description",
         "metric",
@@ -141,8 +141,10 @@ def commands(p: Protocol, phase: str, work: Path) -> list[tuple[str, Path, list[
                 (
                     f"{task} demos",
                     data,
-                    sdm("demos", "--task", ds.get("task", task), "--episodes", str(ds["demos"]))
-                    + ["--seed", str(ds.get("seed", 0)), "--out", str(data)],
+                    sdm(
+                        *("demos", "--task", ds.get("task", task), "--episodes", str(ds["demos"])),
+                        *("--seed", str(ds.get("seed", 0)), "--out", str(data)),
+                    ),
                 )
             )
         teacher_overrides = p.teacher + list(spec.get("teacher", []))
@@ -168,10 +170,11 @@ def commands(p: Protocol, phase: str, work: Path) -> list[tuple[str, Path, list[
                     (
                         f"{task} {name} s{seed}",
                         out / "checkpoints" / "latest" / "model.safetensors",
-                        sdm("distill", "--teacher", str(teacher), "--dataset", str(data))
-                        + ["--out", str(out), "--no-progress"]
-                        + overrides
-                        + [f"train.seed={seed}", threads],
+                        sdm(
+                            *("distill", "--teacher", str(teacher), "--dataset", str(data)),
+                            *("--out", str(out), "--no-progress", *overrides),
+                            *(f"train.seed={seed}", threads),
+                        ),
                     )
                 )
             for row in rows:
