@@ -118,9 +118,11 @@ def _eval(args: argparse.Namespace) -> int:
     write_json(result, args.out)
     lat = result["latency_ms"]
     per_seed = per_seed_text(result)
+    # the env's per-episode metrics, averaged (e.g. PushT: "max_coverage 0.812 score 0.840")
+    metrics = "".join(f", {k} {v:.3f}" for k, v in result.get("metrics", {}).items())
     print(
         f"{task} {result['sampler']}({result['steps']}): success {result['success_rate']:.3f} "
-        f"[{per_seed}], mean length {result['mean_episode_length']:.0f}, latency p50 "
+        f"[{per_seed}]{metrics}, mean length {result['mean_episode_length']:.0f}, latency p50 "
         f"{lat['p50']:.1f} ms p99 {lat['p99']:.1f} ms, {result['policy_ms_per_action']:.2f} ms "
         f"policy/action ({result['control_hz']:.0f} Hz), {result['wall_time_s']:.0f} s "
         f"-> {args.out}"
