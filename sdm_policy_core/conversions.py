@@ -20,6 +20,7 @@ callbacks catch it, count it and skip the message.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -496,6 +497,103 @@ def fill_image(
     msg.encoding, msg.is_bigendian, msg.step = encoding, fields["is_bigendian"], fields["step"]
     msg.data = _data_for(msg, fields["data"])
     return msg
+
+
+# ------------------------------------------------------------------------------------------------
+# sensor_msgs/CompressedImage (image_transport's `compressed` and `compressedDepth` formats)
+
+# compressed_depth_image_transport's ConfigHeader before the PNG: int32 format, float32 A, B.
+COMPRESSED_DEPTH_HEADER = struct.Struct("<iff")
+
+
+def _imdecode(msg: Any, data: np.ndarray, flags: int) -> np.ndarray:
+    import cv2  # opencv-python-headless; imported here so that importing conversions stays light
+
+    what = f"CompressedImage (format {str(_get(msg, 'format', 'CompressedImage'))!r})"
+    if data.size == 0:
+        raise ConversionError(f"{what} has no data")
+    try:
+        array = cv2.imdecode(data, flags)
+    except cv2.error as err:
+        raise ConversionError(f"{what}: {str(err).strip()[:120]}") from None
+    if array is None:
+        raise ConversionError(f"{what}: {data.size} bytes that OpenCV cannot decode (jpeg/png)")
+    return array
+
+
+def compressed_image_to_rgb(msg: Any) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg, png; as image_transport's `compressed` writes it,
+    format '<encoding>; jpeg compressed bgr8', or just 'jpeg') -> (H, W, 3) uint8 RGB.
+
+    Colour data is coded in BGR order (OpenCV's, as image_transport codes it) unless the
+    format names 'compressed rgb8'; mono is repeated to 3 channels, 16-bit scaled to 8-bit.
+    """
+    import cv2
+
+    fmt = str(_get(msg, "format", "CompressedImage"))
+    if "compresseddepth" in fmt.lower():
+        raise ConversionError(
+            f"CompressedImage format {fmt!r} is compressed depth: configure the topic as depth"
+        )
+    data = _buffer(_get(msg, "data", "CompressedImage"), "CompressedImage")
+    bgr = _imdecode(msg, data, cv2.IMREAD_COLOR)
+    if bgr.ndim == 2:  # IMREAD_COLOR always gives 3 channels; guard against odd builds
+        return np.repeat(bgr[:, :, None], 3, axis=2)
+    if "compressed rgb" in fmt.lower():
+        return np.ascontiguousarray(bgr)
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def compressed_image_to_depth(msg: Any) -> np.ndarray:
+    """sensor_msgs/CompressedImage of depth -> (H, W) float32 metres, as image_to_depth.
+
+    image_transport `compressedDepth` (format '16UC1; compressedDepth png', '32FC1;
+    compressedDepth'): a 12-byte header (format, A, B) then a 16-bit PNG. 16UC1: millimetres
+    (0 = no reading). 32FC1: quantised inverse depth q, depth = A / (q - B), q = 0 -> NaN
+    (no reading or beyond the publisher's depth_max). A plain 16-bit single-channel PNG
+    (format 'png', '16UC1; png compressed 16UC1') is read as 16UC1 millimetres.
+    RVL-coded compressedDepth is refused with what to do.
+    """
+    import cv2
+
+    fmt = str(_get(msg, "format", "CompressedImage"))
+    data = _buffer(_get(msg, "data", "CompressedImage"), "CompressedImage")
+    encoding = fmt.split(";")[0].strip() if ";" in fmt else ""
+    if "compresseddepth" in fmt.lower():
+        if "rvl" in fmt.lower():
+            raise ConversionError(
+                f"CompressedImage format {fmt!r}: RVL-coded depth is not supported; record with "
+                f"the compressedDepth format parameter 'png'"
+            )
+        if encoding not in DEPTH_ENCODINGS:
+            raise ConversionError(
+                f"CompressedImage format {fmt!r}: compressedDepth of {encoding!r}; supported: "
+                f"16UC1 (mm), 32FC1 (m)"
+            )
+        if data.size <= COMPRESSED_DEPTH_HEADER.size:
+            raise ConversionError(f"CompressedImage format {fmt!r} has only {data.size} bytes")
+        _, quant_a, quant_b = COMPRESSED_DEPTH_HEADER.unpack_from(data)
+        data = data[COMPRESSED_DEPTH_HEADER.size :]
+    elif encoding and encoding not in ("16UC1", "mono16"):
+        raise ConversionError(
+            f"CompressedImage format {fmt!r} is not depth: use compressedDepth (16UC1, 32FC1) "
+            f"or a 16-bit png"
+        )
+    plane = _imdecode(msg, data, cv2.IMREAD_UNCHANGED)
+    if plane.ndim != 2 or plane.dtype != np.uint16:
+        raise ConversionError(
+            f"CompressedImage format {fmt!r} decodes to {plane.dtype} {plane.shape}, not a "
+            f"16-bit single-channel depth image"
+        )
+    if encoding != "32FC1":
+        return plane.astype(np.float32) * np.float32(DEPTH_16UC1_SCALE)
+    depth = np.full(plane.shape, np.nan, np.float32)
+    valid = plane != 0
+    with np.errstate(divide="ignore"):  # as the C++ decoder: float32 A / (q - B)
+        depth[valid] = np.float32(quant_a) / (
+            plane[valid].astype(np.float32) - np.float32(quant_b)
+        )
+    return depth
 
 
 # ------------------------------------------------------------------------------------------------

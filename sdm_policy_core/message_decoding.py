@@ -20,6 +20,8 @@ from rosbags.typesys import Stores, get_typestore
 
 from sdm_policy_core.conversions import (
     ConversionError,
+    compressed_image_to_depth,
+    compressed_image_to_rgb,
     image_to_depth,
     image_to_rgb,
     pointcloud2_to_array,
@@ -111,9 +113,14 @@ def decode_cloud(raw: bytes, transform: np.ndarray | None, cfg: CloudSettings) -
 
 
 def decode_image(raw: bytes, cfg: ImageSettings) -> np.ndarray:
-    """Raw Image -> (H, W, 3) uint8 RGB or (H, W) float32 depth (m), resized if asked."""
+    """Raw Image or CompressedImage (jpeg, png, compressedDepth) -> (H, W, 3) uint8 RGB or
+    (H, W) float32 depth (m), resized if asked."""
     msg = _deserialize(raw, cfg.msgtype, "image")
-    array = image_to_rgb(msg) if cfg.kind == "rgb" else image_to_depth(msg)
+    if cfg.msgtype.endswith("/CompressedImage"):
+        rgb, depth = compressed_image_to_rgb, compressed_image_to_depth
+    else:
+        rgb, depth = image_to_rgb, image_to_depth
+    array = rgb(msg) if cfg.kind == "rgb" else depth(msg)
     if cfg.size is not None and (array.shape[1], array.shape[0]) != tuple(cfg.size):
         import cv2  # only when resizing: keeps workers that do not resize lighter
 

@@ -25,12 +25,18 @@ change of one of its fields, starts an episode) or by gaps in time; shorter than
 keeps only episodes whose last marker message says success (e.g. sdm_msgs/EpisodeStatus
 `success`: failed teleoperation attempts stay out of the dataset; counted).
 
+Transforms: a fixed `point_cloud.transform`, or with `point_cloud.target_frame` the bag's
+/tf_static and /tf (read up front into `transforms.TransformBuffer`), looked up at each cloud's
+header stamp (interpolated; a chain missing or a moving link with no sample within
+`tf_tolerance_s` of the stamp stops the conversion with the gap). Images and depth may be
+sensor_msgs/CompressedImage (decoded with OpenCV in the pool).
+
 Memory: messages stream through per-stream buffers that are pruned behind the ticks; samples
 are decoded (deserialise + conversions + transform + crop + FPS) in chunks of `chunk_size` by a
 process pool and appended to zarr chunk by chunk. Nothing scales with the bag's length except
-the summary's counters. The dataset is written into a temp directory and swapped in at the end
-(`--append` copies the existing dataset there first), so a failure never leaves a partial or
-damaged dataset.
+the summary's counters and the /tf samples (64 bytes each). The dataset is written into a temp
+directory and swapped in at the end (`--append` copies the existing dataset there first), so a
+failure never leaves a partial or damaged dataset.
 """
 
 from __future__ import annotations
@@ -60,7 +66,6 @@ from sdm_policy_core.conversions import (
     joint_state_to_array,
     joint_trajectory_to_array,
     matrix_from_translation_quaternion,
-    pose_to_matrix,
     pose_to_vector,
 )
 from sdm_policy_core.data.bag_alignment import (
@@ -79,6 +84,7 @@ from sdm_policy_core.data.bag_reading import (
     type_closure,
 )
 from sdm_policy_core.data.replay_buffer import DatasetError
+from sdm_policy_core.data.transforms import TransformBuffer, TransformError
 from sdm_policy_core.data.zarr_writer import StreamingDatasetWriter
 from sdm_policy_core.message_decoding import (
     CloudSettings,
@@ -92,6 +98,8 @@ from sdm_policy_core.message_decoding import (
 
 POINT_CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 TF_TYPE = "tf2_msgs/msg/TFMessage"
 # Message types that state / action streams read without a `field` setting.
 VECTOR_TYPES = (
@@ -188,9 +196,16 @@ class TransformConfig:
 class PointCloudConfig(StreamConfig):
     """sensor_msgs/PointCloud2 -> data/point_cloud (T, num_points, channels) float32.
 
-    Per cloud: NaN/Inf removed -> transform (fixed `transform`, or the /tf_static transform
-    from header.frame_id to `target_frame`) -> crop box [crop_low, crop_high] (m, in the
-    target frame) -> farthest point sampling to num_points (seeded start point).
+    Per cloud: NaN/Inf removed -> transform (fixed `transform`, or the bag's transform from
+    header.frame_id to `target_frame` at the cloud's header stamp) -> crop box [crop_low,
+    crop_high] (m, in the target frame) -> farthest point sampling to num_points (seeded).
+
+    With target_frame, both tf2 topics are read as tf2 reads them (either may be absent, not
+    both): tf_static_topic holds at every time; tf_topic (dynamic, e.g. a wrist camera's chain)
+    is interpolated at each cloud's own stamp (linear translation, slerp rotation), and the
+    nearest sample of every moving link must lie within tf_tolerance_s of the stamp, else the
+    conversion stops with the gap (`data.transforms.TransformBuffer`). null: not read. A
+    tf_topic equal to tf_static_topic (configs from before /tf was read) reads it as static.
     """
 
     topic: str = "points"
@@ -200,7 +215,9 @@ class PointCloudConfig(StreamConfig):
     crop_high: tuple[float, float, float] | None = None
     transform: TransformConfig | None = None
     target_frame: str | None = None
-    tf_topic: str = "/tf_static"
+    tf_topic: str | None = "/tf"
+    tf_static_topic: str | None = "/tf_static"
+    tf_tolerance_s: float = 0.05
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -212,14 +229,30 @@ class PointCloudConfig(StreamConfig):
             _check(value is None or len(value) == 3, f"point_cloud.{name} must be [x, y, z]")
         _check(
             self.transform is None or self.target_frame is None,
-            "point_cloud: set either transform (fixed) or target_frame (from /tf_static)",
+            "point_cloud: set either transform (fixed) or target_frame (from /tf, /tf_static)",
         )
+        _check(
+            self.tf_tolerance_s >= 0,
+            f"point_cloud.tf_tolerance_s must be >= 0 (s), got {self.tf_tolerance_s}",
+        )
+        _check(
+            self.target_frame is None or bool(self.tf_topic or self.tf_static_topic),
+            "point_cloud.target_frame needs tf_topic or tf_static_topic (both are null)",
+        )
+
+    def tf_topics(self) -> list[tuple[str, bool]]:
+        """[(topic, static)] read for target_frame, static first."""
+        topics = [(self.tf_static_topic, True)] if self.tf_static_topic else []
+        if self.tf_topic and self.tf_topic != self.tf_static_topic:
+            topics.append((self.tf_topic, False))
+        return topics
 
 
 @dataclass
 class ImageConfig(StreamConfig):
-    """sensor_msgs/Image -> data/img (T, H, W, 3) uint8 RGB (rgb8/bgr8/rgba8/bgra8/mono8),
-    resized to width x height (area interpolation) when both are set."""
+    """sensor_msgs/Image (rgb8/bgr8/rgba8/bgra8/mono8) or CompressedImage (jpeg, png, as
+    image_transport's `compressed` writes them) -> data/img (T, H, W, 3) uint8 RGB, resized to
+    width x height (area interpolation) when both are set."""
 
     topic: str = "image"
     width: int | None = None
@@ -242,8 +275,10 @@ class ImageConfig(StreamConfig):
 
 @dataclass
 class DepthConfig(ImageConfig):
-    """sensor_msgs/Image (16UC1 mm or 32FC1 m) -> data/depth (T, H, W) float32 metres, resized
-    with nearest-neighbour interpolation when width and height are set."""
+    """sensor_msgs/Image (16UC1 mm or 32FC1 m) or CompressedImage (image_transport's
+    `compressedDepth` png of 16UC1 / 32FC1, or a 16-bit png of mm) -> data/depth (T, H, W)
+    float32 metres, resized with nearest-neighbour interpolation when width and height are
+    set."""
 
     topic: str = "depth"
 
@@ -494,42 +529,6 @@ def message_to_vector(
     return vector
 
 
-class TfTree:
-    """Static transforms (parent <- child 4x4) from tf2_msgs/TFMessage messages."""
-
-    def __init__(self) -> None:
-        self.parent: dict[str, tuple[str, np.ndarray]] = {}
-
-    def add(self, msg: Any) -> None:
-        for tf in msg.transforms:
-            parent = str(tf.header.frame_id).lstrip("/")
-            child = str(tf.child_frame_id).lstrip("/")
-            self.parent[child] = (parent, pose_to_matrix(tf))
-
-    def frames(self) -> list[str]:
-        return sorted(set(self.parent) | {p for p, _ in self.parent.values()})
-
-    def _to_root(self, frame: str) -> list[tuple[str, np.ndarray]]:
-        chain, matrix, seen = [(frame, np.eye(4))], np.eye(4), {frame}
-        while frame in self.parent:
-            frame, step = self.parent[frame]
-            if frame in seen:
-                break  # a cycle: stop
-            seen.add(frame)
-            matrix = step @ matrix
-            chain.append((frame, matrix))
-        return chain
-
-    def lookup(self, target: str, source: str) -> np.ndarray | None:
-        """4x4 mapping points in `source` to `target` (None when not connected)."""
-        target, source = target.lstrip("/"), source.lstrip("/")
-        up_source = dict(self._to_root(source))  # ancestor -> T_ancestor_source
-        for ancestor, t_ancestor_target in self._to_root(target):
-            if ancestor in up_source:
-                return np.linalg.inv(t_ancestor_target) @ up_source[ancestor]
-        return None
-
-
 # ------------------------------------------------------------------------------------------------
 # Decoding pool
 
@@ -720,12 +719,12 @@ class _BagConversion:
         self._setup_clock()
         if cfg.episodes.split == "marker":
             bag.resolve(cfg.episodes.marker_topic, "episodes.marker_topic")
+        self.tf_topics: list[tuple[str, bool]] = []  # (bag topic, static)
         if cfg.point_cloud is not None and cfg.point_cloud.target_frame:
-            bag.resolve(cfg.point_cloud.tf_topic, "point_cloud.tf_topic", [TF_TYPE])
+            self.tf_topics = self._resolve_tf_topics()
         self.boundaries: list[int] = []
         self.succeeded: set[int] = set()  # segments whose last marker says success
-        self.tf: TfTree | None = None
-        self._tf_cache: dict[str, np.ndarray] = {}
+        self.tf: TransformBuffer | None = None
         self.settings = self._decode_settings()
         # episode state
         self.last_tick: int | None = None
@@ -751,8 +750,8 @@ class _BagConversion:
         cfg, bag = self.cfg, self.bag
         heavy = (
             ("point_cloud", cfg.point_cloud, [POINT_CLOUD_TYPE]),
-            ("img", cfg.image, [IMAGE_TYPE]),
-            ("depth", cfg.depth, [IMAGE_TYPE]),
+            ("img", cfg.image, IMAGE_TYPES),
+            ("depth", cfg.depth, IMAGE_TYPES),
         )
         for name, scfg, msgtypes in heavy:
             if scfg is None:
@@ -791,6 +790,24 @@ class _BagConversion:
             self._add_stream(stream)
         self.bag.ensure_types({self.bag.topics[s.topic].msgtype for s in self.streams})
 
+    def _resolve_tf_topics(self) -> list[tuple[str, bool]]:
+        """The configured tf topics the bag has; BagError when it has none of them."""
+        pc = self.cfg.point_cloud
+        found = []
+        for topic, static in pc.tf_topics():
+            name = self.bag.find(topic)
+            if name is not None:
+                role = "point_cloud.tf_static_topic" if static else "point_cloud.tf_topic"
+                found.append((self.bag.resolve(name, role, [TF_TYPE]), static))
+        if not found:
+            wanted = " or ".join(topic for topic, _ in pc.tf_topics())
+            raise BagError(
+                f"bag {self.bag.path} has no {wanted} topic for point_cloud.target_frame "
+                f"{pc.target_frame!r}; its topics are: {self.bag.listing() or 'none'} (set "
+                f"point_cloud.tf_topic / tf_static_topic, or a fixed point_cloud.transform)"
+            )
+        return found
+
     def _setup_clock(self) -> None:
         cfg = self.cfg
         if cfg.clock.rate_hz is not None:
@@ -822,10 +839,11 @@ class _BagConversion:
             cloud = CloudSettings(
                 POINT_CLOUD_TYPE, pc.num_points, pc.channels, pc.crop_low, pc.crop_high, pc.seed
             )
+        types = {s.name: self.bag.topics[s.topic].msgtype for s in self.streams}
         if cfg.image is not None:
-            image = ImageSettings(IMAGE_TYPE, "rgb", cfg.image.size())
+            image = ImageSettings(types["img"], "rgb", cfg.image.size())
         if cfg.depth is not None:
-            depth = ImageSettings(IMAGE_TYPE, "depth", cfg.depth.size())
+            depth = ImageSettings(types["depth"], "depth", cfg.depth.size())
         return DecodeSettings(cloud, image, depth)
 
     def _stamp(self, stream: _Stream, msgtype: str, receive_ns: int, raw: bytes) -> int:
@@ -837,7 +855,7 @@ class _BagConversion:
         return receive_ns
 
     def _prepass(self) -> None:
-        """Read the small topics needed up front: episode markers and /tf_static."""
+        """Read the small topics needed up front: episode markers and /tf_static + /tf."""
         cfg = self.cfg
         if cfg.episodes.split == "marker":
             topic = self.bag.resolve(cfg.episodes.marker_topic, "episodes.marker_topic")
@@ -888,34 +906,42 @@ class _BagConversion:
             for stamp, success in sorted(outcomes, key=lambda o: o[0]):
                 last[self._segment_of(stamp)[0]] = success
             self.succeeded = {segment for segment, success in last.items() if success}
-        pc = cfg.point_cloud
-        if pc is not None and pc.target_frame:
-            topic = self.bag.resolve(pc.tf_topic, "point_cloud.tf_topic", [TF_TYPE])
+        if self.tf_topics:
             self.bag.ensure_types([TF_TYPE])
-            self.tf = TfTree()
-            for _, msgtype, _, raw in self.bag.messages([topic]):
+            self.tf = TransformBuffer()
+            static = dict(self.tf_topics)
+            for topic, msgtype, _, raw in self.bag.messages(list(static)):
                 try:
-                    self.tf.add(self.bag.deserialize(raw, msgtype))
+                    self.tf.add_message(self.bag.deserialize(raw, msgtype), static[topic], topic)
                 except ConversionError as err:
-                    self.stats.issues[f"{topic}: {err}"] += 1
+                    self.stats.issues[f"{topic}: {str(err)[:120]}"] += 1
 
-    def _cloud_transform(self, frame: str) -> np.ndarray | None:
+    def _cloud_transforms(self, clouds: list[tuple[bytes, str, int]]) -> list[np.ndarray | None]:
+        """The 4x4 transform of every cloud (raw, frame, stamp) into the dataset's frame: the
+        fixed one, or the bag's at each cloud's stamp; None without either."""
         pc = self.cfg.point_cloud
         if pc.transform is not None:
-            if "" not in self._tf_cache:
-                self._tf_cache[""] = pc.transform.matrix()
-            return self._tf_cache[""]
+            return [pc.transform.matrix()] * len(clouds)
         if self.tf is None:
-            return None
-        if frame not in self._tf_cache:
-            matrix = self.tf.lookup(pc.target_frame, frame)
-            if matrix is None:
+            return [None] * len(clouds)
+        out: list[np.ndarray | None] = [None] * len(clouds)
+        by_frame: dict[str, list[int]] = {}
+        for i, (_, frame, _) in enumerate(clouds):
+            by_frame.setdefault(frame, []).append(i)
+        tolerance = round(pc.tf_tolerance_s * NS)
+        for frame, indices in by_frame.items():
+            stamps = [clouds[i][2] for i in indices]
+            try:
+                matrices = self.tf.lookup_many(pc.target_frame, frame, stamps, tolerance)
+            except TransformError as err:
                 raise BagError(
                     f"bag {self.bag.path}: no transform from the cloud's frame {frame!r} to "
-                    f"{pc.target_frame!r} in {pc.tf_topic}; its frames are {self.tf.frames()}"
-                )
-            self._tf_cache[frame] = matrix
-        return self._tf_cache[frame]
+                    f"{pc.target_frame!r} in {', '.join(t for t, _ in self.tf_topics)}: {err} "
+                    f"(point_cloud.tf_tolerance_s is {pc.tf_tolerance_s:g})"
+                ) from None
+            for i, matrix in zip(indices, matrices, strict=True):
+                out[i] = matrix
+        return out
 
     # -- streaming -------------------------------------------------------------------------------
 
@@ -979,12 +1005,15 @@ class _BagConversion:
                 return
             value: Any = None
         elif stream.kind == "heavy":
-            try:
-                frame = peek_header(raw)[1] if stream.name == "point_cloud" else ""
-            except ConversionError as err:
-                self._issue(stream, f"{err}, dropped")
-                return
-            value, size = (bytes(raw), frame), len(raw)
+            frame, tf_stamp = "", stamp
+            if stream.name == "point_cloud":  # transformed at its header stamp, as tf2 does
+                try:
+                    header_stamp, frame = peek_header(raw)
+                except ConversionError as err:
+                    self._issue(stream, f"{err}, dropped")
+                    return
+                tf_stamp = header_stamp or stamp
+            value, size = (bytes(raw), frame, tf_stamp), len(raw)
         else:
             try:
                 msg = self.bag.deserialize(raw, msgtype)
@@ -1116,7 +1145,7 @@ class _BagConversion:
         samples, self.pending = self.pending[:count], self.pending[count:]
         next_state = self.cfg.action.source == "next_state"
         small: list[tuple[np.ndarray, np.ndarray]] = []
-        jobs: list[Job] = []
+        kept: list[_Sample] = []
         for i, sample in enumerate(samples):
             values = sample.values
             if next_state:
@@ -1129,21 +1158,24 @@ class _BagConversion:
                 action = following.values["state"]
             else:
                 action = values["action"]
-            cloud = values.get("point_cloud")
-            transform = None
-            if cloud is not None:
-                transform = self._cloud_transform(cloud[1])
+            kept.append(sample)
+            small.append((values["state"], action))
+        if not kept:
+            return
+        transforms: list[np.ndarray | None] = [None] * len(kept)
+        if self.cfg.point_cloud is not None:
+            transforms = self._cloud_transforms([s.values["point_cloud"] for s in kept])
+        jobs: list[Job] = []
+        for sample, transform in zip(kept, transforms, strict=True):
+            values = sample.values
             jobs.append(
                 (
-                    None if cloud is None else cloud[0],
+                    values["point_cloud"][0] if "point_cloud" in values else None,
                     transform,
                     values["img"][0] if "img" in values else None,
                     values["depth"][0] if "depth" in values else None,
                 )
             )
-            small.append((values["state"], action))
-        if not jobs:
-            return
         self.inflight.append((small, self.pool.submit(jobs, self.settings)))
         while len(self.inflight) > 3:
             self._complete_oldest()
@@ -1224,8 +1256,10 @@ def _typedefs_for_workers(bag: BagReader, cfg: Bag2ZarrConfig) -> dict:
     needed = []
     if cfg.point_cloud is not None:
         needed.append(POINT_CLOUD_TYPE)
-    if cfg.image is not None or cfg.depth is not None:
-        needed.append(IMAGE_TYPE)
+    for scfg in (cfg.image, cfg.depth):
+        if scfg is not None:
+            needed.append(bag.topics[bag.resolve(scfg.topic, "image topic", IMAGE_TYPES)].msgtype)
+    needed = sorted(set(needed))
     bag.ensure_types(needed)
     return type_closure(bag.typestore.fielddefs, needed)
 
@@ -1382,7 +1416,6 @@ __all__ = [
     "PointCloudConfig",
     "StateConfig",
     "StreamConfig",
-    "TfTree",
     "TransformConfig",
     "convert_bags",
     "format_summary",

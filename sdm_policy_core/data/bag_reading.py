@@ -489,11 +489,15 @@ class BagReader:
             for t in sorted(self.topics.values(), key=lambda t: t.name)
         )
 
+    def find(self, topic: str) -> str | None:
+        """The bag's name of `topic` ('points' matches '/points'), None when it has none."""
+        candidates = [topic, "/" + topic.lstrip("/"), topic.lstrip("/")]
+        return next((c for c in candidates if c in self.topics), None)
+
     def resolve(self, topic: str, role: str, types: Sequence[str] | None = None) -> str:
         """The bag's name of `topic` ('points' matches '/points'); BagError when missing, of a
         type not in `types`, or undecodable."""
-        candidates = [topic, "/" + topic.lstrip("/"), topic.lstrip("/")]
-        name = next((c for c in candidates if c in self.topics), None)
+        name = self.find(topic)
         if name is None:
             raise BagError(
                 f"bag {self.path} has no topic {topic!r} ({role}); its topics are: "

@@ -160,7 +160,26 @@ class BagWriter:
         )
         self.write(topic, msg, t_ns)
 
-    def write_static_transform(
+    def write_compressed_image(
+        self,
+        topic: str,
+        t_ns: int,
+        data: bytes,
+        fmt: str,
+        frame_id: str = "",
+        stamp_ns: int | None = None,
+    ) -> None:
+        """A sensor_msgs/CompressedImage of coded bytes (jpeg, png, compressedDepth) whose
+        `format` is fmt (e.g. 'rgb8; jpeg compressed bgr8', '32FC1; compressedDepth png')."""
+        stamp = t_ns if stamp_ns is None else stamp_ns
+        msg = self.types["sensor_msgs/msg/CompressedImage"](
+            header=self.header(stamp, frame_id),
+            format=fmt,
+            data=np.frombuffer(bytes(data), np.uint8),
+        )
+        self.write(topic, msg, t_ns)
+
+    def write_transform(
         self,
         topic: str,
         t_ns: int,
@@ -168,11 +187,14 @@ class BagWriter:
         child: str,
         translation: Sequence[float],
         rotation_xyzw: Sequence[float],
+        stamp_ns: int | None = None,
     ) -> None:
-        """One parent <- child transform on a tf2_msgs/TFMessage topic (e.g. /tf_static)."""
+        """One parent <- child transform (pose of child in parent, quaternion x, y, z, w) on a
+        tf2_msgs/TFMessage topic: /tf_static, or /tf for a moving frame (stamp = t_ns unless
+        stamp_ns is given)."""
         types = self.types
         tf = types["geometry_msgs/msg/TransformStamped"](
-            header=self.header(t_ns, parent),
+            header=self.header(t_ns if stamp_ns is None else stamp_ns, parent),
             child_frame_id=child,
             transform=types["geometry_msgs/msg/Transform"](
                 translation=types["geometry_msgs/msg/Vector3"](*map(float, translation)),

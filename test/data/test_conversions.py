@@ -4,6 +4,8 @@ ConversionError (never IndexError/struct.error)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pointcloud2
 import pytest
@@ -15,6 +17,8 @@ from sdm_policy_core.conversions import (
     ConversionError,
     array_to_image_fields,
     array_to_pointcloud2_fields,
+    compressed_image_to_depth,
+    compressed_image_to_rgb,
     fill_image,
     fill_pointcloud2,
     image_to_array,
@@ -485,3 +489,46 @@ def test_stamps():
     assert stamp_to_seconds(_header(12, 500_000_001)) == pytest.approx(12.500000001)
     assert seconds_to_stamp_fields(12.5) == {"sec": 12, "nanosec": 500_000_000}
     assert seconds_to_stamp_fields(-0.25) == {"sec": -1, "nanosec": 750_000_000}
+
+
+# -- sensor_msgs/CompressedImage (bag2zarr's test checks the formats against raw twins) ----------
+
+
+def _compressed(fmt: str, data: bytes) -> object:
+    return T["sensor_msgs/msg/CompressedImage"](
+        header=_header(), format=fmt, data=np.frombuffer(data, np.uint8)
+    )
+
+
+def test_compressed_images_decode_or_say_what_is_wrong():
+    import cv2
+
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 4
+    png = cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes()  # coded BGR, as image_transport
+    np.testing.assert_array_equal(compressed_image_to_rgb(_compressed("png", png)), rgb)
+    coded_rgb = cv2.imencode(".png", rgb)[1].tobytes()  # a publisher that says it coded rgb8
+    msg = _compressed("rgb8; png compressed rgb8", coded_rgb)
+    np.testing.assert_array_equal(compressed_image_to_rgb(msg), rgb)
+    mono = cv2.imencode(".png", rgb[:, :, 0])[1].tobytes()
+    np.testing.assert_array_equal(
+        compressed_image_to_rgb(_compressed("mono8; png compressed mono8", mono)),
+        np.repeat(rgb[:, :, :1], 3, axis=2),
+    )
+    mm = np.array([[0, 250, 1000], [65535, 1, 7]], np.uint16)  # a plain 16-bit png: millimetres
+    depth = compressed_image_to_depth(_compressed("png", cv2.imencode(".png", mm)[1].tobytes()))
+    np.testing.assert_allclose(depth, mm * np.float32(0.001))
+    cases = {
+        (compressed_image_to_rgb, "jpeg", b"not a jpeg"): "'jpeg'): 10 bytes that OpenCV cannot",
+        (compressed_image_to_rgb, "jpeg", b""): "has no data",
+        (compressed_image_to_rgb, "16UC1; compressedDepth png", png): "configure the topic as "
+        "depth",
+        (compressed_image_to_depth, "16UC1; compressedDepth rvl", png): "RVL-coded depth is "
+        "not supported",
+        (compressed_image_to_depth, "16UC1; compressedDepth png", b"abc"): "has only 3 bytes",
+        (compressed_image_to_depth, "bgr8; compressedDepth", png): "compressedDepth of 'bgr8'",
+        (compressed_image_to_depth, "rgb8; png compressed bgr8", png): "is not depth",
+        (compressed_image_to_depth, "png", png): "decodes to uint8 (4, 5, 3), not a 16-bit",
+    }
+    for (convert, fmt, data), expected in cases.items():
+        with pytest.raises(ConversionError, match=re.escape(expected)):
+            convert(_compressed(fmt, data))
