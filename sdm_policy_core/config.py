@@ -73,6 +73,7 @@ class ObservationSpec:
 
     point_cloud_shape: (P, C) with C = 3 (xyz, m) or 6 (xyz + rgb in [0, 1]); None for no cloud.
     image_shape: (3, H, W) uint8 RGB image (channels first after conversion); None for no image.
+        Neither: a state-only (low-dimensional) policy that observes `agent_pos` alone.
     state_dim: length of `agent_pos` (joint positions, gripper, ...).
     action_dim: length of one action.
     """
@@ -100,21 +101,31 @@ class ObservationSpec:
                 and min(self.image_shape[1:]) >= 16,
                 f"obs.image_shape must be (3, H, W) with H, W >= 16, got {self.image_shape}",
             )
-        _require(
-            self.point_cloud_shape is not None or self.image_shape is not None,
-            "obs needs a point cloud or an image: set obs.point_cloud_shape or obs.image_shape",
-        )
         _require(self.state_dim > 0, f"obs.state_dim must be > 0, got {self.state_dim}")
         _require(self.action_dim > 0, f"obs.action_dim must be > 0, got {self.action_dim}")
 
 
+ENCODERS = ("auto", "dp3", "image", "state")
+DENOISERS = ("unet", "mlp")
+
+
 @dataclass
 class ModelConfig:
-    """Observation encoder + ConditionalUnet1D denoiser. Fields left None come from `preset`."""
+    """Observation encoder + denoiser (ConditionalUnet1D or a residual MLP). Fields left None
+    come from `preset`."""
 
     preset: str = "simple_dp3"
-    # Observation modality: "dp3" (point cloud + state) or "image" (RGB + state, Diffusion Policy)
-    encoder: str = "dp3"
+    # Observation modality: "dp3" (point cloud + state), "image" (RGB + state, Diffusion Policy),
+    # "state" (agent_pos only), or "auto": chosen from the dataset's arrays when training starts
+    # (point_cloud -> dp3, else img -> image, else state).
+    encoder: str = "auto"
+    # Denoiser: "unet" (ConditionalUnet1D, DP3 / Diffusion Policy) or "mlp" (a residual MLP over
+    # the flattened action sequence, FiLM-conditioned: a cheap low-dimensional denoiser on CPUs)
+    denoiser: str = "unet"
+    mlp_hidden_dim: int = 512  # width of the MLP denoiser's residual blocks
+    mlp_blocks: int = 4  # residual blocks of the MLP denoiser
+    # State feature: "mlp" (StateEncoder, state_mlp_dims) or "identity" (the normalised state)
+    state_encoder: str = "mlp"
     horizon: int = 16
     n_obs_steps: int = 2
     n_action_steps: int = 8
@@ -134,8 +145,21 @@ class ModelConfig:
             f"model.preset must be one of {sorted(PRESETS)}, got {self.preset!r}",
         )
         _require(
-            self.encoder in ("dp3", "image"),
-            f"model.encoder must be 'dp3' or 'image', got {self.encoder!r}",
+            self.encoder in ENCODERS,
+            f"model.encoder must be one of {list(ENCODERS)}, got {self.encoder!r}",
+        )
+        _require(
+            self.denoiser in DENOISERS,
+            f"model.denoiser must be one of {list(DENOISERS)}, got {self.denoiser!r}",
+        )
+        _require(
+            self.state_encoder in ("mlp", "identity"),
+            f"model.state_encoder must be 'mlp' or 'identity', got {self.state_encoder!r}",
+        )
+        _require(
+            self.mlp_hidden_dim > 0 and self.mlp_blocks > 0,
+            f"model.mlp_hidden_dim and model.mlp_blocks must be > 0, got "
+            f"{self.mlp_hidden_dim}, {self.mlp_blocks}",
         )
         for key, value in PRESETS[self.preset].items():
             if getattr(self, key) is None:
@@ -159,7 +183,7 @@ class ModelConfig:
             f"{self.horizon - self.n_obs_steps + 1}], got {self.n_action_steps}",
         )
         # The UNet halves the sequence len(down_dims) - 1 times.
-        factor = 2 ** (len(self.down_dims) - 1)
+        factor = 2 ** (len(self.down_dims) - 1) if self.denoiser == "unet" else 1
         _require(
             self.horizon % factor == 0,
             f"model.horizon={self.horizon} must be divisible by {factor} "

@@ -1,4 +1,4 @@
-"""`sdm demos`: record scripted-expert demonstrations of a MetaWorld task as a zarr dataset.
+"""`sdm demos`: record scripted-expert demonstrations of a task as a zarr dataset.
 
     sdm demos --task button-press-v3 --episodes 10 --out data/button_press.zarr
               [--seed S] [--num-points P] [--image-size S] [--save-depth] [--stop-on-success]
@@ -14,6 +14,10 @@ output without --overwrite, an expert the task does not have).
 every placement is demonstrated twice, carrying the object around the wall on the left and on
 the right, as two teleoperators might (N must be even: N/2 placements); MetaWorld's own expert
 (`scripted`, the default) does the same thing every time.
+
+Registered tasks with a scripted expert (e.g. `obstacle-2d`, `obstacle-2d-cue`) write their
+own dataset (state-only: data/state, data/action); the MetaWorld options (--num-points,
+--image-size, --save-depth, --stop-on-success, --max-attempts, --expert) do not apply to them.
 """
 
 from __future__ import annotations
@@ -24,12 +28,38 @@ import sys
 from pathlib import Path
 
 
+def _registered_demos(args: argparse.Namespace, task: str, entry):
+    """(buffer, summary) of a registered task's expert; ValueError for options it lacks."""
+    if entry.demos is None:
+        raise ValueError(f"{task} has no scripted expert here; train on a recorded dataset")
+    metaworld_only = {
+        "--num-points": args.num_points != 512,
+        "--image-size": args.image_size != 0,
+        "--save-depth": args.save_depth,
+        "--stop-on-success": args.stop_on_success,
+        "--max-attempts": args.max_attempts is not None,
+        "--expert": args.expert != "scripted",
+    }
+    given = [name for name, set_ in metaworld_only.items() if set_]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to MetaWorld tasks only, not to {task}")
+    return entry.demos(
+        task, args.episodes, args.seed, args.max_episode_steps, not args.no_progress
+    )
+
+
 def _demos(args: argparse.Namespace) -> int:
     from sdm_policy_core.data import DatasetError
-    from sdm_policy_core.sim import SimulatorError, UnknownTaskError, record_demos, resolve_task
+    from sdm_policy_core.eval.envs import METAWORLD, resolve_eval_task
+    from sdm_policy_core.sim import (
+        DEFAULT_MAX_EPISODE_STEPS,
+        SimulatorError,
+        UnknownTaskError,
+        record_demos,
+    )
 
     try:
-        task = resolve_task(args.task)
+        task, entry = resolve_eval_task(args.task)
     except UnknownTaskError as err:
         print(f"sdm demos: error: {err}", file=sys.stderr)
         return 2
@@ -39,19 +69,22 @@ def _demos(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        buffer, summary = record_demos(
-            task,
-            args.episodes,
-            seed=args.seed,
-            num_points=args.num_points,
-            image_size=args.image_size,
-            save_depth=args.save_depth,
-            max_episode_steps=args.max_episode_steps,
-            stop_on_success=args.stop_on_success,
-            max_attempts=args.max_attempts,
-            progress=not args.no_progress,
-            expert=args.expert,
-        )
+        if entry.name != METAWORLD:
+            buffer, summary = _registered_demos(args, task, entry)
+        else:
+            buffer, summary = record_demos(
+                task,
+                args.episodes,
+                seed=args.seed,
+                num_points=args.num_points,
+                image_size=args.image_size,
+                save_depth=args.save_depth,
+                max_episode_steps=args.max_episode_steps or DEFAULT_MAX_EPISODE_STEPS,
+                stop_on_success=args.stop_on_success,
+                max_attempts=args.max_attempts,
+                progress=not args.no_progress,
+                expert=args.expert,
+            )
     except ValueError as err:
         print(f"sdm demos: error: {err}", file=sys.stderr)
         return 2
@@ -78,11 +111,15 @@ def _demos(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demos",
-        help="record scripted-expert demonstrations (MetaWorld)",
+        help="record scripted-expert demonstrations (MetaWorld, obstacle-2d)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--task", required=True, help="MetaWorld v3 task, e.g. button-press-v3")
+    p.add_argument(
+        "--task",
+        required=True,
+        help="MetaWorld v3 task (e.g. button-press-v3) or obstacle-2d[-cue]",
+    )
     p.add_argument("--episodes", required=True, type=int, help="successful episodes to keep")
     p.add_argument("--out", required=True, type=Path, help="zarr dataset to write")
     p.add_argument("--seed", type=int, default=0, help="placement seed (default 0)")
@@ -92,7 +129,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--save-depth", action="store_true", help="also store `depth` (m, 128x128)")
     p.add_argument(
-        "--max-episode-steps", type=int, default=200, help="episode length (default 200, DP3)"
+        "--max-episode-steps",
+        type=int,
+        help="episode length (default: the task's own; MetaWorld 200, as DP3)",
     )
     p.add_argument(
         "--stop-on-success",

@@ -10,6 +10,7 @@ batch = dataset[0]   # {'obs': {'point_cloud': (16, P, C), 'agent_pos': (16, Ds)
 from sdm_policy_core.data.replay_buffer import (
     DatasetError,
     ReplayBuffer,
+    data_keys,
     default_chunks,
     default_compressor,
     validate_episode_ends,
@@ -34,6 +35,7 @@ __all__ = [
     "SequenceSampler",
     "TrajectoryDataset",
     "create_indices",
+    "data_keys",
     "default_chunks",
     "default_compressor",
     "get_val_mask",

@@ -339,6 +339,29 @@ class ReplayBuffer:
         return path
 
 
+def data_keys(path: str | Path) -> list[str]:
+    """The sorted `data/` array names of a zarr dataset, without reading any array. Raises
+    DatasetError as `ReplayBuffer.load` does (missing path, not a zarr group, no data/)."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"dataset {path} does not exist")
+    try:
+        root = _open_group(path)
+        if "data" not in root or not isinstance(root["data"], zarr.Group):
+            raise DatasetError(
+                f"dataset {path} has no 'data' group (it has {sorted(root.keys())}); expected "
+                f"the Diffusion Policy / DP3 layout data/<key> + meta/episode_ends"
+            )
+        return sorted(root["data"].array_keys())
+    except DatasetError:
+        raise
+    except Exception as err:  # zarr / JSON errors of a damaged store
+        raise DatasetError(
+            f"dataset {path} is corrupt or unreadable ({type(err).__name__}: {err}); "
+            f"re-create it or restore it from a copy"
+        ) from None
+
+
 def _write_array(
     group: zarr.Group, name: str, value: np.ndarray, chunks: tuple[int, ...], compressor: Any
 ) -> None:

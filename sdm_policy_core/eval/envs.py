@@ -78,6 +78,9 @@ class EnvEntry:
         when a policy with that spec cannot act in this env.
     make: (task, policy spec, max_episode_steps or None for the env's default) -> EvalEnv.
     summary: one line for `sdm eval --help` and error messages.
+    demos: what `sdm demos --task` runs for this task: (task, episodes, seed,
+        max_episode_steps or None, progress) -> (ReplayBuffer, DemoSummary); None: the task
+        has no scripted expert here (MetaWorld's is `sim.demos.record_demos`).
     """
 
     name: str
@@ -85,6 +88,7 @@ class EnvEntry:
     check: Callable[[str, ObservationSpec, str], None]
     make: Callable[[str, ObservationSpec, int | None], EvalEnv]
     summary: str = ""
+    demos: Callable[[str, int, int, int | None, bool], tuple[Any, Any]] | None = None
 
 
 _REGISTRY: dict[str, EnvEntry] = {}
@@ -273,3 +277,46 @@ register_env(
         "max coverage and score min(coverage/0.95, 1))",
     )
 )
+
+
+# -- the two-mode obstacle task (sim/obstacle.py) ------------------------------------------------
+def _obstacle_check(task: str, spec: ObservationSpec, source: str) -> None:
+    from sdm_policy_core.sim.obstacle import ACTION_DIM, TASK_CUE
+
+    require_state_only(spec, source, task, 3 if task == TASK_CUE else 2, ACTION_DIM)
+
+
+def _obstacle_make(task: str, spec: ObservationSpec, max_episode_steps: int | None) -> EvalEnv:
+    from sdm_policy_core.sim.obstacle import DEFAULT_MAX_EPISODE_STEPS, TASK_CUE, ObstacleEnv
+
+    _obstacle_check(task, spec, task)
+    return ObstacleEnv(task == TASK_CUE, max_episode_steps or DEFAULT_MAX_EPISODE_STEPS)
+
+
+def _obstacle_demos(
+    task: str, episodes: int, seed: int, max_episode_steps: int | None, progress: bool
+) -> tuple[Any, Any]:
+    from sdm_policy_core.sim.obstacle import (
+        DEFAULT_MAX_EPISODE_STEPS,
+        TASK_CUE,
+        record_obstacle_demos,
+    )
+
+    steps = max_episode_steps or DEFAULT_MAX_EPISODE_STEPS
+    return record_obstacle_demos(episodes, seed, task == TASK_CUE, steps, progress)
+
+
+for _name, _summary in (
+    ("obstacle-2d", "a point mass passes a disc left or right, a hidden coin picks the side"),
+    ("obstacle-2d-cue", "obstacle-2d with the side in the observation (and required)"),
+):
+    register_env(
+        EnvEntry(
+            _name,
+            lambda task: task,
+            _obstacle_check,
+            _obstacle_make,
+            _summary + " (state-only; 60 steps)",
+            _obstacle_demos,
+        )
+    )

@@ -1,4 +1,5 @@
-"""Neural networks of the core (ROS-free): encoders, the ConditionalUnet1D denoiser, factory."""
+"""Neural networks of the core (ROS-free): encoders, the denoisers (ConditionalUnet1D,
+MlpDenoiser), factory."""
 
 from sdm_policy_core.models.factory import (
     build_denoiser,
@@ -6,6 +7,7 @@ from sdm_policy_core.models.factory import (
     count_parameters,
 )
 from sdm_policy_core.models.keys import ACTION, AGENT_POS, IMAGE, OBSERVATION_KEYS, POINT_CLOUD
+from sdm_policy_core.models.mlp_denoiser import FiLMResidualBlock, MlpDenoiser
 from sdm_policy_core.models.obs_encoder import ObservationEncoder, observation_feature_dim
 from sdm_policy_core.models.pointnet import PointCloudEncoder, StateEncoder
 from sdm_policy_core.models.resnet import RandomCrop, ResNet18Encoder, ResNet18GN
@@ -25,6 +27,8 @@ __all__ = [
     "ConditionalResidualBlock1D",
     "ConditionalUnet1D",
     "Conv1dBlock",
+    "FiLMResidualBlock",
+    "MlpDenoiser",
     "ObservationEncoder",
     "PointCloudEncoder",
     "RandomCrop",

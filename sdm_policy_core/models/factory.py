@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from sdm_policy_core.config import ModelConfig, ObservationSpec
+from sdm_policy_core.models.mlp_denoiser import MlpDenoiser
 from sdm_policy_core.models.obs_encoder import ObservationEncoder, observation_feature_dim
 from sdm_policy_core.models.unet1d import ConditionalUnet1D
 
@@ -16,8 +17,9 @@ def build_observation_encoder(obs: ObservationSpec, model: ModelConfig) -> Obser
 
 def build_denoiser(
     obs: ObservationSpec, model: ModelConfig, n_obs_steps: int | None = None
-) -> ConditionalUnet1D:
-    """ConditionalUnet1D over (B, horizon, action_dim), conditioned on n_obs_steps features.
+) -> ConditionalUnet1D | MlpDenoiser:
+    """The denoiser over (B, horizon, action_dim), conditioned on n_obs_steps features:
+    ConditionalUnet1D (`model.denoiser=unet`) or MlpDenoiser (`mlp`).
 
     global_cond_dim = feature_dim * n_obs_steps (n_obs_steps defaults to model.n_obs_steps).
     Build under `with torch.device("meta"):` to size a model without allocating it.
@@ -25,6 +27,15 @@ def build_denoiser(
     steps = model.n_obs_steps if n_obs_steps is None else n_obs_steps
     if steps <= 0:
         raise ValueError(f"n_obs_steps must be > 0, got {steps}")
+    if model.denoiser == "mlp":
+        return MlpDenoiser(
+            input_dim=obs.action_dim,
+            horizon=model.horizon,
+            global_cond_dim=observation_feature_dim(obs, model) * steps,
+            diffusion_step_embed_dim=model.diffusion_step_embed_dim,
+            hidden_dim=model.mlp_hidden_dim,
+            n_blocks=model.mlp_blocks,
+        )
     return ConditionalUnet1D(
         input_dim=obs.action_dim,
         global_cond_dim=observation_feature_dim(obs, model) * steps,

@@ -1,4 +1,5 @@
-"""Observation encoder: point cloud (DP3) and/or image (Diffusion Policy) features + state.
+"""Observation encoder: point cloud (DP3) and/or image (Diffusion Policy) features + state
+(state alone for low-dimensional policies).
 
 One observation step is encoded at a time; callers fold the time axis into the batch
 ((B, To, ...) -> (B * To, ...)) and unfold the result into the global condition
@@ -30,7 +31,7 @@ def _point_channels(obs: ObservationSpec, model: ModelConfig) -> int:
 
 def observation_feature_dim(obs: ObservationSpec, model: ModelConfig) -> int:
     """Size of one step's feature: cloud and/or image feature + state feature."""
-    dim = model.state_mlp_dims[-1]
+    dim = obs.state_dim if model.state_encoder == "identity" else model.state_mlp_dims[-1]
     if obs.point_cloud_shape is not None:
         dim += model.encoder_output_dim
     if obs.image_shape is not None:
@@ -47,6 +48,8 @@ class ObservationEncoder(nn.Module):
         "agent_pos": (N, state_dim) float32, normalised state.
     Output: concatenation [cloud feature, image feature, state feature] (those present).
     With a 6-channel cloud and `model.use_pc_color=False` only the xyz channels are read.
+    The state feature is StateEncoder's MLP, or the normalised state itself
+    (`model.state_encoder=identity`).
     """
 
     def __init__(self, obs: ObservationSpec, model: ModelConfig) -> None:
@@ -73,7 +76,11 @@ class ObservationEncoder(nn.Module):
                     f"got {crop}"
                 )
             self.image_encoder = ResNet18Encoder(model.encoder_output_dim, crop)
-        self.state_encoder = StateEncoder(obs.state_dim, model.state_mlp_dims)
+        self.state_encoder: nn.Module = (
+            nn.Identity()
+            if model.state_encoder == "identity"
+            else StateEncoder(obs.state_dim, model.state_mlp_dims)
+        )
         self.feature_dim = observation_feature_dim(obs, model)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -31,6 +31,9 @@ def policy_from_checkpoint(ckpt: Checkpoint) -> Policy:
         parts = {"encoder": policy.encoder, "generator": policy.generator}
     parts["normalizer"] = policy.normalizer
     for prefix, module in parts.items():
+        stored = any(name.startswith(prefix + ".") for name in ckpt.tensors)
+        if not stored and not module.state_dict():  # e.g. a state-only identity encoder
+            continue
         try:
             module.load_state_dict(ckpt.sub_state_dict(prefix + "."), strict=True)
         except RuntimeError as err:

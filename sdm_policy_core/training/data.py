@@ -1,4 +1,9 @@
-"""Datasets for training: the observation spec comes from the zarr dataset itself."""
+"""Datasets for training: the observation spec comes from the zarr dataset itself.
+
+`model.encoder=auto` (the default) picks the policy's observations from the dataset's arrays:
+`point_cloud` -> a DP3 policy (cloud + state), else `img` -> an image policy, else a state-only
+(low-dimensional) policy on `state` alone. Every policy needs `data/state` and `data/action`.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,45 @@ from pathlib import Path
 from torch.utils.data import ConcatDataset, Dataset
 
 from sdm_policy_core.config import ConfigError, ExperimentConfig, ObservationSpec
-from sdm_policy_core.data import DatasetError, TrajectoryDataset
+from sdm_policy_core.data import DatasetError, TrajectoryDataset, data_keys
 
 
 def dataset_keys(cfg: ExperimentConfig) -> dict[str, str | None]:
-    """Item name -> dataset key: a point-cloud (DP3) policy, or an image policy when
-    model.encoder is "image" (Diffusion Policy: `img`)."""
+    """Item name -> dataset key: a point-cloud (DP3) policy, an image policy when
+    model.encoder is "image" (Diffusion Policy: `img`), or a state-only one ("state")."""
+    if cfg.model.encoder == "auto":
+        raise ConfigError("model.encoder=auto: resolve it from the dataset (resolve_encoder)")
     if cfg.model.encoder == "image":
         return {"point_cloud": None, "image": "img", "agent_pos": "state", "action": "action"}
+    if cfg.model.encoder == "state":
+        return {"point_cloud": None, "agent_pos": "state", "action": "action"}
     return {"point_cloud": "point_cloud", "agent_pos": "state", "action": "action"}
+
+
+def resolve_encoder(cfg: ExperimentConfig, path: Path) -> ExperimentConfig:
+    """cfg with `model.encoder` chosen from the dataset's arrays when it is "auto" (see the
+    module docstring). Raises DatasetError naming the arrays when the dataset lacks `state` or
+    `action`, or the arrays an explicit encoder needs."""
+    keys = data_keys(path)
+    missing = [k for k in ("state", "action") if k not in keys]
+    if missing:
+        raise DatasetError(
+            f"dataset {path} has no data/{' nor data/'.join(missing)} (it has data/{keys}); "
+            f"every policy observes data/state (the robot state, `agent_pos`) and learns "
+            f"data/action, plus data/point_cloud or data/img when it has them"
+        )
+    encoder = cfg.model.encoder
+    if encoder == "auto":
+        encoder = "dp3" if "point_cloud" in keys else "image" if "img" in keys else "state"
+        model = dataclasses.replace(cfg.model, encoder=encoder)
+        cfg = dataclasses.replace(cfg, model=model)
+    need = {"dp3": "point_cloud", "image": "img"}.get(encoder)
+    if need is not None and need not in keys:
+        raise DatasetError(
+            f"model.encoder={encoder} needs data/{need}, but dataset {path} has data/{keys}; "
+            f"leave model.encoder=auto to train on the arrays it has"
+        )
+    return cfg
 
 
 def _observation_spec(
@@ -74,6 +109,7 @@ def make_datasets(
     the closed-loop rollouts of `sdm eval --record` for distillation, which uses the
     observations only. Each must give the same observation spec as `path`.
     """
+    cfg = resolve_encoder(cfg, Path(path))
     train = _trajectories(cfg, path, cfg.train.val_fraction)
     obs = _observation_spec(cfg, train, path)
     if fix_obs:
