@@ -257,11 +257,18 @@ class PolicyController:
         self.counters.reject(what, reason)
 
     def set_enabled(self, enabled: bool) -> None:
-        """Enable (clears a fault and the plan) or disable commanding."""
+        """Enable (clears a fault, the plan and the seam statistics) or disable commanding."""
         if enabled and (not self.enabled or self.fault is not None):
             self.reset()  # never continue a plan made before the robot was handed over
             self.fault = None
+            self.counters.seams = SeamStats()
         self.enabled = enabled
+
+    def set_fault(self, reason: str) -> None:
+        """Stop commanding until set_enabled(True) (e.g. the policy produced NaN)."""
+        self.fault = reason
+        self.counters.faults += 1
+        self._drop_plan()
 
     def reset(self) -> None:
         """Clear the observation history, the plan and the tracking watch."""
@@ -351,9 +358,7 @@ class PolicyController:
             )
         fault = self._check_tracking(now)
         if fault is not None:
-            self.fault = fault
-            self.counters.faults += 1
-            self._drop_plan()
+            self.set_fault(fault)
             return TickResult(FAULT, fault, halt=True)
         try:
             obs = {"agent_pos": self._state.value}

@@ -1,4 +1,4 @@
-"""`policy_node`: the SDM / diffusion policy as a ROS 2 node (`sdm_policy_node`).
+"""`policy_node`: the SDM / diffusion policy as a managed ROS 2 node (`sdm_policy_node`).
 
 Contract (ARCHITECTURE.md): subscribes `points` (sensor_msgs/PointCloud2) and `joint_states`
 (sensor_msgs/JointState); publishes the robot profile's output — `joint_trajectory`
@@ -7,11 +7,21 @@ Contract (ARCHITECTURE.md): subscribes `points` (sensor_msgs/PointCloud2) and `j
 (sdm_msgs/PolicyStatus) and `/diagnostics`; serves `~/enable` (std_srvs/SetBool), `~/reset`
 (std_srvs/Trigger) and `~/load_checkpoint` (sdm_msgs/LoadCheckpoint).
 
+Lifecycle (rclpy.lifecycle; `~/get_state`, `~/change_state`): configure loads the checkpoint
+(`checkpoint` parameter or the last ~/load_checkpoint) and warms it up; inactive publishes no
+commands; activate starts control; deactivate holds (no new targets); cleanup unloads; an
+unexpected error in a transition goes through error processing to unconfigured. A transition
+asked in the wrong state is refused (logged), the node stays up. `autostart`: auto (configure at
+start when `checkpoint` is set, as before lifecycle; never activates), unconfigured, inactive or
+active. `~/enable` drives the same transitions: true = configure if needed, then activate (and
+clears a fault); false = deactivate.
+
 Sensor callbacks only decode and cache the newest message (malformed ones are counted and
 dropped); the control step runs at `control_rate_hz` on the steady clock (or on each new cloud,
 `trigger: observation`, the mode for simulators) in a thread of its own, outside the executor,
-and calls the core's PolicyController. The node starts disabled, never
-commands from stale or invalid observations, and clamps every command to the robot profile.
+and calls the core's PolicyController: no command from stale or invalid observations, every
+target within the profile's limits and `max_step` of the measured joints, a tracking fault when
+the arm does not follow (nothing more until re-enabled).
 
 With simulators (`use_sim_time`, e.g. sim_bridge_node): `trigger: observation` acts once per
 simulated step; `observation_sync_s` makes it wait for the joint state of the same step (clouds
@@ -39,22 +49,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-from builtin_interfaces.msg import Duration
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.time import Time
 from sdm_msgs.msg import ActionChunk, PolicyStatus
 from sdm_msgs.srv import LoadCheckpoint
 from sensor_msgs.msg import Image, JointState, PointCloud2
-from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from sdm_policy_core import control
 from sdm_policy_core.checkpoint import CheckpointError
@@ -69,6 +76,7 @@ from sdm_policy_core.conversions import (
 )
 from sdm_policy_core.robot import RobotProfile, StateAssembler, load_robot_profile
 from sdm_policy_core.runtime import PolicyOutputError, PolicyRuntime
+from sdm_policy_ros import policy_messages as messages
 from sdm_policy_ros.extrinsics import make_extrinsics
 from sdm_policy_ros.params import (
     dataclass_from_parameters,
@@ -82,15 +90,10 @@ SENSOR_QOS = {
     "sensor_data": qos_profile_sensor_data,
     "reliable": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
 }
-
-_STATE_NAMES = {
-    PolicyStatus.STATE_NO_CHECKPOINT: "no checkpoint",
-    PolicyStatus.STATE_DISABLED: "disabled",
-    PolicyStatus.STATE_WAITING_FOR_DATA: "waiting for data",
-    PolicyStatus.STATE_RUNNING: "running",
-    PolicyStatus.STATE_HOLDING: "holding",
-    PolicyStatus.STATE_FAULT: "fault",
-}
+AUTOSTART = ("auto", "unconfigured", "inactive", "active")
+# Errors of a checkpoint that cannot be used here: the load is refused, the node carries on.
+LOAD_ERRORS = (CheckpointError, ConfigError, ValueError, OSError, PolicyOutputError)
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
 def _profile_directory() -> Path | None:
@@ -104,7 +107,7 @@ def _profile_directory() -> Path | None:
         return None
 
 
-class PolicyNode(Node):
+class PolicyNode(LifecycleNode):
     """Runs a PolicyRuntime from sdm_policy_core on the robot's sensor streams."""
 
     def __init__(self) -> None:
@@ -121,8 +124,18 @@ class PolicyNode(Node):
             "checkpoint",
             "",
             ParameterDescriptor(
-                description="checkpoint directory loaded at start (empty: load later with "
-                "~/load_checkpoint)",
+                description="checkpoint directory that configure loads (with autostart auto: "
+                "at start); empty: load later with ~/load_checkpoint",
+                read_only=True,
+            ),
+        )
+        self.declare_parameter(
+            "autostart",
+            "auto",
+            ParameterDescriptor(
+                description="lifecycle state reached at start: auto (inactive when checkpoint is "
+                "set, else unconfigured), unconfigured, inactive (loaded, no commands) or active "
+                "(commands as soon as fresh data arrive: only where the robot may move at once)",
                 read_only=True,
             ),
         )
@@ -178,13 +191,17 @@ class PolicyNode(Node):
             raise ConfigError(f"sensor_qos must be one of {list(SENSOR_QOS)}, got {sensor_qos!r}")
         qos = SENSOR_QOS[sensor_qos]
 
+        autostart = str(self.get_parameter("autostart").value)
+        if autostart not in AUTOSTART:
+            raise ConfigError(f"autostart must be one of {list(AUTOSTART)}, got {autostart!r}")
+
         self._assembler = StateAssembler(self.profile)
         self._lock = threading.RLock()
         self._controller: control.PolicyController | None = None
+        self._checkpoint = str(self.get_parameter("checkpoint").value)  # what configure loads
+        self._load_error: Exception | None = None
         self._policy_id = ""
-        self._enabled = False
         self._state, self._message = PolicyStatus.STATE_NO_CHECKPOINT, "no checkpoint loaded"
-        self._pending_rejects = {"cloud": 0, "state": 0}
         self._command_times: list[float] = []
         self._last_status_log = 0.0
         # The control step runs in its own thread, and every callback is short, so one
@@ -205,49 +222,19 @@ class PolicyNode(Node):
 
         self._sensor_group = MutuallyExclusiveCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(
-            PointCloud2,
-            "points",
-            self._on_cloud,
-            qos,
-            callback_group=self._sensor_group,
-        )
-        self.create_subscription(
-            Image,
-            "image",
-            self._on_image,
-            qos,
-            callback_group=self._sensor_group,
-        )
-        self.create_subscription(
-            JointState,
-            "joint_states",
-            self._on_joint_state,
-            qos,
-            callback_group=self._sensor_group,
-        )
-        self.create_subscription(
-            PoseStamped,
-            "ee_pose",
-            self._on_ee_pose,
-            qos,
-            callback_group=self._sensor_group,
-        )
+        for msg_type, topic, callback in (
+            (PointCloud2, "points", self._on_cloud),
+            (Image, "image", self._on_image),
+            (JointState, "joint_states", self._on_joint_state),
+            (PoseStamped, "ee_pose", self._on_ee_pose),
+        ):
+            self.create_subscription(
+                msg_type, topic, callback, qos, callback_group=self._sensor_group
+            )
+        # Command outputs are lifecycle publishers: they publish only while active.
         out = self.profile.output
-        self._pub_traj = (
-            self.create_publisher(JointTrajectory, "joint_trajectory", 10)
-            if out == "joint_trajectory"
-            else None
-        )
-        self._pub_cmd = (
-            self.create_publisher(Float64MultiArray, "joint_commands", 10)
-            if out == "joint_commands"
-            else None
-        )
-        self._pub_ee = (
-            self.create_publisher(PoseStamped, "ee_target", 10) if out == "ee_target" else None
-        )
-        self._pub_chunk = self.create_publisher(ActionChunk, "action_chunk", 10)
+        self._pub_out = self.create_lifecycle_publisher(messages.OUTPUT_TYPES[out], out, 10)
+        self._pub_chunk = self.create_lifecycle_publisher(ActionChunk, "action_chunk", 10)
         self._status_pub = self.create_publisher(PolicyStatus, "status", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(
@@ -271,14 +258,95 @@ class PolicyNode(Node):
             callback_group=self._service_group,
             clock=self._steady_clock,
         )
-        checkpoint = self.get_parameter("checkpoint").value
-        if checkpoint:
-            self._load(checkpoint, self.config.sampler, self.config.ddim_steps)  # fail fast
+        self._autostart(autostart)
+        active = self.lifecycle_state() == "active"
         self.get_logger().info(
-            f"started disabled, robot {self.profile.name!r} ({out}), clouds placed by "
+            f"started {'enabled' if active else 'disabled'} (lifecycle "
+            f"{self.lifecycle_state()}), robot {self.profile.name!r} ({out}), clouds placed by "
             f"{self._extrinsics.source}, parameters "
             + json.dumps(to_dict(self.config), sort_keys=True)
         )
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def lifecycle_state(self) -> str:
+        """unconfigured, inactive, active or finalized (a transition state while one runs)."""
+        return self._state_machine.current_state[1]
+
+    def _autostart(self, mode: str) -> None:
+        """Reach the `autostart` state; a checkpoint that cannot be loaded fails the start."""
+        if mode == "auto":
+            mode = "inactive" if self._checkpoint else "unconfigured"
+        if mode == "unconfigured":
+            return
+        if not self._checkpoint:
+            raise ConfigError(f"autostart {mode} needs the checkpoint parameter")
+        if self.trigger_configure() != SUCCESS:
+            raise self._load_error or ConfigError(f"could not configure {self._checkpoint}")
+        if mode == "active" and self.trigger_activate() != SUCCESS:
+            raise ConfigError(f"could not activate: {self._message}")
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load and warm up the checkpoint (refused: stay unconfigured, the reason logged)."""
+        if not self._checkpoint:
+            self._refuse(
+                "configure needs a checkpoint: set the checkpoint parameter or call "
+                "~/load_checkpoint"
+            )
+            return FAILURE
+        try:
+            if self._controller is None:  # else ~/load_checkpoint has just loaded it
+                self._load(self._checkpoint, self.config.sampler, self.config.ddim_steps)
+        except LOAD_ERRORS as err:
+            self._load_error = err
+            self._refuse(f"configure refused {self._checkpoint}: {err}")
+            return FAILURE
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start control: a fresh history and plan (never one made before the hand-over)."""
+        with self._lock:
+            self._controller.set_enabled(True)
+            self._state, self._message = PolicyStatus.STATE_WAITING_FOR_DATA, "activated"
+        with self._state_arrived:
+            self._state_stamp = -1.0  # sim time may restart (a new simulator)
+        self._acted_stamp = -1.0
+        self.get_logger().info("activated: commanding from fresh observations")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Hold: no new targets (the robot's controller keeps the last one)."""
+        with self._lock:
+            self._controller.set_enabled(False)
+            self._state, self._message = PolicyStatus.STATE_DISABLED, "deactivated"
+        self.get_logger().info("deactivated: no new targets")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unload("unloaded (cleanup)")
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unload("shut down")
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """An unexpected error in a transition: unload, log, back to unconfigured."""
+        self.get_logger().error(f"error during a transition from {state.label}: unloading")
+        self._unload(f"error in a transition from {state.label}: unloaded, reconfigure")
+        return SUCCESS
+
+    def _unload(self, why: str) -> None:
+        with self._lock:
+            if self._controller is not None:
+                self._controller.set_enabled(False)
+            self._controller = None
+            self._policy_id = ""
+            self._state, self._message = PolicyStatus.STATE_NO_CHECKPOINT, why
+
+    def _refuse(self, reason: str) -> None:
+        self.get_logger().error(reason)
+        with self._lock:
+            self._message = reason
 
     # -- parameters -------------------------------------------------------------------------
     def _on_parameters_set(self, params: list[Parameter]) -> None:
@@ -321,9 +389,11 @@ class PolicyNode(Node):
         )
         controller = control.PolicyController(runtime, self.profile, self.config)
         with self._lock:
-            self._controller = controller
+            if self._controller is not None:
+                self._controller.set_enabled(False)
+            self._controller = controller  # disabled: it never inherits the old one's permission
+            self._checkpoint = path
             self._policy_id = runtime.policy_id
-            self._enabled = False  # a new model never inherits the old one's permission
             self._state, self._message = PolicyStatus.STATE_DISABLED, "model loaded, disabled"
         self.get_logger().info(
             f"loaded {runtime.policy_id} ({runtime.kind}, sampler "
@@ -335,28 +405,76 @@ class PolicyNode(Node):
         return int(self.get_parameter("sampler_seed").value)
 
     # -- sensor callbacks: decode, validate, cache ------------------------------------------
-    def _on_cloud(self, msg: PointCloud2) -> None:
-        controller = self._controller
-        if controller is None or not controller.uses_cloud:
-            return
+    def _decoded(self, controller, msg, what: str, decode) -> tuple[object, float] | None:
+        """(decode(msg), stamp [s]); a malformed message is counted, logged (throttled) and
+        dropped: None."""
         try:
             stamp = stamp_to_seconds(msg.header.stamp)
             if stamp <= 0:
                 raise ConversionError("header.stamp is zero")
+            return decode(msg), stamp
+        except (ConversionError, ValueError) as err:
+            controller.reject(what, str(err))
+            self._throttled_warning(f"rejected {type(msg).__name__}: {err}")
+            return None
+
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        controller = self._controller
+        if controller is None or not controller.uses_cloud:
+            return
+
+        def decode(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray]:
             to_base = self._extrinsics.cloud_to_base(msg.header.frame_id, msg.header.stamp)
             points = pointcloud2_to_array(msg, channels=controller.channels)
             points = points[np.isfinite(points).all(axis=1)]
             if len(points) == 0:
                 raise ConversionError("no finite points")
-        except (ConversionError, ValueError) as err:
-            controller.reject("cloud", str(err))
-            self._throttled_warning(f"rejected point cloud: {err}")
+            return points, to_base
+
+        if (got := self._decoded(controller, msg, "cloud", decode)) is None:
             return
+        (points, to_base), stamp = got
         controller.update_cloud(points, stamp, to_base)
         self._last_observation_wall = time.monotonic()
         if self.config.trigger == "observation":
             self._trigger_stamp = stamp
             self._wake.set()
+
+    def _on_image(self, msg: Image) -> None:
+        controller = self._controller
+        if controller is None or not controller.uses_image:
+            return
+        if (got := self._decoded(controller, msg, "image", image_to_rgb)) is not None:
+            controller.update_image(*got)
+            self._last_observation_wall = time.monotonic()
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        controller = self._controller
+        if controller is None or not self._assembler.needs_joints:
+            return
+
+        def decode(msg: JointState) -> np.ndarray:
+            return joint_state_to_array(msg, self._assembler.joint_names)
+
+        if (got := self._decoded(controller, msg, "state", decode)) is not None:
+            self._assembler.update_joints(*got)
+            self._forward_state(controller)
+
+    def _on_ee_pose(self, msg: PoseStamped) -> None:
+        controller = self._controller
+        if controller is None or not self._assembler.needs_pose:
+            return
+        if (got := self._decoded(controller, msg, "state", pose_to_vector)) is not None:
+            self._assembler.update_pose(*got)
+            self._forward_state(controller)
+
+    def _forward_state(self, controller) -> None:
+        assembled = self._assembler.assemble()
+        if assembled is not None:  # every source of agent_pos has arrived
+            controller.update_state(*assembled)
+            with self._state_arrived:
+                self._state_stamp = assembled[1]
+                self._state_arrived.notify_all()
 
     # -- the control thread -----------------------------------------------------------------
     def start(self) -> None:
@@ -408,62 +526,6 @@ class PolicyNode(Node):
                     self._state, self._message = PolicyStatus.STATE_FAULT, f"control step: {err}"
                 self.get_logger().error(f"control step failed: {err!r}")
 
-    def _on_image(self, msg: Image) -> None:
-        controller = self._controller
-        if controller is None or not controller.uses_image:
-            return
-        try:
-            stamp = stamp_to_seconds(msg.header.stamp)
-            if stamp <= 0:
-                raise ConversionError("header.stamp is zero")
-            rgb = image_to_rgb(msg)
-        except (ConversionError, ValueError) as err:
-            controller.reject("image", str(err))
-            self._throttled_warning(f"rejected image: {err}")
-            return
-        controller.update_image(rgb, stamp)
-        self._last_observation_wall = time.monotonic()
-
-    def _on_joint_state(self, msg: JointState) -> None:
-        controller = self._controller
-        if controller is None or not self._assembler.needs_joints:
-            return
-        try:
-            stamp = stamp_to_seconds(msg.header.stamp)
-            if stamp <= 0:
-                raise ConversionError("header.stamp is zero")
-            positions = joint_state_to_array(msg, self._assembler.joint_names)
-        except (ConversionError, ValueError) as err:
-            controller.reject("state", str(err))
-            self._throttled_warning(f"rejected joint state: {err}")
-            return
-        self._assembler.update_joints(positions, stamp)
-        self._forward_state(controller)
-
-    def _on_ee_pose(self, msg: PoseStamped) -> None:
-        controller = self._controller
-        if controller is None or not self._assembler.needs_pose:
-            return
-        try:
-            stamp = stamp_to_seconds(msg.header.stamp)
-            if stamp <= 0:
-                raise ConversionError("header.stamp is zero")
-            vector = pose_to_vector(msg)
-        except (ConversionError, ValueError) as err:
-            controller.reject("state", str(err))
-            self._throttled_warning(f"rejected ee pose: {err}")
-            return
-        self._assembler.update_pose(vector, stamp)
-        self._forward_state(controller)
-
-    def _forward_state(self, controller) -> None:
-        assembled = self._assembler.assemble()
-        if assembled is not None:  # every source of agent_pos has arrived
-            controller.update_state(*assembled)
-            with self._state_arrived:
-                self._state_stamp = assembled[1]
-                self._state_arrived.notify_all()
-
     def _throttled_warning(self, text: str) -> None:
         now = time.monotonic()
         if now - self._last_status_log > 2.0:
@@ -482,91 +544,70 @@ class PolicyNode(Node):
             result = controller.tick(now)
         except PolicyOutputError as err:
             with self._lock:
-                self._enabled = False
-                controller.set_enabled(False)
+                controller.set_fault(f"policy output: {err}")
                 self._state, self._message = PolicyStatus.STATE_FAULT, str(err)
-            self.get_logger().error(f"{err}: disabled; reload or re-enable after checking")
+            self.get_logger().error(f"{err}: fault; reload or re-enable after checking")
             return False
         with self._lock:
             self._state, self._message = result.state, result.message
+        if result.state == control.FAULT and result.halt:
+            self.get_logger().error(result.message)
         if self._stop_control.is_set():
             return False  # closing: the publishers are about to go with the node
-        if result.skipped and self.config.on_fault == "stop" and self._pub_traj is not None:
+        dt, p = 1.0 / self.config.control_rate_hz, self.profile
+        if result.halt and self.config.on_fault == "stop" and p.output == "joint_trajectory":
             # An empty trajectory makes joint_trajectory_controller stop where it is.
-            self._pub_traj.publish(JointTrajectory())
+            self._pub_out.publish(JointTrajectory())
         if result.chunk is not None:
-            self._publish_chunk(result.chunk, result.obs_stamp)
-        if result.command is not None:
-            self._publish_command(result.command, result.trajectory)
-        return result.command is not None
-
-    def _publish_chunk(self, chunk, obs_stamp: float) -> None:
-        msg = ActionChunk()
-        msg.header.stamp = Time(nanoseconds=round(obs_stamp * 1e9)).to_msg()
-        msg.header.frame_id = self.profile.base_frame
-        msg.names = list(self.profile.action_names)
-        msg.horizon, msg.action_dim = chunk.actions.shape
-        msg.dt = 1.0 / self.config.control_rate_hz
-        msg.actions = chunk.actions.astype(np.float32).ravel().tolist()
-        msg.policy_id, msg.sampler, msg.steps = chunk.policy_id, chunk.sampler, chunk.steps
-        msg.inference_time = chunk.inference_time
-        self._pub_chunk.publish(msg)
-
-    def _publish_command(self, command: np.ndarray, trajectory: np.ndarray | None) -> None:
-        dt = 1.0 / self.config.control_rate_hz
-        if self._pub_traj is not None:
-            msg = JointTrajectory()
-            msg.joint_names = list(self.profile.action_names)
-            targets = trajectory if trajectory is not None else command[None]
-            for k, target in enumerate(targets):
-                seconds = (k + 1) * dt
-                msg.points.append(
-                    JointTrajectoryPoint(
-                        positions=target.tolist(),
-                        time_from_start=Duration(
-                            sec=int(seconds), nanosec=int((seconds % 1) * 1e9)
-                        ),
-                    )
+            self._pub_chunk.publish(
+                messages.action_chunk_msg(
+                    result.chunk, result.obs_stamp, p.action_names, p.base_frame, dt
                 )
-            self._pub_traj.publish(msg)
-        elif self._pub_cmd is not None:
-            self._pub_cmd.publish(Float64MultiArray(data=command.tolist()))
-        elif self._pub_ee is not None:
-            msg = PoseStamped()
-            msg.header.stamp = self.get_clock().now().to_msg()
-            msg.header.frame_id = self.profile.base_frame
-            msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, command[:3])
-            if len(command) >= 7:
-                q = command[3:7] / max(np.linalg.norm(command[3:7]), 1e-9)
-                (
-                    msg.pose.orientation.w,
-                    msg.pose.orientation.x,
-                    msg.pose.orientation.y,
-                    msg.pose.orientation.z,
-                ) = map(float, q)
-            self._pub_ee.publish(msg)
+            )
+        if result.command is None:
+            return False
+        stamp = self.get_clock().now().to_msg()
+        self._pub_out.publish(
+            messages.command_msg(p, result.command, result.trajectory, dt, stamp)
+        )
         self._command_times.append(time.monotonic())
+        return True
 
     # -- services ---------------------------------------------------------------------------
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
-        with self._lock:
-            if request.data and self._controller is None:
-                response.success = False
-                response.message = (
+        """true: configure when needed, activate (or clear a fault while active); false:
+        deactivate. Drives the lifecycle transitions, so both interfaces agree."""
+        response.success, response.message = self._set_enabled(bool(request.data))
+        self.get_logger().info(f"~/enable({request.data}): {response.message}")
+        return response
+
+    def _set_enabled(self, enable: bool) -> tuple[bool, str]:
+        state = self.lifecycle_state()
+        if not enable:
+            if state == "active" and self.trigger_deactivate() != SUCCESS:
+                return False, f"deactivate failed: {self._message}"
+            return True, "disabled"
+        if state == "unconfigured":
+            if not self._checkpoint:
+                return False, (
                     "cannot enable: no checkpoint loaded; load one first "
                     "(~/load_checkpoint or the checkpoint parameter)"
                 )
-            else:
-                self._enabled = bool(request.data)
-                if self._controller is not None:
-                    self._controller.set_enabled(self._enabled)
-                with self._state_arrived:
-                    self._state_stamp = -1.0  # sim time may restart (a new simulator)
-                self._acted_stamp = -1.0
-                response.success = True
-                response.message = "enabled" if self._enabled else "disabled"
-        self.get_logger().info(f"~/enable({request.data}): {response.message}")
-        return response
+            if self.trigger_configure() != SUCCESS:
+                return False, f"cannot enable: {self._message}"
+            state = self.lifecycle_state()
+        if state == "inactive":
+            if self.trigger_activate() != SUCCESS:
+                return False, f"cannot enable: activate failed: {self._message}"
+            return True, "enabled"
+        if state == "active":
+            with self._lock:
+                self._controller.set_enabled(True)  # clears a fault; a fresh plan
+            with self._state_arrived:
+                self._state_stamp = -1.0
+            self._acted_stamp = -1.0
+            return True, "enabled"
+        return False, f"cannot enable in lifecycle state {state!r}"
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
         with self._lock:
@@ -580,18 +621,29 @@ class PolicyNode(Node):
         return response
 
     def _on_load_checkpoint(self, request, response):
+        """Swap the checkpoint (refused: the old one keeps running); the node ends inactive."""
         sampler = request.sampler or self.config.sampler
         try:
             response.policy_id = self._load(
                 request.path, sampler, request.steps or self.config.ddim_steps
             )
-            response.success = True
-            response.message = f"loaded {response.policy_id}; disabled until ~/enable"
-        except (CheckpointError, ConfigError, ValueError, OSError, PolicyOutputError) as err:
+        except LOAD_ERRORS as err:
             response.success = False
             response.message = f"refused {request.path}: {err}"
             response.policy_id = self._policy_id
             self.get_logger().error(response.message)
+            return response
+        state = self.lifecycle_state()
+        if state == "active":
+            self.trigger_deactivate()
+        elif state == "unconfigured":
+            self.trigger_configure()  # the checkpoint just loaded: now configured
+        response.success = self.lifecycle_state() == "inactive"
+        response.message = (
+            f"loaded {response.policy_id}; disabled until ~/enable"
+            if response.success
+            else f"loaded {response.policy_id}, but configure failed: {self._message}"
+        )
         return response
 
     # -- status -----------------------------------------------------------------------------
@@ -604,7 +656,7 @@ class PolicyNode(Node):
         """
         last = self._last_observation_wall
         sim_time = bool(self.get_parameter("use_sim_time").value)
-        if last is None or not self._enabled:
+        if last is None or self.lifecycle_state() != "active":
             return
         if self.config.trigger != "observation" and not sim_time:
             return  # the control timer runs on wall time and reports staleness itself
@@ -625,67 +677,29 @@ class PolicyNode(Node):
         cutoff = time.monotonic() - window
         self._command_times = [t for t in self._command_times if t >= cutoff]
         self._watch_observations()
+        lifecycle = self.lifecycle_state()
         with self._lock:
-            controller = self._controller
-            msg = PolicyStatus()
-            msg.header.stamp = now_msg
-            msg.state = (
-                self._state
-                if self._enabled
-                or self._state in (PolicyStatus.STATE_NO_CHECKPOINT, PolicyStatus.STATE_FAULT)
-                else PolicyStatus.STATE_DISABLED
+            state, message = self._state, self._message
+            if lifecycle == "inactive" and state != PolicyStatus.STATE_FAULT:
+                state = PolicyStatus.STATE_DISABLED
+                message = "model loaded, disabled: call ~/enable (or activate) to start commanding"
+            elif lifecycle == "unconfigured":
+                state = PolicyStatus.STATE_NO_CHECKPOINT
+            msg = messages.status_msg(
+                now_msg,
+                state,
+                message,
+                lifecycle,
+                self._policy_id,
+                len(self._command_times) / window,
+                self._controller,
+                now,
             )
-            msg.enabled = self._enabled
-            msg.policy_id = self._policy_id
-            msg.message = (
-                self._message
-                if self._enabled or controller is None
-                else "model loaded, disabled: call ~/enable to start commanding"
-            )
-            msg.control_rate = len(self._command_times) / window
-            msg.observation_age = -1.0
-            if controller is not None:
-                c = controller.counters
-                msg.last_inference_time = c.last_inference_time
-                msg.observation_age = controller.observation_age(now)
-                msg.rejected_point_clouds = c.rejected_point_clouds
-                msg.rejected_images = c.rejected_images
-                msg.rejected_states = c.rejected_states
-                msg.skipped_ticks = c.skipped_ticks
         self._status_pub.publish(msg)
-
-        diag = DiagnosticArray()
-        diag.header.stamp = now_msg
-        level = (
-            DiagnosticStatus.OK
-            if msg.state == PolicyStatus.STATE_RUNNING
-            else (
-                DiagnosticStatus.ERROR
-                if msg.state == PolicyStatus.STATE_FAULT
-                else DiagnosticStatus.WARN
-            )
+        extra = {"sampler": self.config.sampler, "transform_source": self._extrinsics.source}
+        self._diag_pub.publish(
+            messages.diagnostics_msg(msg, self.get_fully_qualified_name(), extra)
         )
-        values = {
-            "enabled": msg.enabled,
-            "sampler": self.config.sampler,
-            "control_rate_hz": f"{msg.control_rate:.1f}",
-            "observation_age_s": f"{msg.observation_age:.3f}",
-            "rejected_point_clouds": msg.rejected_point_clouds,
-            "rejected_states": msg.rejected_states,
-            "skipped_ticks": msg.skipped_ticks,
-            "last_inference_ms": f"{msg.last_inference_time * 1e3:.1f}",
-            "transform_source": self._extrinsics.source,
-        }
-        diag.status.append(
-            DiagnosticStatus(
-                level=level,
-                name=f"{self.get_fully_qualified_name()}: policy",
-                message=f"{_STATE_NAMES[msg.state]}: {msg.message}",
-                hardware_id=msg.policy_id,
-                values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
-            )
-        )
-        self._diag_pub.publish(diag)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -5,8 +5,13 @@
     python test/ros/robot_peer.py fuzz --count 1000 --joints j1,j2,j3,j4
 
 `stream` publishes a PointCloud2 (`points`) and a JointState (`joint_states`) per period,
-stamped now. `record` prints `CMD <receive time> <json>` for each joint_trajectory /
-joint_commands message and `STATUS <json>` for each status. `fuzz` publishes malformed messages
+stamped now. The joint state is an arm (`--arm`): `follow` reports the newest target it received
+(joint_trajectory's first point or joint_commands), `lag` the target received `--lag` s ago,
+`stuck` always `--start` (it never moves); each starts at `--start` rad. `--joints-for S` stops
+the joint states after S s while the clouds go on. With `--arm lag|stuck` it prints
+`STATE <time> <json positions>` for every joint state it publishes.
+`record` prints `CMD <receive time> <json>` for each joint_trajectory / joint_commands message
+and `STATUS <json>` for each status. `fuzz` publishes malformed messages
 of many kinds (and prints how many of each).
 """
 
@@ -114,6 +119,10 @@ def main() -> int:
     p.add_argument("--image", default="", help="also stream bgr8 frames of this WxH size")
     p.add_argument("--frame", default="camera", help="header.frame_id of the streamed clouds")
     p.add_argument("--copies", type=int, default=3, help="repeat: copies of each observation")
+    p.add_argument("--arm", choices=["follow", "lag", "stuck"], default="follow")
+    p.add_argument("--lag", type=float, default=0.3, help="[s] --arm lag: report delay")
+    p.add_argument("--start", type=float, default=0.0, help="[rad] initial joint positions")
+    p.add_argument("--joints-for", type=float, default=1e9, help="[s] then no joint states")
     a = p.parse_args()
     names = a.joints.split(",")
     rclpy.init()
@@ -125,11 +134,39 @@ def main() -> int:
             pub_s = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
             pub_i = node.create_publisher(Image, "image", qos_profile_sensor_data)
             size = [int(v) for v in a.image.split("x")] if a.image else None
-            end = time.monotonic() + a.duration
+            received: list[tuple[float, list[float]]] = [(0.0, [a.start] * len(names))]
+
+            def on_target(positions) -> None:
+                if len(positions) == len(names):
+                    received.append((time.monotonic(), [float(v) for v in positions]))
+
+            reliable = QoSProfile(depth=10)
+            node.create_subscription(
+                JointTrajectory,
+                "joint_trajectory",
+                lambda m: m.points and on_target(m.points[0].positions),
+                reliable,
+            )
+            node.create_subscription(
+                Float64MultiArray, "joint_commands", lambda m: on_target(m.data), reliable
+            )
+            start = time.monotonic()
+            end = start + a.duration
             period = 1.0 / a.rate
             next_t = time.monotonic()
             while time.monotonic() < end:
-                pub_s.publish(joint_state(node, names))
+                rclpy.spin_once(node, timeout_sec=0)
+                if a.arm == "follow":
+                    position = received[-1][1]
+                elif a.arm == "lag":
+                    cutoff = time.monotonic() - a.lag
+                    position = [p for t, p in received if t <= cutoff][-1]
+                else:
+                    position = received[0][1]
+                if time.monotonic() - start < a.joints_for:
+                    pub_s.publish(joint_state(node, names, position))
+                    if a.arm != "follow":
+                        print(f"STATE {time.time()} {json.dumps(position)}", flush=True)
                 pub_c.publish(good_cloud(node, rng, a.points, a.frame))
                 if size:
                     frame = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
@@ -167,6 +204,10 @@ def main() -> int:
                             "skipped_ticks": msg.skipped_ticks,
                             "control_rate": msg.control_rate,
                             "message": msg.message,
+                            "lifecycle_state": msg.lifecycle_state,
+                            "seam_jump": msg.seam_jump,
+                            "max_seam_jump": msg.max_seam_jump,
+                            "tracking_error": msg.tracking_error,
                         }
                     ),
                     flush=True,

@@ -135,8 +135,6 @@ def test_commands_only_while_enabled_and_fresh(processes, robot_yaml, sdm_ckpt):
     for c in commands:
         assert c["names"] == JOINTS and len(c["points"]) == 1
         assert np.all(np.abs(c["points"][0]) <= LIMIT + 1e-9)
-    targets = np.array([c["points"][0] for c in first])
-    assert np.all(np.abs(np.diff(targets, axis=0)) <= MAX_STEP + 1e-6)
     # Sensor silent: nothing after stale_age (0.3 s) plus one tick and delivery margin.
     silent = [c for c in commands if t_stop + 0.6 < c["t"] < t_restart]
     assert silent == [], f"{len(silent)} commands from stale data"
