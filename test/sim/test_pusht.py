@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,124 @@ def test_replaying_every_demo_reproduces_it_and_its_coverage(demos, env):
     assert np.mean(max_coverage) == pytest.approx(0.900, abs=5e-4)
     assert sum(c >= SUCCESS_COVERAGE for c in max_coverage) == 7
     assert env.max_episode_steps == DEFAULT_MAX_EPISODE_STEPS  # replay restores the limit
+
+
+def test_sdm_eval_registry_runs_pusht_for_state_only_policies():
+    from sdm_policy_core.config import ObservationSpec
+    from sdm_policy_core.eval.envs import EvalEnv, resolve_eval_task
+
+    task, entry = resolve_eval_task("pusht")
+    assert task == "pusht"
+    state_only = ObservationSpec(point_cloud_shape=None, state_dim=5, action_dim=2)
+    entry.check(task, state_only, "ckpt")
+    with pytest.raises(ValueError, match="ckpt observes a point cloud"):
+        entry.check(
+            task, ObservationSpec(point_cloud_shape=(64, 3), state_dim=5, action_dim=2), "ckpt"
+        )
+    with pytest.raises(ValueError, match=r"ckpt maps agent_pos \(9,\).*PushT zarr"):
+        entry.check(
+            task, ObservationSpec(point_cloud_shape=None, state_dim=9, action_dim=2), "ckpt"
+        )
+    env = entry.make(task, state_only, None)
+    try:
+        assert isinstance(env, EvalEnv) and env.max_episode_steps == DEFAULT_MAX_EPISODE_STEPS
+        assert env.observation_keys == ("agent_pos",)
+        _, reward, done, info = env.step(env.reset(seed=0)["agent_pos"][:2])
+        assert reward == pytest.approx(coverage_score(info["coverage"]))
+        assert set(info["metrics"]) == {"max_coverage", "score"} and not done
+    finally:
+        env.close()
+    with entry.make(task, state_only, 50) as short:
+        assert short.max_episode_steps == 50
+
+
+@pytest.fixture(scope="module")
+def pusht_checkpoint(tmp_path_factory) -> Path:
+    """A state-only teacher trained 5 steps on 3 short PushT episodes recorded in the env (the
+    agent heading for the block)."""
+    from sdm_policy_core.cli import main as sdm
+    from test.conftest import TINY
+
+    buffer = ReplayBuffer.create_empty()
+    with PushTEnv() as env:
+        for seed in range(3):
+            state = env.reset(seed=seed)["agent_pos"]
+            states, actions = [], []
+            for _ in range(24):
+                action = state[:2] + 0.3 * (state[2:4] - state[:2])
+                states.append(state)
+                actions.append(action)
+                state = env.step(action)[0]["agent_pos"]
+            buffer.add_episode({"state": np.stack(states), "action": np.stack(actions)})
+    root = tmp_path_factory.mktemp("pusht")
+    buffer.save(root / "pusht.zarr")
+    model = ["model.denoiser=mlp", "model.mlp_hidden_dim=32", "model.mlp_blocks=1"]
+    args = ["train", "--dataset", str(root / "pusht.zarr"), "--out", str(root / "run")]
+    assert sdm([*args, "--no-progress", *TINY, *model]) == 0
+    return root / "run" / "checkpoints" / "latest"
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "one-step"])
+def test_sdm_eval_pusht_reports_coverage_score_and_success(
+    pusht_checkpoint, tmp_path, capsys, sampler
+):
+    from sdm_policy_core.cli import main as sdm
+
+    out = tmp_path / "pusht.json"
+    args = ["eval", "--checkpoint", str(pusht_checkpoint), "--task", "pusht", "--out", str(out)]
+    args += ["--episodes", "2", "--seeds", "0", "--sampler", sampler, "--threads", "1"]
+    assert sdm([*args, "--max-episode-steps", "12", "--no-plot", "--no-progress"]) == 0
+    result = json.loads(out.read_text())
+    contract = {"success_rate", "episodes", "seeds", "sampler", "steps", "latency_ms"}
+    assert set(result) >= contract | {"control_hz", "metrics"}
+    assert result["task"] == "pusht" and result["max_episode_steps"] == 12
+    rows = result["episode_results"]
+    assert len(rows) == 2 and len({r["reset_seed"] for r in rows}) == 2
+    for row in rows:
+        assert 0.0 <= row["max_coverage"] <= 1.0
+        assert row["score"] == pytest.approx(min(row["max_coverage"] / 0.95, 1.0))
+        assert row["success"] == (row["max_coverage"] >= 0.95)
+        assert row["length"] == 12 or row["success"]
+    for key in ("max_coverage", "score"):
+        assert result["metrics"][key] == pytest.approx(np.mean([r[key] for r in rows]))
+    line = capsys.readouterr().out
+    assert f"max_coverage {result['metrics']['max_coverage']:.3f}, score " in line
+
+
+def test_sdm_eval_pusht_without_gym_pusht_says_how_to_install(
+    pusht_checkpoint, tmp_path, monkeypatch, capsys
+):
+    from sdm_policy_core.cli import main as sdm
+
+    real_import = builtins.__import__
+
+    def no_gym_pusht(name, *args, **kwargs):
+        if name.startswith("gym_pusht"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_gym_pusht)
+    args = ["eval", "--checkpoint", str(pusht_checkpoint), "--task", "pusht", "--episodes", "1"]
+    assert sdm([*args, "--out", str(tmp_path / "r.json"), "--no-progress"]) == 2
+    assert "pip install --no-deps gym-pusht==0.1.8" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+@needs_demos
+def test_state_only_training_reads_the_real_pusht_file(tmp_path):
+    """`sdm train --dataset PUSHT model.encoder=state`: data/state and data/action only (the
+    2.8 GB of float images are never read), the spec from the file."""
+    from sdm_policy_core.config import load_config
+    from sdm_policy_core.training.data import make_datasets
+
+    cfg = load_config(None, ["model.encoder=state", "train.val_fraction=0.02"])
+    cfg, train, val = make_datasets(cfg, PUSHT_ZARR)
+    assert (cfg.obs.point_cloud_shape, cfg.obs.image_shape) == (None, None)
+    assert (cfg.obs.state_dim, cfg.obs.action_dim) == (5, 2)
+    assert sorted(train.replay_buffer.keys()) == ["action", "state"]
+    assert train.val_mask.sum() == 4
+    # one window per step, less the n_action_steps - 1 = 7 that would run past each episode end
+    assert len(train) + len(val) == 25650 - 7 * 206
+    item = train[0]
+    assert item["obs"]["agent_pos"].shape == (cfg.model.horizon, 5)
+    assert item["action"].shape == (cfg.model.horizon, 2)
