@@ -219,6 +219,10 @@ def test_crop_box_and_transform_from_config_or_tf_static(tmp_path):
     convert([bag_path], tmp_path / "tf.zarr", config(tmp_path, point_cloud=from_tf))
     pc = ReplayBuffer.load(tmp_path / "fixed.zarr")["point_cloud"]
     np.testing.assert_array_equal(pc, ReplayBuffer.load(tmp_path / "tf.zarr")["point_cloud"])
+    # a config written before /tf was read (`tf_topic: /tf_static`) reads it as static
+    old_style = {**from_tf, "tf_topic": "/tf_static"}
+    convert([bag_path], tmp_path / "old.zarr", config(tmp_path, point_cloud=old_style))
+    np.testing.assert_array_equal(pc, ReplayBuffer.load(tmp_path / "old.zarr")["point_cloud"])
     # camera point (x, y, z) -> base (1 - y, x, z); the crop keeps base x <= 0.5, i.e. y >= 0.5
     for k, frame in enumerate(pc):
         assert (frame[:, 0] <= 0.5 + 1e-6).all() and (frame[:, 0] >= 0).all()
