@@ -8,11 +8,11 @@
 stamped now. The joint state is an arm (`--arm`): `follow` reports the newest target it received
 (joint_trajectory's first point or joint_commands), `lag` the target received `--lag` s ago,
 `stuck` always `--start` (it never moves); each starts at `--start` rad. `--joints-for S` stops
-the joint states after S s while the clouds go on. With `--arm lag|stuck` it prints
-`STATE <time> <json positions>` for every joint state it publishes.
-`record` prints `CMD <receive time> <json>` for each joint_trajectory / joint_commands message
-and `STATUS <json>` for each status. `fuzz` publishes malformed messages
-of many kinds (and prints how many of each).
+the joint states after S s while the clouds go on (printing `JOINTS_STOPPED <time of the last>`).
+With `--arm lag|stuck` it prints `STATE <time> <json positions>` for each joint state it sends.
+`record` prints `CMD <receive time> <json>` for each joint_trajectory / joint_commands message,
+`STATUS <json>` for each status and `DIAG <json>` for each /diagnostics entry.
+`fuzz` publishes malformed messages of many kinds (and prints how many of each).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -152,6 +153,7 @@ def main() -> int:
             )
             start = time.monotonic()
             end = start + a.duration
+            last_joints = 0.0
             period = 1.0 / a.rate
             next_t = time.monotonic()
             while time.monotonic() < end:
@@ -163,10 +165,14 @@ def main() -> int:
                     position = [p for t, p in received if t <= cutoff][-1]
                 else:
                     position = received[0][1]
-                if time.monotonic() - start < a.joints_for:
+                if time.monotonic() - start < a.joints_for and last_joints >= 0:
                     pub_s.publish(joint_state(node, names, position))
                     if a.arm != "follow":
                         print(f"STATE {time.time()} {json.dumps(position)}", flush=True)
+                    last_joints = time.time()
+                elif last_joints > 0:
+                    print(f"JOINTS_STOPPED {last_joints}", flush=True)
+                    last_joints = -1.0  # said once
                 pub_c.publish(good_cloud(node, rng, a.points, a.frame))
                 if size:
                     frame = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
@@ -213,7 +219,14 @@ def main() -> int:
                     flush=True,
                 )
 
+            def on_diagnostics(msg):
+                for entry in msg.status:
+                    level = entry.level[0] if isinstance(entry.level, bytes) else int(entry.level)
+                    report = {"t": time.time(), "level": level, "message": entry.message}
+                    print("DIAG " + json.dumps(report), flush=True)
+
             reliable = QoSProfile(depth=50)
+            node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, reliable)
             node.create_subscription(JointTrajectory, "joint_trajectory", on_traj, reliable)
             node.create_subscription(Float64MultiArray, "joint_commands", on_cmd, reliable)
             node.create_subscription(PolicyStatus, "status", on_status, reliable)

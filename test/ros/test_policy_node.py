@@ -63,7 +63,10 @@ def _node(processes, robot_yaml, checkpoint, *params: str, name="policy_node"):
         cmd += ["-p", p]
     node = processes.start(cmd, name)
     wait_for(
-        lambda: "started disabled" in processes.log(node) or node.poll() is not None,
+        lambda: (
+            any(f"started {s} (" in processes.log(node) for s in ("disabled", "enabled"))
+            or node.poll() is not None
+        ),
         60,
         what="policy_node start",
     )
