@@ -835,7 +835,8 @@ def test_bench_bag2zarr_writes_the_contract_keys(tmp_path):
 
 
 # -- regression: fixed bags -> dataset content hashes (pinned before issue 20's tf / compressed
-# image work; a change in any stored value, dtype, shape or episode boundary changes the hash) --
+# image work, /tf and compressed images before the package split; a change in any stored value,
+# dtype, shape or episode boundary changes the hash) --
 
 
 def dataset_digest(path: Path) -> str:
@@ -867,6 +868,25 @@ def _regression_case(name: str, tmp: Path) -> tuple[list[Path], Path]:
             with BagWriter(path, storage="mcap") as bag:
                 write_demo(bag, steps, start_ns=T0 + e * 60 * 10**9, first_step=100 * e)
         return bags, config(tmp)
+    if name == "tf_dynamic":  # a wrist camera: /tf interpolated at each cloud's stamp
+        _wrist_bag(bags[0])
+        return bags, config(tmp, point_cloud={"target_frame": "base_link", "num_points": 32})
+    if name == "compressed":  # jpeg and png colour, compressedDepth 32FC1 and 16UC1, in a pool
+        with BagWriter(bags[0]) as bag:
+            write_demo(bag, 6)
+            for k in range(6):
+                t = T0 + k * 100 * MS + MS
+                rgb, depth = _camera_frames(k)
+                bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+                ext, fmt = (".jpg", "jpeg") if k % 2 else (".png", "png")
+                bag.write_compressed_image("/image", t, _encode(ext, bgr), f"rgb8; {fmt} bgr8")
+                encoding = "16UC1" if k % 2 else "32FC1"
+                depth = np.nan_to_num(depth) if k % 2 else depth
+                bag.write_compressed_image(
+                    "/depth", t, _compressed_depth(depth, encoding), f"{encoding}; compressedDepth"
+                )
+        image = {"topic": "image", "width": 32, "height": 24}
+        return bags, config(tmp, image=image, depth={"topic": "depth"}, workers=2)
     with BagWriter(
         bags[0], storage="sqlite3", custom_types={"sdm_msgs/msg/EpisodeStatus": EPISODE_STATUS}
     ) as bag:
@@ -910,6 +930,9 @@ REGRESSION_DIGESTS = {
     "images": "6261a68aa70175fbeb397806f014ba1b4c7f5b1c595ebdd6794fc173e6625313",
     "marker_pool": "07508d4ba75631b3879c8ce6f26cd70796d3129d108a80757fbf97a75d03852d",
     "rate_next_state": "c08a844038d023db22b6495d2e53a51380a647a78885c8d92e5d5a95a0c8560b",
+    # added before bag2zarr became a package (issue 20 item 5)
+    "tf_dynamic": "ab05afd407147d7d04e47dad0922d5e8db956c57071e0d4ccfd2bcd3bcd7508b",
+    "compressed": "30fa720f7913bb859d9ebc4221d95aa07cbe9439b200f4640f7ff4c3f902075b",
 }
 
 
