@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -60,6 +61,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 SAMPLERS = ("one-step", "ddim", "ddpm")
 GRAD_NORMALISATIONS = ("mean_abs", "mean_abs_batch", "sigma2", "dmd")
 TIMESTEP_SPACINGS = ("leading", "trailing")  # diffusers' DDIM/DDPM `timestep_spacing`
+
+T = TypeVar("T")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -480,21 +483,22 @@ def _parse_scalar(text: str) -> Any:
         raise ConfigError(f"cannot parse override value {text!r}: {err}") from None
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b=value` overrides to a nested dict (returned as a new dict)."""
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply `a.b=value` overrides (`key=value` for a top-level key) to a nested dict
+    (returned as a new dict). A section that is null (e.g. an optional stream) is created."""
     out = _deepcopy_dict(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         key, text = item.split("=", 1)
         parts = [p for p in key.strip().split(".") if p]
-        if len(parts) < 2:
-            raise ConfigError(
-                f"override {item!r} must name a section and a key, e.g. train.max_steps=1000"
-            )
+        if not parts:
+            raise ConfigError(f"override {item!r} names no key, e.g. train.max_steps=1000")
         node = out
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
         node[parts[-1]] = _parse_scalar(text)
@@ -520,12 +524,14 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
-def load_config(
+def load_dataclass(
+    cls: type[T],
     path: str | Path | None = None,
-    overrides: list[str] | None = None,
+    overrides: Sequence[str] | None = None,
     base: dict[str, Any] | None = None,
-) -> ExperimentConfig:
-    """ExperimentConfig from an optional YAML file, an optional base dict and overrides.
+) -> T:
+    """Config dataclass `cls` from an optional YAML file, an optional base dict and dotted
+    overrides (the loader of every command: `sdm train`, `sdm distill`, `sdm bag2zarr`).
 
     Precedence: defaults < base < file < overrides. YAML is read with `yaml.safe_load` only.
     """
@@ -533,7 +539,17 @@ def load_config(
     if path is not None:
         data = _merge(data, read_yaml_mapping(path))
     data = apply_overrides(data, overrides or [])
-    return from_dict(ExperimentConfig, data)
+    return from_dict(cls, data)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> ExperimentConfig:
+    """ExperimentConfig from an optional YAML file, an optional base dict and overrides
+    (see `load_dataclass`)."""
+    return load_dataclass(ExperimentConfig, path, overrides, base)
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -57,10 +57,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from sdm_policy_core.atomic import atomic_directory
-from sdm_policy_core.config import ConfigError, from_dict, read_yaml_mapping, to_dict
+from sdm_policy_core.config import ConfigError, load_dataclass, to_dict
 from sdm_policy_core.conversions import (
     ConversionError,
     joint_state_to_array,
@@ -425,41 +424,14 @@ class Bag2ZarrConfig:
         return to_dict(self)
 
 
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = [p for p in dotted.strip().split(".") if p]
-    if not parts:
-        raise ConfigError(f"override {dotted!r} names no key")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"override {dotted!r}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
 def load_bag2zarr_config(
     path: str | Path | None = None, overrides: Sequence[str] = ()
 ) -> Bag2ZarrConfig:
-    """Bag2ZarrConfig from an optional YAML file and `key.sub=value` overrides (values parsed
-    as YAML). custom_types given as paths to .msg files are read (relative to the file)."""
-    data: dict[str, Any] = {}
-    base = Path.cwd()
-    if path is not None:
-        path = Path(path)
-        data = read_yaml_mapping(path)
-        base = path.parent
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key.sub=value")
-        key, text = item.split("=", 1)
-        try:
-            _set_dotted(data, key, yaml.safe_load(text))
-        except yaml.YAMLError as err:
-            raise ConfigError(f"cannot parse override value {text!r}: {err}") from None
-    cfg = from_dict(Bag2ZarrConfig, data)
+    """Bag2ZarrConfig from an optional YAML file and `key.sub=value` overrides, through the
+    loader of `sdm train` (`config.load_dataclass`). custom_types given as paths to .msg files
+    are read (relative to the file)."""
+    cfg = load_dataclass(Bag2ZarrConfig, path, overrides)
+    base = Path.cwd() if path is None else Path(path).parent
     for name, text in list(cfg.custom_types.items()):
         if "\n" not in text and text.strip().endswith(".msg"):
             file = Path(text).expanduser()

@@ -543,6 +543,22 @@ def test_config_is_strict_and_the_example_configs_load(tmp_path):
         load_bag2zarr_config(None, ["state.align=closest"])
     with pytest.raises(ConfigError, match="tolerance_s is required"):
         load_bag2zarr_config(None, ["action.tolerance_s=null"])
+    # the loader and override syntax of `sdm train`: file < overrides, a null section filled
+    # in by an override, top-level keys, values parsed as YAML
+    cameras = tmp_path / "cameras.yaml"
+    cameras.write_text("image: null\nworkers: 1\npoint_cloud:\n  num_points: 64\n")
+    cfg = load_bag2zarr_config(
+        cameras, ["image.topic=/camera/rgb", "workers=0", "clock.rate_hz=5"]
+    )
+    assert cfg.image is not None and cfg.image.topic == "/camera/rgb" and cfg.workers == 0
+    assert cfg.point_cloud.num_points == 64 and cfg.clock.rate_hz == 5.0
+    assert load_bag2zarr_config(cameras).image is None
+    with pytest.raises(ConfigError, match=r"override 'workers' must look like section.key=value"):
+        load_bag2zarr_config(None, ["workers"])
+    with pytest.raises(ConfigError, match=r"override 'workers.count=2': 'workers' is not a"):
+        load_bag2zarr_config(cameras, ["workers.count=2"])
+    with pytest.raises(ConfigError, match=r"workers must be an integer, got \{'count': 2\}"):
+        load_bag2zarr_config(None, ["workers.count=2"])
 
 
 def test_cli_converts_a_sim_bridge_bag_with_the_example_config(tmp_path, capsys):
