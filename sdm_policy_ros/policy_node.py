@@ -137,6 +137,7 @@ class PolicyNode(LifecycleNode):
                 "set, else unconfigured), unconfigured, inactive (loaded, no commands) or active "
                 "(commands as soon as fresh data arrive: only where the robot may move at once)",
                 read_only=True,
+                dynamic_typing=True,  # `autostart:=true` gets the error below, not a traceback
             ),
         )
         self.declare_parameter(
@@ -191,7 +192,7 @@ class PolicyNode(LifecycleNode):
             raise ConfigError(f"sensor_qos must be one of {list(SENSOR_QOS)}, got {sensor_qos!r}")
         qos = SENSOR_QOS[sensor_qos]
 
-        autostart = str(self.get_parameter("autostart").value)
+        autostart = self.get_parameter("autostart").value
         if autostart not in AUTOSTART:
             raise ConfigError(f"autostart must be one of {list(AUTOSTART)}, got {autostart!r}")
 
