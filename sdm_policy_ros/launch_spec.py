@@ -75,6 +75,12 @@ POLICY_ARGUMENTS = (
     LaunchArgument(
         "params_file", "", "deployment parameters (default: the package's config/policy.yaml)"
     ),
+    LaunchArgument(
+        "autostart",
+        "auto",
+        "lifecycle state the policy node reaches on its own: auto (inactive when a checkpoint "
+        "is given, else unconfigured), unconfigured, inactive or active (commands at once)",
+    ),
     LaunchArgument("namespace", "", "namespace of the policy node and its topics"),
     LaunchArgument("use_sim_time", "false", "follow /clock (simulators)"),
     LaunchArgument(
@@ -121,6 +127,7 @@ def policy_nodes(args: dict[str, str]) -> list[NodeSpec]:
     params_file = values["params_file"] or str(share_directory() / "config" / "policy.yaml")
     parameters: dict[str, object] = {
         "robot": values["robot"],
+        "autostart": values["autostart"],
         "use_sim_time": values["use_sim_time"].lower() == "true",
     }
     if values["checkpoint"]:

@@ -19,6 +19,7 @@ def test_spec_declares_every_argument_with_a_description():
         "checkpoint",
         "robot",
         "params_file",
+        "autostart",
         "namespace",
         "use_sim_time",
         "remappings",
@@ -29,12 +30,14 @@ def test_spec_declares_every_argument_with_a_description():
             "robot": "ur5e",
             "namespace": "arm",
             "use_sim_time": "true",
+            "autostart": "inactive",
             "remappings": "points:=/cam/points,joint_states:=/arm/js",
         }
     )[0]
     args = spec.ros_arguments()
     assert args[:3] == ["--ros-args", "-r", "__node:=sdm_policy_node"]
     assert "__ns:=/arm" in args and "use_sim_time:=true" in args and "robot:=ur5e" in args
+    assert "autostart:=inactive" in args
     assert args.index("--params-file") < args.index("-p")  # overrides come after the file
     assert ("points", "/cam/points") in spec.remappings
     with pytest.raises(ValueError, match="unknown launch arguments"):
