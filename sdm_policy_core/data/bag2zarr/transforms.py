@@ -1,0 +1,95 @@
+"""The transform of every cloud into the dataset's frame: a fixed `point_cloud.transform`, or,
+with `point_cloud.target_frame`, the bag's /tf_static and /tf looked up at each cloud's header
+stamp (`data.transforms.TransformBuffer`: static links hold at every time, dynamic links are
+interpolated; a chain missing or a moving link with no sample within `tf_tolerance_s` of the
+stamp stops the conversion with the gap).
+
+    tf = CloudTransforms(bag, cfg.point_cloud)     # BagError: the bag has no tf topic
+    tf.read(bag, issues)                           # the tf topics, before the clouds
+    matrices = tf.lookup([(raw, frame, stamp), ...])   # (4, 4) or None per cloud
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from sdm_policy_core.conversions import ConversionError
+from sdm_policy_core.data.bag2zarr.config import NS, TF_TYPE, PointCloudConfig
+from sdm_policy_core.data.bag_reading import BagError, BagReader
+from sdm_policy_core.data.transforms import TransformBuffer, TransformError
+
+# A buffered cloud: (raw bytes, frame_id, header stamp ns).
+Cloud = tuple[bytes, str, int]
+
+
+class CloudTransforms:
+    """Transforms of one bag's clouds into `point_cloud.target_frame` (or the fixed one)."""
+
+    def __init__(self, bag: BagReader, cfg: PointCloudConfig | None) -> None:
+        self.cfg = cfg
+        self.path = bag.path
+        self.fixed = None if cfg is None or cfg.transform is None else cfg.transform.matrix()
+        self.topics: list[tuple[str, bool]] = []  # (bag topic, static)
+        if cfg is not None and cfg.target_frame:
+            self.topics = self._resolve_topics(bag, cfg)
+        self.buffer: TransformBuffer | None = None
+
+    @staticmethod
+    def _resolve_topics(bag: BagReader, cfg: PointCloudConfig) -> list[tuple[str, bool]]:
+        """The configured tf topics the bag has; BagError when it has none of them."""
+        found = []
+        for topic, static in cfg.tf_topics():
+            name = bag.find(topic)
+            if name is not None:
+                role = "point_cloud.tf_static_topic" if static else "point_cloud.tf_topic"
+                found.append((bag.resolve(name, role, [TF_TYPE]), static))
+        if not found:
+            wanted = " or ".join(topic for topic, _ in cfg.tf_topics())
+            raise BagError(
+                f"bag {bag.path} has no {wanted} topic for point_cloud.target_frame "
+                f"{cfg.target_frame!r}; its topics are: {bag.listing() or 'none'} (set "
+                f"point_cloud.tf_topic / tf_static_topic, or a fixed point_cloud.transform)"
+            )
+        return found
+
+    def read(self, bag: BagReader, issues: Counter) -> None:
+        """Read the tf topics into the buffer (nothing without target_frame)."""
+        if not self.topics:
+            return
+        bag.ensure_types([TF_TYPE])
+        self.buffer = TransformBuffer()
+        static = dict(self.topics)
+        for topic, msgtype, _, raw in bag.messages(list(static)):
+            try:
+                self.buffer.add_message(bag.deserialize(raw, msgtype), static[topic], topic)
+            except ConversionError as err:
+                issues[f"{topic}: {str(err)[:120]}"] += 1
+
+    def lookup(self, clouds: list[Cloud]) -> list[np.ndarray | None]:
+        """The 4x4 transform of every cloud into the dataset's frame: the fixed one, or the
+        bag's at each cloud's stamp; None without either."""
+        if self.fixed is not None:
+            return [self.fixed] * len(clouds)
+        if self.buffer is None:
+            return [None] * len(clouds)
+        cfg = self.cfg
+        out: list[np.ndarray | None] = [None] * len(clouds)
+        by_frame: dict[str, list[int]] = {}
+        for i, (_, frame, _) in enumerate(clouds):
+            by_frame.setdefault(frame, []).append(i)
+        tolerance = round(cfg.tf_tolerance_s * NS)
+        for frame, indices in by_frame.items():
+            stamps = [clouds[i][2] for i in indices]
+            try:
+                matrices = self.buffer.lookup_many(cfg.target_frame, frame, stamps, tolerance)
+            except TransformError as err:
+                raise BagError(
+                    f"bag {self.path}: no transform from the cloud's frame {frame!r} to "
+                    f"{cfg.target_frame!r} in {', '.join(t for t, _ in self.topics)}: {err} "
+                    f"(point_cloud.tf_tolerance_s is {cfg.tf_tolerance_s:g})"
+                ) from None
+            for i, matrix in zip(indices, matrices, strict=True):
+                out[i] = matrix
+        return out
