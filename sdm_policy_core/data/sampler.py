@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from sdm_policy_core.data.replay_buffer import DatasetError, ReplayBuffer
+from sdm_policy_core.data.replay_buffer import DatasetError, ReplayBuffer, _open_group
 from sdm_policy_core.normalizer import LinearNormalizer, NormalizerMode
 
 
@@ -143,6 +143,18 @@ class SequenceSampler:
 # ------------------------------------------------------------------------------------------------
 # Training dataset
 
+
+def _check_image_dtype(dtype: Any, key: str, source: str) -> None:
+    """Raise DatasetError unless images are uint8 (the dataset contract): a float array may
+    hold 0-255 or 0-1, and the encoder would silently take 0-255 floats for 0-1."""
+    if np.dtype(dtype) != np.uint8:
+        raise DatasetError(
+            f"{source}: data/{key} is {np.dtype(dtype)}, but image policies read uint8 RGB "
+            f"(0-255). Diffusion Policy's PushT stores its images as float32 holding 0-255: "
+            f"convert them to uint8, or train a state-only policy with model.encoder=state"
+        )
+
+
 DEFAULT_KEYS: dict[str, str] = {
     "point_cloud": "point_cloud",
     "agent_pos": "state",
@@ -207,8 +219,14 @@ class TrajectoryDataset(torch.utils.data.Dataset):
             missing = [v for v in self.keys.values() if v not in path]
             if missing:
                 raise DatasetError(f"replay buffer has no {missing}; it has {path.keys()}")
+            if "image" in self.keys:
+                _check_image_dtype(path[self.keys["image"]].dtype, self.keys["image"], "buffer")
             self.replay_buffer = path
         else:
+            if "image" in self.keys and Path(path).exists():  # before reading the images
+                image = _open_group(Path(path)).get(f"data/{self.keys['image']}")
+                if image is not None:  # a missing key: ReplayBuffer.load names what there is
+                    _check_image_dtype(image.dtype, self.keys["image"], str(path))
             self.replay_buffer = ReplayBuffer.load(path, keys=sorted(set(self.keys.values())))
         self.horizon, self.n_obs_steps, self.n_action_steps = horizon, n_obs_steps, n_action_steps
         self.split, self.seed, self.val_fraction = split, seed, val_fraction

@@ -278,3 +278,30 @@ def test_state_only_training_reads_the_real_pusht_file(tmp_path):
     item = train[0]
     assert item["obs"]["agent_pos"].shape == (cfg.model.horizon, 5)
     assert item["action"].shape == (cfg.model.horizon, 2)
+
+
+@needs_demos
+def test_an_image_policy_on_pusht_float_images_is_refused_before_reading_them():
+    """The file's data/img is float32 holding 0-255; the encoder would take floats as 0-1. The
+    dtype is checked from the metadata, before 2.8 GB of images are decoded."""
+    from sdm_policy_core.config import load_config
+    from sdm_policy_core.data import DatasetError
+    from sdm_policy_core.training.data import make_datasets
+
+    cfg = load_config(None, [])  # model.encoder=auto picks the image policy: the file has img
+    with pytest.raises(DatasetError, match=r"data/img is float32.*model\.encoder=state"):
+        make_datasets(cfg, PUSHT_ZARR)
+
+
+def test_float_images_are_refused_for_image_policies(tmp_path):
+    from sdm_policy_core.data import DatasetError, TrajectoryDataset
+
+    buffer = ReplayBuffer.create_empty()
+    img = np.full((6, 16, 16, 3), 200.0, dtype=np.float32)
+    buffer.add_episode({"img": img, "state": np.zeros((6, 5)), "action": np.zeros((6, 2))})
+    buffer.save(tmp_path / "float_img.zarr")
+    keys = {"point_cloud": None, "image": "img", "agent_pos": "state", "action": "action"}
+    for source in (tmp_path / "float_img.zarr", buffer):
+        with pytest.raises(DatasetError, match="data/img is float32"):
+            TrajectoryDataset(source, 4, 2, 2, keys=keys)
+    TrajectoryDataset(tmp_path / "float_img.zarr", 4, 2, 2, keys={**keys, "image": None})
