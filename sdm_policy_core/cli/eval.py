@@ -4,22 +4,22 @@
              [--sampler one-step|ddim|ddpm] [--steps K] [--seed S | --seeds S1 S2 S3]
              [--spacing leading|trailing] [--naive-timestep T]
              [--video PATH.mp4] [--threads T] [--max-episode-steps N]
-             [--record VISITED.zarr [--overwrite]]
+             [--record VISITED.zarr [--overwrite]] [--temporal-ensembling [--ensembling-decay D]]
 
-TASK is a MetaWorld v3 task or a registered one (sdm_policy_core/eval/envs.py). Runs N
-episodes per seed (default seeds 0 1 2: the default protocol is the final checkpoint,
-20 episodes x 3 seeds) with fixed placements, receding horizon (every predicted action of a
-chunk is executed, then the policy re-plans). Writes RESULT.json (success_rate 0-1, episodes,
-seeds, sampler, steps, latency_ms {p50, p99}, control_hz, per-seed success and episode length,
-...), RESULT.png (success per seed, latency histogram) and, with --video, the first episode.
-Teachers default to their configured sampler (DDIM); `--sampler one-step` on a teacher is the
-naive single call at the largest timestep (`--naive-timestep T` elsewhere); `--spacing trailing`
-places DDIM/DDPM steps from the noisiest timestep down. SDM checkpoints sample one-step only.
-`--record` also writes every step of every episode (failed ones too) as a dataset in the layout
-of `sdm demos`: the observations this policy visits in closed loop, which `sdm distill
---extra-dataset` can distil on (choose seeds that are not your evaluation seeds).
-Exit codes: 0 done, 2 bad input (unknown task, checkpoint, sampler, observation mismatch).
-"""
+TASK is a MetaWorld v3 task or a registered one (sdm_policy_core/eval/envs.py). Runs N episodes per
+seed (default seeds 0 1 2: the default protocol is the final checkpoint, 20 episodes x 3 seeds)
+with fixed placements, receding horizon (every predicted action of a chunk is executed, then the
+policy re-plans; `--temporal-ensembling`: a plan every step, the chunks' overlapping actions
+averaged, as the policy node's option). Writes RESULT.json (success_rate 0-1, episodes, seeds,
+sampler, steps, latency_ms {p50, p99}, control_hz, per-seed success and episode length, ...),
+RESULT.png (success per seed, latency histogram) and, with --video, the first episode. Teachers
+default to their configured sampler (DDIM); `--sampler one-step` on a teacher is the naive single
+call at the largest timestep (`--naive-timestep T` elsewhere); `--spacing trailing` places
+DDIM/DDPM steps from the noisiest timestep down. SDM checkpoints sample one-step only. `--record`
+also writes every step of every episode (failed ones too) as a dataset in the layout of `sdm
+demos`: the observations this policy visits in closed loop, which `sdm distill --extra-dataset` can
+distil on (choose seeds that are not your evaluation seeds). Exit codes: 0 done, 2 bad input
+(unknown task, checkpoint, sampler, observation mismatch). """
 
 from __future__ import annotations
 
@@ -99,6 +99,7 @@ def _eval(args: argparse.Namespace) -> int:
             record=args.record is not None,
             spacing=args.spacing,
             naive_timestep=args.naive_timestep,
+            ensembling_decay=args.ensembling_decay if args.temporal_ensembling else None,
         )
     except (CheckpointError, ObservationError, SimulatorError, ValueError) as err:
         print(f"sdm eval: error: {err}", file=sys.stderr)
@@ -124,8 +125,9 @@ def _eval(args: argparse.Namespace) -> int:
         f"{task} {result['sampler']}({result['steps']}): success {result['success_rate']:.3f} "
         f"[{per_seed}]{metrics}, mean length {result['mean_episode_length']:.0f}, latency p50 "
         f"{lat['p50']:.1f} ms p99 {lat['p99']:.1f} ms, {result['policy_ms_per_action']:.2f} ms "
-        f"policy/action ({result['control_hz']:.0f} Hz), {result['wall_time_s']:.0f} s "
-        f"-> {args.out}"
+        f"policy/action ({result['control_hz']:.0f} Hz), seam jump mean "
+        f"{result['seam_jump']['mean']:.3f} max {result['seam_jump']['max']:.3f}, "
+        f"{result['wall_time_s']:.0f} s -> {args.out}"
     )
     return 0
 
@@ -165,6 +167,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also write every step of every episode as a zarr dataset (sdm demos layout)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --record")
+    p.add_argument(
+        "--temporal-ensembling",
+        action="store_true",
+        help="plan every step and average the overlapping chunks' actions (ACT-style, the policy "
+        "node's temporal_ensembling) instead of executing n_action_steps per plan",
+    )
+    p.add_argument(
+        "--ensembling-decay",
+        type=float,
+        default=0.1,
+        help="weight exp(-decay * age in steps) of older chunks (default 0.1, as the node)",
+    )
     p.add_argument("--no-plot", action="store_true", help="no PNG plot")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_eval)

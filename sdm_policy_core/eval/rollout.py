@@ -5,12 +5,14 @@
     result["success_rate"], result["latency_ms"]["p50"], result["control_hz"]
 
 The environment comes from the task name (`eval/envs.py`: MetaWorld v3 tasks and the registered
-ones). Protocol: for every seed s, `episodes` episodes with reset seeds
-`episode_seed(s, i, EVAL_STREAM)` (the same placements for every checkpoint and sampler, and
-independent of the demonstrations' placements) and the sampler's noise generator seeded with s.
-Receding horizon, as Diffusion Policy / DP3 run: the policy sees the last `n_obs_steps`
-consecutive observations, predicts `horizon` actions, **all** `n_action_steps` of the chunk are
-executed, then it re-plans. An episode succeeds when the env reports success at any step; it
+ones). Protocol: for every seed s, `episodes` episodes with reset seeds `episode_seed(s, i,
+EVAL_STREAM)` (the same placements for every checkpoint and sampler, and independent of the
+demonstrations' placements) and the sampler's noise generator seeded with s. Receding horizon, as
+Diffusion Policy / DP3 run: the policy sees the last `n_obs_steps` consecutive observations,
+predicts `horizon` actions, **all** `n_action_steps` of the chunk are executed, then it re-plans;
+or, with `ensembling_decay` set, ACT-style temporal ensembling (the PolicyController's option): a
+chunk planned every step, the executed action the exp(-decay * age)-weighted mean of every live
+chunk's action for that step. An episode succeeds when the env reports success at any step; it
 stops there (the outcome is the same as running on, and it saves time), when the env says it is
 done (a terminal failure) or after `max_episode_steps` (MetaWorld: 200).
 
@@ -19,6 +21,10 @@ action chunk out: normalisation, encoder, sampler); `policy_ms_per_action` = tot
 executed actions; `control_hz` = 1000 / policy_ms_per_action, the control rate the policy alone
 sustains when each chunk is executed open-loop; `loop_hz` = environment steps per second of the
 whole loop including simulation and rendering on this machine.
+
+Seams: `seam_jump` summarises max |a_first(new chunk) - a_last(previous chunk)| over action
+dimensions (robot units) at each re-plan, `in_chunk_step` the same difference between
+consecutive actions of one chunk (receding only: with ensembling every step is a seam).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from sdm_policy_core.control import TemporalEnsembler, action_jump
 from sdm_policy_core.data import ReplayBuffer
 from sdm_policy_core.eval.envs import (  # check_spec: re-exported, MetaWorld's spec check
     EvalEnv,
@@ -58,6 +65,8 @@ class EpisodeResult:
     policy_calls: int
     latencies_s: list[float] = field(default_factory=list)  # per policy call [s]
     metrics: dict[str, Any] = field(default_factory=dict)  # the env's info["metrics"], last step
+    seam_jumps: list[float] = field(default_factory=list)  # at each re-plan (see module doc)
+    in_chunk_steps: list[float] = field(default_factory=list)  # between actions of one chunk
 
 
 @dataclass
@@ -89,8 +98,10 @@ def run_episode(
     index: int = 0,
     frames: list[np.ndarray] | None = None,
     visited: dict[str, list[np.ndarray]] | None = None,
+    ensembling_decay: float | None = None,
 ) -> EpisodeResult:
-    """One closed-loop episode (receding horizon, see the module docstring).
+    """One closed-loop episode (receding horizon or, with `ensembling_decay`, temporal
+    ensembling: see the module docstring).
 
     env: an EvalEnv (a bare MetaWorldEnv is wrapped in MetaWorldEvalEnv).
     frames: when a list is given, an RGB frame (`env.render()`) is appended per step (video).
@@ -110,13 +121,20 @@ def run_episode(
         frames.append(env.render())
     n_obs = runtime.n_obs_steps
     result = EpisodeResult(seed, index, reset_seed, False, 0, 0.0, 0)
+    if ensembling_decay is not None:
+        return _run_ensembled(env, runtime, obs, result, ensembling_decay, frames, visited)
     done = False
+    last_action: np.ndarray | None = None
     while not done:
         chunk = runtime.infer()
         result.policy_calls += 1
         result.latencies_s.append(chunk.inference_time)
         n = len(chunk.actions)
         for j, action in enumerate(chunk.actions):
+            if last_action is not None:
+                jumps = result.seam_jumps if j == 0 else result.in_chunk_steps
+                jumps.append(action_jump(action, last_action))
+            last_action = action
             in_history = j >= n - n_obs  # the last n_obs observations feed the next call
             if visited is not None:
                 _append_step(visited, obs, action)
@@ -136,6 +154,58 @@ def run_episode(
             if in_history:
                 runtime.push(policy_observation(obs))
     return result
+
+
+def _run_ensembled(
+    env: EvalEnv,
+    runtime: PolicyRuntime,
+    obs: dict,
+    result: EpisodeResult,
+    decay: float,
+    frames: list[np.ndarray] | None,
+    visited: dict[str, list[np.ndarray]] | None,
+) -> EpisodeResult:
+    """run_episode with temporal ensembling: a policy call and an observation every step."""
+    ensembler = TemporalEnsembler(decay)
+    last_action: np.ndarray | None = None
+    done = False
+    while not done:
+        chunk = runtime.infer()
+        result.policy_calls += 1
+        result.latencies_s.append(chunk.inference_time)
+        ensembler.add(chunk.actions)
+        action = ensembler.next().astype(np.float32)
+        if last_action is not None:
+            result.seam_jumps.append(action_jump(action, last_action))
+        last_action = action
+        if visited is not None:
+            _append_step(visited, obs, action)
+        obs, reward, done, info = env.step(action, observe=True)
+        result.length += 1
+        result.reward += float(reward)
+        if "metrics" in info:
+            result.metrics = dict(info["metrics"])
+        if frames is not None:
+            frames.append(env.render())
+        if info["success"]:
+            result.success = True
+            done = True
+        if not done:
+            runtime.push(policy_observation(obs))
+    return result
+
+
+def _spread(values: Sequence[float]) -> dict[str, float]:
+    """mean, p99, max and count of non-negative values (0 when there are none)."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return {"mean": 0.0, "p99": 0.0, "max": 0.0, "n": 0}
+    return {
+        "mean": float(a.mean()),
+        "p99": float(np.percentile(a, 99)),
+        "max": float(a.max()),
+        "n": int(a.size),
+    }
 
 
 # observation key -> dataset key of `sdm demos` datasets
@@ -209,6 +279,8 @@ def summarize(
         },
         "policy_ms_per_action": ms_per_action,
         "control_hz": 1000.0 / ms_per_action if ms_per_action else 0.0,
+        "seam_jump": _spread([j for e in episodes for j in e.seam_jumps]),
+        "in_chunk_step": _spread([j for e in episodes for j in e.in_chunk_steps]),
         **({"metrics": metrics} if metrics else {}),  # the env's per-episode metrics, averaged
     }
 
@@ -230,6 +302,7 @@ def evaluate(
     stream: int = EVAL_STREAM,
     spacing: str | None = None,
     naive_timestep: int | None = None,
+    ensembling_decay: float | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint; returns the result dict, the episodes and any video frames.
 
@@ -246,12 +319,16 @@ def evaluate(
     flag) are written into each episode's row and averaged under "metrics".
     spacing, naive_timestep: sampler options of `PolicyRuntime.set_sampler` (trailing DDIM
     steps; the timestep of a teacher's one-step call), recorded in the result.
+    ensembling_decay: None = receding horizon; a value >= 0 = temporal ensembling with that
+    decay (recorded as `execution` and `ensembling_decay`).
     Raises UnknownTaskError, CheckpointError, ValueError (sampler/steps) or SimulatorError with
     a message that says what to fix.
     """
     task, entry = resolve_eval_task(task)
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if ensembling_decay is not None and not ensembling_decay >= 0:
+        raise ValueError(f"ensembling_decay must be >= 0, got {ensembling_decay}")
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
@@ -287,7 +364,9 @@ def evaluate(
                 frames_of = frames if k == 0 and i < video_episodes else None
                 steps: dict[str, list[np.ndarray]] | None = {} if record else None
                 reset_seed = episode_seed(s, i, stream)
-                ep = run_episode(env, runtime, reset_seed, s, i, frames_of, steps)
+                ep = run_episode(
+                    env, runtime, reset_seed, s, i, frames_of, steps, ensembling_decay
+                )
                 results.append(ep)
                 if buffer is not None and steps:
                     buffer.add_episode(visited_episode(steps))
@@ -312,6 +391,8 @@ def evaluate(
         "naive_timestep": runtime.naive_timestep,  # a teacher's one-step call
         "timesteps": runtime.timesteps,  # the denoiser's timesteps per policy call
         "placement_stream": stream,
+        "execution": "receding" if ensembling_decay is None else "temporal_ensembling",
+        "ensembling_decay": ensembling_decay,
         **summarize(results, seeds, episodes),
     }
     env_steps = sum(e.length for e in results)
@@ -341,6 +422,8 @@ def evaluate(
 
 def _episode_row(e: EpisodeResult) -> dict[str, Any]:
     """One episode's row of the result JSON: its fields with the env's metrics flattened in."""
-    row = {k: v for k, v in asdict(e).items() if k not in ("latencies_s", "metrics")}
+    skip = ("latencies_s", "metrics", "seam_jumps", "in_chunk_steps")
+    row = {k: v for k, v in asdict(e).items() if k not in skip}
+    row["max_seam_jump"] = max(e.seam_jumps, default=0.0)
     row.update(e.metrics)
     return row

@@ -135,3 +135,41 @@ def test_every_action_of_a_chunk_is_executed(limit, calls):
     assert len(runtime.pushed) == 1 + sum((t - 1) % 3 >= 1 for t in range(1, limit))
     y = [p[1] for p in runtime.pushed]
     assert all(b > a for a, b in itertools.pairwise(y))
+
+
+class _SteppingRuntime(_CountingRuntime):
+    """Chunk k (from 1) holds the same action k/10 in x on every step: seams jump by 0.1."""
+
+    def infer(self) -> ActionChunk:
+        self.calls += 1
+        actions = np.zeros((3, 4), dtype=np.float32)
+        actions[:, 0] = self.calls / 10
+        return ActionChunk(actions, actions, 1e-3, "one-step", 1, "stub")
+
+
+def test_seams_are_measured_and_temporal_ensembling_plans_every_step():
+    with MetaWorldEnv("reach-v3", num_points=32, max_episode_steps=9) as env:
+        receding = run_episode(env, _SteppingRuntime(), reset_seed=0)
+        runtime = _SteppingRuntime()
+        ensembled = run_episode(env, runtime, reset_seed=0, ensembling_decay=0.0)
+    assert receding.policy_calls == 3
+    assert receding.seam_jumps == pytest.approx([0.1, 0.1])  # chunk 1 -> 2 -> 3
+    assert receding.in_chunk_steps == pytest.approx([0.0] * 6)
+    # A plan and an observation every step; with decay 0 the plain mean of the live chunks
+    # (chunk k covers steps k-1..k+1): 0.1, 0.15, 0.2, 0.3, 0.4, ...
+    assert ensembled.policy_calls == runtime.calls == 9 and len(runtime.pushed) == 9
+    assert ensembled.in_chunk_steps == []
+    assert ensembled.seam_jumps == pytest.approx([0.05, 0.05, *[0.1] * 6], abs=1e-6)
+
+
+def test_eval_temporal_ensembling_is_recorded(tiny_checkpoint, tmp_path):
+    out = tmp_path / "ens.json"
+    args = ["eval", "--checkpoint", str(tiny_checkpoint), "--task", "button-press-v3"]
+    args += ["--episodes", "1", "--seed", "0", "--max-episode-steps", "6", "--threads", "1"]
+    args += ["--steps", "2", "--no-progress", "--no-plot", "--temporal-ensembling"]
+    assert sdm([*args, "--ensembling-decay", "0.2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert (result["execution"], result["ensembling_decay"]) == ("temporal_ensembling", 0.2)
+    assert result["episode_results"][0]["policy_calls"] == 6
+    assert result["seam_jump"]["n"] == 5 and result["in_chunk_step"]["n"] == 0
+    assert sdm([*args, "--ensembling-decay", "-1", "--out", str(out)]) == 2
