@@ -6,12 +6,15 @@ uses the same conversions (`sdm_policy_core.conversions`) and cloud preprocessin
 (`sdm_policy_core.pointcloud.preprocess_cloud`) as the policy node.
 
     init_worker(typedefs)                              # once per process (rosbags type defs)
-    results = decode_batch(jobs, settings)             # one dict of arrays or a reason per job
+    results, seconds = decode_batch(jobs, settings)    # a dict of arrays or a reason per job,
+                                                       # and the seconds spent per stage
 """
 
 from __future__ import annotations
 
 import struct
+import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,20 +99,33 @@ def _deserialize(raw: bytes, msgtype: str, what: str) -> Any:
         raise ConversionError(f"cannot deserialise {what} ({msgtype}): {err}") from None
 
 
-def decode_cloud(raw: bytes, transform: np.ndarray | None, cfg: CloudSettings) -> np.ndarray:
-    """Raw PointCloud2 -> (num_points, channels) float32 in the target frame."""
+def decode_cloud(
+    raw: bytes,
+    transform: np.ndarray | None,
+    cfg: CloudSettings,
+    seconds: Counter | None = None,
+) -> np.ndarray:
+    """Raw PointCloud2 -> (num_points, channels) float32 in the target frame. `seconds`
+    (optional) accumulates the time of 'cloud_decode' (deserialise, fields -> array) and
+    'cloud_fps' (transform, crop, farthest point sampling)."""
+    started = time.perf_counter()
     msg = _deserialize(raw, cfg.msgtype, "point cloud")
     points = pointcloud2_to_array(msg, channels=cfg.channels, allow_empty=True)
     if len(points) == 0:
         raise ConversionError("empty cloud (no finite point)")
     low = None if cfg.low is None else np.asarray(cfg.low, np.float32)
     high = None if cfg.high is None else np.asarray(cfg.high, np.float32)
+    decoded = time.perf_counter()
     try:
         return preprocess_cloud(
             points, cfg.num_points, cfg.channels, transform, low, high, seed=cfg.seed
         )
     except ValueError:
         raise ConversionError("no point left inside the crop box") from None
+    finally:
+        if seconds is not None:
+            seconds["cloud_decode"] += decoded - started
+            seconds["cloud_fps"] += time.perf_counter() - decoded
 
 
 def decode_image(raw: bytes, cfg: ImageSettings) -> np.ndarray:
@@ -129,9 +145,12 @@ def decode_image(raw: bytes, cfg: ImageSettings) -> np.ndarray:
     return array
 
 
-def decode_job(job: Job, settings: DecodeSettings) -> dict[str, np.ndarray] | str:
+def decode_job(
+    job: Job, settings: DecodeSettings, seconds: Counter | None = None
+) -> dict[str, np.ndarray] | str:
     """One sample's arrays {'point_cloud', 'img', 'depth'} (those configured), or the reason
-    (e.g. 'point_cloud: empty cloud') it cannot be used."""
+    (e.g. 'point_cloud: empty cloud') it cannot be used. `seconds` (optional) accumulates the
+    time per stage: cloud_decode, cloud_fps, img, depth."""
     cloud_raw, transform, image_raw, depth_raw = job
     out: dict[str, np.ndarray] = {}
     for key, raw, cfg in (
@@ -141,16 +160,24 @@ def decode_job(job: Job, settings: DecodeSettings) -> dict[str, np.ndarray] | st
     ):
         if cfg is None:
             continue
+        started = time.perf_counter()
         try:
             if key == "point_cloud":
-                out[key] = decode_cloud(raw, transform, cfg)
+                out[key] = decode_cloud(raw, transform, cfg, seconds)
             else:
                 out[key] = decode_image(raw, cfg)
         except ConversionError as err:
             return f"{key}: {str(err)[:160]}"
+        finally:
+            if seconds is not None and key != "point_cloud":
+                seconds[key] += time.perf_counter() - started
     return out
 
 
-def decode_batch(jobs: list[Job], settings: DecodeSettings) -> list[dict[str, np.ndarray] | str]:
-    """`decode_job` for every job (the unit of work sent to a pool process)."""
-    return [decode_job(job, settings) for job in jobs]
+def decode_batch(
+    jobs: list[Job], settings: DecodeSettings
+) -> tuple[list[dict[str, np.ndarray] | str], dict[str, float]]:
+    """`decode_job` for every job (the unit of work sent to a pool process), and the seconds
+    spent per stage (see decode_job)."""
+    seconds: Counter = Counter()
+    return [decode_job(job, settings, seconds) for job in jobs], dict(seconds)

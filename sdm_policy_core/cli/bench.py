@@ -100,6 +100,8 @@ def _bag2zarr(args: argparse.Namespace) -> int:
             num_points=args.num_points,
             workers=args.workers,
             storage=args.storage,
+            tf=args.tf,
+            image_size=args.images,
         )
     except (RuntimeError, OSError, ValueError) as err:
         print(f"sdm bench bag2zarr: error: {err}", file=sys.stderr)
@@ -111,7 +113,22 @@ def _bag2zarr(args: argparse.Namespace) -> int:
         f"{result['peak_rss_mb']:.0f} MB (converter + {result['workers']} workers), "
         f"{result['messages']} messages -> {args.out}"
     )
+    for who, stages in (result.get("stages_s") or {}).items():
+        print(f"  {who} s: " + ", ".join(f"{name} {s:.2f}" for name, s in stages.items()))
     return 0
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"image size must be WxH, e.g. 320x240: {text!r}"
+        ) from None
+    if width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"image size must be positive: {text!r}")
+    return width, height
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -184,5 +201,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b2z.add_argument("--num-points", type=int, default=1024, help="FPS target points (1024)")
     b2z.add_argument("--workers", type=int, default=2, help="decoding processes (2)")
     b2z.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage")
+    b2z.add_argument(
+        "--tf",
+        action="store_true",
+        help="generated bag: camera on a moving wrist (/tf at 100 Hz + /tf_static), clouds "
+        "converted into base_link at their own stamps",
+    )
+    b2z.add_argument(
+        "--images",
+        type=_image_size,
+        metavar="WxH",
+        help="generated bag: a jpeg CompressedImage of WxH per cloud, decoded into data/img",
+    )
     b2z.add_argument("--out", type=Path, required=True, help="result JSON")
     b2z.set_defaults(func=_bag2zarr)

@@ -848,6 +848,20 @@ def test_bench_bag2zarr_writes_the_contract_keys(tmp_path):
     assert result["clouds"] == 40 and result["samples_written"] == 40
     assert result["clouds_per_s"] > 0 and 0 < result["peak_rss_mb"] < 1024
     assert result["messages"] == 40 + 40 + result["messages_per_topic"]["/joint_states"]
+    # where the time went: the converter's stages (wall) and the workers' (summed)
+    converter, workers = result["stages_s"]["converter"], result["stages_s"]["workers"]
+    assert {"read", "stream", "align", "wait", "write", "other"} <= set(converter)
+    assert set(workers) == {"cloud_decode", "cloud_fps"} and workers["cloud_fps"] > 0
+    assert sum(converter.values()) == pytest.approx(result["conversion_wall_s"], abs=0.01)
+    # a moving camera's /tf and jpeg images in the generated bag, converted with it
+    args += ["--clouds", "20", "--tf", "--images", "64x48", "--out", str(out)]
+    assert sdm_main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["samples_written"] == 20 and result["samples_dropped"] == {}
+    assert result["tf"] is True and result["image_size"] == [64, 48]
+    assert result["messages_per_topic"]["/image/compressed"] == 20
+    assert {"tf", "tf_lookup"} <= set(result["stages_s"]["converter"])
+    assert result["stages_s"]["workers"]["img"] > 0
 
 
 # -- regression: fixed bags -> dataset content hashes (pinned before issue 20's tf / compressed

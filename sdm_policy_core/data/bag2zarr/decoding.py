@@ -7,7 +7,7 @@ compressedDepth with OpenCV), which imports neither torch nor zarr, so workers s
     pool = DecodePool(workers)
     pool.configure(typedefs_for_workers(bag, cfg))     # (re)starts workers when types change
     futures = pool.submit(jobs, settings)              # batches of 16 samples
-    results = pool.results(futures)                    # dict of arrays or a reason per job
+    results = pool.results(futures, seconds)           # dict of arrays or a reason per job
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import multiprocessing
 import sys
 import types
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -135,8 +136,15 @@ class DecodePool:
             return [_Done(decode_batch(b, settings)) for b in batches]
         return [self._executor.submit(decode_batch, b, settings) for b in batches]
 
-    def results(self, futures: list[Future | _Done]) -> list:
-        return [r for future in futures for r in self._result(future)]
+    def results(self, futures: list[Future | _Done], seconds: Counter) -> list:
+        """The decoded samples of `futures`, in order (waits for them); adds the workers'
+        seconds per stage to `seconds`."""
+        out = []
+        for future in futures:
+            results, spent = self._result(future)
+            out += results
+            seconds.update(spent)
+        return out
 
     def close(self) -> None:
         if self._executor is not None:

@@ -70,15 +70,29 @@ class BagConversion:
                 + "; ".join(f"{topic} ({problem})" for topic, problem in left_out.items())
             )
         bag.read_counts.clear()
+        timer = stats.timer
         if self.cfg.episodes.split == "marker":
+            timer.enter("markers")
             self.episodes.read_markers(bag, stats.issues)
+            timer.exit()
+        timer.enter("tf")
         self.transforms.read(bag, stats.issues)
+        timer.exit()
         self.streams.check_read(list(bag.read_counts), stats.warnings)
         topics = self.streams.topics()
-        for topic, msgtype, receive_ns, raw in bag.messages(topics):
+        messages = iter(bag.messages(topics))
+        while True:
+            timer.enter("read")
+            item = next(messages, None)
+            timer.exit()
+            if item is None:
+                break
+            topic, msgtype, receive_ns, raw = item
             progress(1)
+            timer.enter("stream")
             stamp = self.streams.add(topic, msgtype, receive_ns, raw, self.aligner.last_tick)
             stats.seen(topic, receive_ns if stamp is None else stamp)
+            timer.exit()
             self._align(final=False)
         for stream in self.streams.all():
             stream.buffer.finished = True
@@ -89,6 +103,13 @@ class BagConversion:
 
     def _align(self, final: bool) -> None:
         """Turn every tick that is ready into a sample of its episode (or count the drop)."""
+        self.stats.timer.enter("align")
+        try:
+            self._align_ticks(final)
+        finally:
+            self.stats.timer.exit()
+
+    def _align_ticks(self, final: bool) -> None:
         for t in self.aligner.ticks(final):
             self.stats.ticks += 1
             segment, low, high = self.episodes.segment_of(t)

@@ -1,6 +1,8 @@
 """What a conversion counted and the summary it returns: messages and effective rate per
 topic, ticks, samples written / dropped (with why) / held, episodes written and skipped,
-message issues, warnings, the dataset's shape and the throughput.
+message issues, warnings, the dataset's shape, the throughput and where the time went (seconds
+per stage of the converter: read, stream, align, tf, tf_lookup, markers, submit, wait, write,
+other; and of the decoding workers, summed over them: cloud_decode, cloud_fps, img, depth).
 
     stats = ConversionStats()          # filled by the pipeline
     summary = make_summary(stats, bags, out, append, dataset, wall_s, cfg)
@@ -9,6 +11,7 @@ message issues, warnings, the dataset's shape and the throughput.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +19,28 @@ from pathlib import Path
 from typing import Any
 
 from sdm_policy_core.data.bag2zarr.config import NS, Bag2ZarrConfig
+
+
+class StageTimer:
+    """Wall seconds per stage of the converting process, into `seconds`; a stage entered
+    inside another is not counted in the outer one as well.
+
+        timer.enter("read"); ...; timer.exit()
+    """
+
+    def __init__(self, seconds: Counter) -> None:
+        self.seconds = seconds
+        self._open: list[list] = []  # [name, start, seconds spent in inner stages]
+
+    def enter(self, name: str) -> None:
+        self._open.append([name, time.perf_counter(), 0.0])
+
+    def exit(self) -> None:
+        name, start, inner = self._open.pop()
+        elapsed = time.perf_counter() - start
+        self.seconds[name] += elapsed - inner
+        if self._open:
+            self._open[-1][2] += elapsed
 
 
 @dataclass
@@ -42,6 +67,13 @@ class ConversionStats:
     span_ns: Counter = field(default_factory=Counter)
     bag_counts: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    # seconds per stage: of this process (wall) and of the decoding workers (summed over them)
+    stage_s: Counter = field(default_factory=Counter)
+    worker_stage_s: Counter = field(default_factory=Counter)
+    timer: StageTimer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.timer = StageTimer(self.stage_s)
 
     def seen(self, topic: str, stamp: int) -> None:
         self.messages[topic] += 1
@@ -104,8 +136,20 @@ def make_summary(
         "wall_s": round(wall, 3),
         "clouds_decoded": stats.clouds,
         "clouds_per_s": round(stats.clouds / wall, 2) if wall > 0 else 0.0,
+        "stages_s": {
+            "converter": _stages(stats.stage_s, wall),
+            "workers": _stages(stats.worker_stage_s),
+        },
         "config": cfg.to_dict(),
     }
+
+
+def _stages(seconds: Counter, wall: float | None = None) -> dict[str, float]:
+    """{stage: seconds} rounded, largest first; with `wall`, the rest of it as 'other'."""
+    out = {name: round(value, 3) for name, value in seconds.most_common()}
+    if wall is not None:
+        out["other"] = round(max(wall - sum(seconds.values()), 0.0), 3)
+    return out
 
 
 def format_summary(summary: dict[str, Any]) -> str:

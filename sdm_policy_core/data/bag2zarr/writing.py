@@ -108,9 +108,12 @@ class SampleWriter:
             small.append((values["state"], action))
         if not kept:
             return
+        timer = self.stats.timer
         transforms: list[np.ndarray | None] = [None] * len(kept)
         if self.cfg.point_cloud is not None:
+            timer.enter("tf_lookup")
             transforms = self.transforms([s.values["point_cloud"] for s in kept])
+            timer.exit()
         jobs: list[Job] = []
         for sample, transform in zip(kept, transforms, strict=True):
             values = sample.values
@@ -122,13 +125,18 @@ class SampleWriter:
                     values["depth"][0] if "depth" in values else None,
                 )
             )
+        timer.enter("submit")  # workers=0: the decoding itself
         self.inflight.append((small, self.pool.submit(jobs, self.settings)))
+        timer.exit()
         while len(self.inflight) > IN_FLIGHT_CHUNKS:
             self._complete_oldest()
 
     def _complete_oldest(self) -> None:
         small, futures = self.inflight.popleft()
-        results = self.pool.results(futures)
+        timer = self.stats.timer
+        timer.enter("wait")
+        results = self.pool.results(futures, self.stats.worker_stage_s)
+        timer.exit()
         block: dict[str, list[np.ndarray]] = {}
         for (state, action), result in zip(small, results, strict=True):
             if isinstance(result, str):
@@ -152,6 +160,7 @@ class SampleWriter:
             block.setdefault("action", []).append(action)
         if not block:
             return
+        timer.enter("write")
         arrays = {k: np.stack(v) for k, v in block.items()}
         arrays["state"] = arrays["state"].astype(np.float32)
         arrays["action"] = arrays["action"].astype(np.float32)
@@ -159,6 +168,8 @@ class SampleWriter:
             self.dataset.append(arrays)
         except DatasetError as err:
             raise DatasetError(f"bag {self.bag_path}: {err}") from None
+        finally:
+            timer.exit()
         self.stats.samples += len(arrays["state"])
         if self.settings.cloud is not None:
             self.stats.clouds += len(results)
