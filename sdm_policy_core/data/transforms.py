@@ -21,7 +21,8 @@ is: a stale transform is never silently applied to data taken at another time.
 A frame has one parent. A child published both statically and dynamically, or under two parents,
 is recorded as a conflict and refused when a lookup's chain passes through it.
 
-Memory: 64 bytes per dynamic transform sample (stamp + translation + quaternion).
+Memory: 64 bytes per dynamic transform sample (stamp + translation + quaternion);
+`forget_before(t)` drops the samples no lookup at or after t needs.
 """
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ class _Series:
 
     def __len__(self) -> int:
         return len(self.stamps)
+
+    def forget_before(self, stamp: int) -> None:
+        """Drop the samples before the last one at or before `stamp` (that one stays: a
+        lookup at `stamp` or later interpolates from it)."""
+        times, translations, quaternions = self.arrays()
+        keep = int(np.searchsorted(times, stamp, side="right")) - 1
+        if keep <= 0:
+            return
+        times, translations, quaternions = times[keep:], translations[keep:], quaternions[keep:]
+        self.stamps = array("q", times.tobytes())
+        self.values = array("d", np.concatenate([translations, quaternions], 1).tobytes())
+        self._sorted = (times, translations, quaternions)
 
 
 def _seconds(ns: int | np.integer) -> str:
@@ -152,6 +165,13 @@ class TransformBuffer:
     def __len__(self) -> int:
         """Number of transforms held (static ones + dynamic samples)."""
         return len(self._static) + sum(len(s) for s in self._dynamic.values())
+
+    def forget_before(self, stamp_ns: int) -> None:
+        """Forget dynamic samples no lookup at or after stamp_ns needs (as tf2's buffer forgets
+        what is older than its cache time): per link, all before its last sample at or before
+        stamp_ns. A later lookup before stamp_ns may then find no sample near its stamp."""
+        for series in self._dynamic.values():
+            series.forget_before(int(stamp_ns))
 
     def _parent(self, frame: str) -> str | None:
         if frame in self._dynamic:

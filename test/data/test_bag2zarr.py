@@ -1007,10 +1007,13 @@ OBJECT = np.stack(
 ).reshape(-1, 3)
 
 
-def _wrist_bag(path: Path, clouds: int = 20, tf_until_s: float = 2.0) -> list[int]:
+def _wrist_bag(
+    path: Path, clouds: int = 20, tf_until_s: float = 2.0, tf_delay_ms: int = 0
+) -> list[int]:
     """Clouds of OBJECT seen by the moving wrist camera at 10 Hz; /tf base_link <- wrist at
-    50 Hz with stamps 7 ms off the clouds' (interpolation needed), until tf_until_s;
-    /tf_static wrist <- camera_optical. Joint states / commands as write_demo's."""
+    50 Hz with stamps 7 ms off the clouds' (interpolation needed), until tf_until_s, logged
+    tf_delay_ms after their stamps; /tf_static wrist <- camera_optical. Joint states /
+    commands as write_demo's."""
     with BagWriter(path) as bag:
         bag.write_transform(
             "/tf_static",
@@ -1024,7 +1027,15 @@ def _wrist_bag(path: Path, clouds: int = 20, tf_until_s: float = 2.0) -> list[in
         for j in range(round(tf_until_s * 50) + 1):
             t = T0 - 13 * MS + j * 20 * MS
             pose = _base_wrist((t - T0) / 1e9)
-            bag.write_transform("/tf", t, "base_link", "wrist_link", pose[:3, 3], _quat_xyzw(pose))
+            bag.write_transform(
+                "/tf",
+                t + tf_delay_ms * MS,
+                "base_link",
+                "wrist_link",
+                pose[:3, 3],
+                _quat_xyzw(pose),
+                stamp_ns=t,
+            )
         for k in range(clouds):
             t = T0 + k * 100 * MS
             camera = _base_wrist(k / 10) @ WRIST_CAMERA
@@ -1061,6 +1072,14 @@ def test_a_wrist_camera_s_clouds_land_in_the_base_frame_at_their_own_stamps(tmp_
     explicit = {"target_frame": "base_link", "num_points": 32, "tf_topic": "/tf"}
     convert([path], tmp_path / "b.zarr", config(tmp_path, point_cloud=explicit))
     np.testing.assert_array_equal(pc, ReplayBuffer.load(tmp_path / "b.zarr")["point_cloud"])
+    # /tf is read alongside the clouds: with /tf logged 1 s after its stamps (clouds come
+    # first in the bag) and chunks of 2 clouds looked up while the bag is read, every cloud
+    # still waits for the /tf samples around it (without waiting: no chain for the first)
+    late = tmp_path / "late"
+    _wrist_bag(late, tf_delay_ms=1000)
+    cfg = config(tmp_path, point_cloud={"target_frame": "base_link", "num_points": 32})
+    convert([late], tmp_path / "c.zarr", cfg, ["chunk_size=2"])
+    np.testing.assert_array_equal(pc, ReplayBuffer.load(tmp_path / "c.zarr")["point_cloud"])
 
 
 def test_a_missing_chain_or_a_stamp_beyond_the_transforms_stops_the_conversion(tmp_path, capsys):

@@ -153,3 +153,33 @@ def test_a_broken_transform_is_reported_and_the_rest_of_the_message_kept():
         )
     np.testing.assert_allclose(buffer.lookup("base", "good", 0)[:3, 3], [1, 2, 3])
     assert "bad" not in buffer.frames()
+
+
+def test_forgetting_old_samples_leaves_every_later_lookup_unchanged():
+    """What a streaming converter does with /tf: forget behind the clouds converted, keep
+    adding; lookups at or after the cut give the same matrices as with every sample kept."""
+    full, pruned = TransformBuffer(), TransformBuffer()
+    stamps = T0 + np.arange(0, 2 * NS, 20_000_000)  # 50 Hz for 2 s
+
+    def sample(t: int):
+        t_s = (t - T0) / NS
+        quat = axangle2quat([0, 0, 1], 0.8 * t_s)
+        return transform("base", "wrist", [t_s, 0.1 * t_s, 0], quat, t)
+
+    for t in stamps[:60]:
+        full.add(sample(t), False, "/tf")
+        pruned.add(sample(t), False, "/tf")
+    cut = T0 + 910_000_000
+    pruned.forget_before(cut)
+    assert len(pruned) == 60 - 45  # the sample at 0.90 s stays: it precedes the cut
+    for t in stamps[60:]:  # keeps growing after the cut
+        full.add(sample(t), False, "/tf")
+        pruned.add(sample(t), False, "/tf")
+    queries = (T0 + np.array([0.91, 0.95, 1.17, 1.5, 1.98]) * NS).astype(np.int64)
+    tol = 50_000_000
+    np.testing.assert_array_equal(
+        pruned.lookup_many("base", "wrist", queries, tol),
+        full.lookup_many("base", "wrist", queries, tol),
+    )
+    with pytest.raises(TransformError, match=r"nearest next 1700000000.900 s"):
+        pruned.lookup("base", "wrist", T0 + 500_000_000, tol)  # behind the cut: refused

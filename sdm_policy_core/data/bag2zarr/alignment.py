@@ -9,13 +9,14 @@ A tick is one message of the clock stream, or every 1/rate_hz from the first tim
 stream has data to the last. `missing: hold` streams reuse their last value (counted in
 `held`). Memory is bounded: beyond `max_buffer_mb` of raw messages (or too
 many pending ticks) alignment is forced, and with no tick to align the largest buffer sheds
-its oldest message; both are counted in `issues`.
+its oldest message; both are counted in `issues`. With /tf read alongside the clouds, a tick
+also waits for /tf to pass the clouds it may choose (`transforms.CloudTransforms.watermark`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sdm_policy_core.data.bag2zarr.config import Bag2ZarrConfig
@@ -26,9 +27,18 @@ class Aligner:
     """Decides the ticks of one bag and the value of every stream at each tick."""
 
     def __init__(
-        self, streams: BagStreams, cfg: Bag2ZarrConfig, issues: Counter, held: Counter
+        self,
+        streams: BagStreams,
+        cfg: Bag2ZarrConfig,
+        issues: Counter,
+        held: Counter,
+        tf_watermark: Callable[[], float] | None = None,
     ) -> None:
         self.streams, self.issues, self.held = streams, issues, held
+        # /tf read alongside: a tick waits until /tf has passed every cloud it may choose
+        self.tf_watermark = tf_watermark
+        clouds = [s for s in streams.streams if s.name == "point_cloud"]
+        self.cloud_lookahead_ns = clouds[0].buffer.rule.lookahead_ns if clouds else 0
         self.max_buffer_bytes = int(cfg.max_buffer_mb * 2**20)
         self.max_pending_ticks = max(4 * cfg.chunk_size, 256)
         self.last_tick: int | None = None
@@ -68,6 +78,9 @@ class Aligner:
             ready = final or (
                 all(s.buffer.ready(t) for s in self.streams.streams)
                 and (clock is None or clock.buffer.ready(t))
+                and (
+                    self.tf_watermark is None or self.tf_watermark() >= t + self.cloud_lookahead_ns
+                )
             )
             if not ready:
                 over = self.streams.buffered_bytes() > self.max_buffer_bytes or (

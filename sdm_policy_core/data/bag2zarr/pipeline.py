@@ -4,9 +4,10 @@
 
 Every bag is opened and checked first (its topics and types, the marker and tf topics), so a
 bad bag fails before anything is converted. Then, per bag: the small topics needed up front
-are read (episode markers, /tf_static and /tf), and one pass over the rest streams every
-message into its stream (`reading`), aligns the streams at each tick (`alignment`), cuts
-episodes (`episodes`) and hands full chunks to the decoding pool and the writer (`writing`).
+are read (episode markers, /tf_static), and one pass over the rest streams every message into
+its stream (`reading`) or /tf (`transforms`), aligns the streams at each tick (`alignment`),
+cuts episodes (`episodes`) and hands full chunks to the decoding pool and the writer
+(`writing`).
 The dataset is written into a temp directory and swapped in at the end (`--append` copies the
 existing dataset there first), so a failure never leaves a partial or damaged dataset.
 """
@@ -46,9 +47,10 @@ class BagConversion:
         self.streams = BagStreams(bag, cfg, stats.issues)
         if cfg.episodes.split == "marker":
             bag.resolve(cfg.episodes.marker_topic, "episodes.marker_topic")
-        self.transforms = CloudTransforms(bag, cfg.point_cloud)
+        self.transforms = CloudTransforms(bag, cfg.point_cloud, self.streams.reorder_ns)
         self.episodes = Episodes(cfg.episodes, cfg.stamp)
-        self.aligner = Aligner(self.streams, cfg, stats.issues, stats.held)
+        watermark = self.transforms.watermark if self.transforms.dynamic_topics else None
+        self.aligner = Aligner(self.streams, cfg, stats.issues, stats.held, watermark)
         self.writer: SampleWriter | None = None
 
     def run(
@@ -76,10 +78,11 @@ class BagConversion:
             self.episodes.read_markers(bag, stats.issues)
             timer.exit()
         timer.enter("tf")
-        self.transforms.read(bag, stats.issues)
+        self.transforms.read_static(bag, stats.issues)
         timer.exit()
         self.streams.check_read(list(bag.read_counts), stats.warnings)
-        topics = self.streams.topics()
+        tf_topics = set(self.transforms.dynamic_topics)
+        topics = self.streams.topics() + sorted(tf_topics)
         messages = iter(bag.messages(topics))
         while True:
             timer.enter("read")
@@ -88,6 +91,12 @@ class BagConversion:
             if item is None:
                 break
             topic, msgtype, receive_ns, raw = item
+            if topic in tf_topics:
+                timer.enter("tf")
+                self.transforms.add(bag, topic, msgtype, raw, stats.issues)
+                timer.exit()
+                self._align(final=False)
+                continue
             progress(1)
             timer.enter("stream")
             stamp = self.streams.add(topic, msgtype, receive_ns, raw, self.aligner.last_tick)
@@ -96,6 +105,7 @@ class BagConversion:
             self._align(final=False)
         for stream in self.streams.all():
             stream.buffer.finished = True
+        self.transforms.finished = True
         self._align(final=True)
         self._end_episode()
         stats.end_bag()

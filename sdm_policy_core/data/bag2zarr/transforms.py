@@ -4,9 +4,16 @@ stamp (`data.transforms.TransformBuffer`: static links hold at every time, dynam
 interpolated; a chain missing or a moving link with no sample within `tf_tolerance_s` of the
 stamp stops the conversion with the gap).
 
-    tf = CloudTransforms(bag, cfg.point_cloud)     # BagError: the bag has no tf topic
-    tf.read(bag, issues)                           # the tf topics, before the clouds
+    tf = CloudTransforms(bag, cfg.point_cloud, reorder_ns)  # BagError: the bag has no tf topic
+    tf.read_static(bag, issues)                    # /tf_static, before the clouds
+    tf.add(bag, topic, msgtype, raw, issues)       # each /tf message, as the bag is read
+    tf.watermark()                                 # lookups up to this stamp are final
     matrices = tf.lookup([(raw, frame, stamp), ...])   # (4, 4) or None per cloud
+
+/tf is read in the same pass as the clouds, not before them: the alignment waits until /tf
+has passed a tick by the reorder window (`watermark`), so each cloud meets the same samples
+as if /tf had been read in full first, and the samples more than TF_CACHE_S behind the clouds
+looked up are forgotten (tf2's buffer keeps 10 s too): memory stays flat however long the bag.
 """
 
 from __future__ import annotations
@@ -22,19 +29,23 @@ from sdm_policy_core.data.transforms import TransformBuffer, TransformError
 
 # A buffered cloud: (raw bytes, frame_id, header stamp ns).
 Cloud = tuple[bytes, str, int]
+TF_CACHE_S = 10.0  # dynamic samples kept behind the oldest cloud looked up (tf2's cache time)
 
 
 class CloudTransforms:
     """Transforms of one bag's clouds into `point_cloud.target_frame` (or the fixed one)."""
 
-    def __init__(self, bag: BagReader, cfg: PointCloudConfig | None) -> None:
-        self.cfg = cfg
+    def __init__(self, bag: BagReader, cfg: PointCloudConfig | None, reorder_ns: int) -> None:
+        self.cfg, self.reorder_ns = cfg, reorder_ns
         self.path = bag.path
         self.fixed = None if cfg is None or cfg.transform is None else cfg.transform.matrix()
         self.topics: list[tuple[str, bool]] = []  # (bag topic, static)
         if cfg is not None and cfg.target_frame:
             self.topics = self._resolve_topics(bag, cfg)
+        self.dynamic_topics = [topic for topic, static in self.topics if not static]
         self.buffer: TransformBuffer | None = None
+        self.newest: dict[str, int] = {}  # newest transform stamp per dynamic topic (ns)
+        self.finished = False  # every /tf message is read
 
     @staticmethod
     def _resolve_topics(bag: BagReader, cfg: PointCloudConfig) -> list[tuple[str, bool]]:
@@ -54,18 +65,44 @@ class CloudTransforms:
             )
         return found
 
-    def read(self, bag: BagReader, issues: Counter) -> None:
-        """Read the tf topics into the buffer (nothing without target_frame)."""
+    def read_static(self, bag: BagReader, issues: Counter) -> None:
+        """Read the static tf topic into the buffer (nothing without target_frame)."""
         if not self.topics:
             return
         bag.ensure_types([TF_TYPE])
         self.buffer = TransformBuffer()
-        static = dict(self.topics)
-        for topic, msgtype, _, raw in bag.messages(list(static)):
+        static = [topic for topic, is_static in self.topics if is_static]
+        for topic, msgtype, _, raw in bag.messages(static) if static else ():
             try:
-                self.buffer.add_message(bag.deserialize(raw, msgtype), static[topic], topic)
+                self.buffer.add_message(bag.deserialize(raw, msgtype), True, topic)
             except ConversionError as err:
                 issues[f"{topic}: {str(err)[:120]}"] += 1
+
+    def add(self, bag: BagReader, topic: str, msgtype: str, raw: bytes, issues: Counter) -> None:
+        """One message of a dynamic tf topic (read alongside the clouds)."""
+        try:
+            msg = bag.deserialize(raw, msgtype)
+        except ConversionError as err:
+            issues[f"{topic}: {str(err)[:120]}"] += 1
+            return
+        stamps = [
+            int(tf.header.stamp.sec) * NS + int(tf.header.stamp.nanosec) for tf in msg.transforms
+        ]
+        if stamps:
+            self.newest[topic] = max(self.newest.get(topic, stamps[0]), *stamps)
+        try:
+            self.buffer.add_message(msg, False, topic)
+        except ConversionError as err:
+            issues[f"{topic}: {str(err)[:120]}"] += 1
+
+    def watermark(self) -> float:
+        """Clouds stamped up to this (ns) can be looked up: every dynamic tf topic has passed
+        it by the reorder window (a later /tf message is not expected to land before it)."""
+        if self.finished or not self.dynamic_topics:
+            return float("inf")
+        if len(self.newest) < len(self.dynamic_topics):
+            return float("-inf")
+        return min(self.newest.values()) - self.reorder_ns
 
     def lookup(self, clouds: list[Cloud]) -> list[np.ndarray | None]:
         """The 4x4 transform of every cloud into the dataset's frame: the fixed one, or the
@@ -92,4 +129,6 @@ class CloudTransforms:
                 ) from None
             for i, matrix in zip(indices, matrices, strict=True):
                 out[i] = matrix
+        if self.dynamic_topics and clouds:
+            self.buffer.forget_before(min(c[2] for c in clouds) - round(TF_CACHE_S * NS))
         return out
