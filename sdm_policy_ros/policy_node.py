@@ -288,6 +288,7 @@ class PolicyNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load and warm up the checkpoint (refused: stay unconfigured, the reason logged)."""
+        self._load_error = None
         if not self._checkpoint:
             self._refuse(
                 "configure needs a checkpoint: set the checkpoint parameter or call "
@@ -301,6 +302,9 @@ class PolicyNode(LifecycleNode):
             self._load_error = err
             self._refuse(f"configure refused {self._checkpoint}: {err}")
             return FAILURE
+        except Exception as err:  # unforeseen: error processing (on_error) unloads
+            self._load_error = err
+            return TransitionCallbackReturn.ERROR
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -332,8 +336,9 @@ class PolicyNode(LifecycleNode):
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """An unexpected error in a transition: unload, log, back to unconfigured."""
-        self.get_logger().error(f"error during a transition from {state.label}: unloading")
-        self._unload(f"error in a transition from {state.label}: unloaded, reconfigure")
+        why = f"error in a transition from {state.label} ({self._load_error!r}): unloaded"
+        self.get_logger().error(why + "; configure again to reload")
+        self._unload(why)
         return SUCCESS
 
     def _unload(self, why: str) -> None:

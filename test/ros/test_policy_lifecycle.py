@@ -179,6 +179,7 @@ def test_an_unexpected_error_in_a_transition_goes_through_error_processing(
         assert node.trigger_configure() == TransitionCallbackReturn.ERROR
         assert node.lifecycle_state() == "unconfigured" and node._controller is None
         assert "error in a transition from unconfigured" in node._message
+        assert "the disk went away" in node._message  # the cause is not swallowed
         monkeypatch.setattr(node, "_load", real_load)
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.lifecycle_state() == "inactive" and node._controller is not None
