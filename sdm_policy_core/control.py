@@ -1,6 +1,7 @@
 """PolicyController: the robot-side control logic, without ROS.
 
-The ROS node converts messages to arrays and calls this; `sdm eval`-like loops can too. Per
+The ROS node converts messages to arrays and calls this; `sdm eval`-like loops can too. The
+runtime is either `PolicyRuntime` (PyTorch) or `OnnxPolicyRuntime` (onnxruntime, no torch). Per
 control tick it decides whether the newest observations are fresh enough to act on, feeds the
 PolicyRuntime's history, re-plans when the action queue runs out (receding horizon) or every
 tick (temporal ensembling), and turns the next action into a safe command (limits, max step).
@@ -31,7 +32,7 @@ import numpy as np
 from sdm_policy_core.config import DeploymentConfig
 from sdm_policy_core.pointcloud import preprocess_cloud
 from sdm_policy_core.robot import CommandLimiter, RobotProfile, check_fits
-from sdm_policy_core.runtime import ActionChunk, PolicyRuntime
+from sdm_policy_core.runtime_base import ActionChunk, RuntimeBase
 
 # States (the numbers of sdm_msgs/PolicyStatus).
 NO_CHECKPOINT, DISABLED, WAITING_FOR_DATA, RUNNING, HOLDING, FAULT = range(6)
@@ -192,7 +193,7 @@ class PolicyController:
 
     def __init__(
         self,
-        runtime: PolicyRuntime,
+        runtime: RuntimeBase,
         profile: RobotProfile,
         cfg: DeploymentConfig,
         cloud_to_base: np.ndarray | None = None,

@@ -262,6 +262,7 @@ class NoiseSchedule:
         generator: torch.Generator | None = None,
         *,
         device: torch.device | str | None = None,
+        initial_noise: Tensor | None = None,
     ) -> Tensor:
         """The undistilled baseline: x̂0 of one denoiser call at timestep `t` (default T-1).
 
@@ -270,7 +271,8 @@ class NoiseSchedule:
         step without distillation: near the conditional mean, i.e. collapsed between modes.
         An epsilon-prediction denoiser at T-1 is ill-conditioned (x̂0 = (x - sigma ε̂) / alpha,
         1/alpha ≈ 2000 with squaredcos_cap_v2): call it at its student's timestep (≈ T - 15)
-        for a fair baseline. Noise enters at unit scale, as the one-step generator's does.
+        for a fair baseline. Noise enters at unit scale, as the one-step generator's does;
+        `initial_noise` (B, T, D) replaces its draw.
         """
         t = self.num_train_timesteps - 1 if t is None else int(t)
         if not 0 <= t < self.num_train_timesteps:
@@ -278,7 +280,7 @@ class NoiseSchedule:
                 f"one-step timestep must be in [0, {self.num_train_timesteps - 1}], got {t}"
             )
         device = device if device is not None else device_of(cond)
-        x = randn(tuple(shape), generator, device)
+        x = initial_noise if initial_noise is not None else randn(tuple(shape), generator, device)
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         x0 = self.predict_x0(denoise_fn(x, t_batch, cond).to(x.dtype), x, t_batch)
         return x0.clamp(-1.0, 1.0) if self.cfg.clip_sample else x0

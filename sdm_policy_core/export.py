@@ -93,6 +93,7 @@ class ExportModule(nn.Module, abc.ABC):
         super().__init__()
         cfg = policy.cfg
         self.cfg = cfg
+        self.timesteps: list[int] = []  # the denoiser's timesteps of one call, in order
         self.encoder = policy.encoder
         self.normalizer = policy.normalizer
         To, spec = cfg.model.n_obs_steps, cfg.obs
@@ -143,6 +144,7 @@ class OneStepExportModule(ExportModule):
         super().__init__(policy)
         self.generator = policy.generator
         self.clip = bool(self.cfg.diffusion.clip_sample)
+        self.timesteps = [int(policy.generator.timestep)]
 
     def sample(self, noise: Tensor, cond: Tensor) -> Tensor:
         naction = self.generator(noise, cond)
@@ -197,6 +199,7 @@ class DdimExportModule(ExportModule):
         self.denoiser = policy.denoiser
         self.steps = steps
         self.updates = ddim_steps(policy, steps)
+        self.timesteps = [u.timestep for u in self.updates]
         self.predicts_x0 = policy.schedule.prediction_type == "sample"
         self.clip = bool(self.cfg.diffusion.clip_sample)
         self.clip_range = float(policy.schedule._sampler("ddim", steps).config.clip_sample_range)
@@ -418,6 +421,7 @@ def export_policy(
             "kind": ckpt.kind,
             "sampler": module.sampler,
             "steps": module.steps,
+            "timesteps": module.timesteps,  # the denoiser's timesteps, in order
             "inputs": [spec.to_json() for spec in module.inputs],
             "output": module.output.to_json(),
             "n_obs_steps": policy.cfg.model.n_obs_steps,

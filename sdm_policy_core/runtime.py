@@ -10,13 +10,16 @@ It loads a checkpoint (safetensors + JSON, never a pickle), keeps the observatio
 does), owns normalisation and sampling (`one-step`, `ddim` K steps, `ddpm`), and validates
 every observation: a wrong shape or a NaN raises ObservationError and never reaches the model.
 The batch-1 path runs under `torch.inference_mode` with preallocated input buffers.
+
+The history, validation and ActionChunk live in runtime_base.py (torch-free), shared with
+`OnnxPolicyRuntime` (onnx_runtime.py), which runs an exported graph without torch.
+`infer(noise=...)` takes the sampler's initial noise (1, horizon, Da) instead of drawing it from
+`generator` (torch.Generator seeded with `seed`): the way to compare the two runtimes.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,28 +27,19 @@ import torch
 
 from sdm_policy_core.checkpoint import load_checkpoint
 from sdm_policy_core.config import SAMPLERS, ObservationSpec
-from sdm_policy_core.models.keys import AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.models.keys import IMAGE
 from sdm_policy_core.policies.loading import policy_from_checkpoint
-from sdm_policy_core.policies.observation import ObservationError
+from sdm_policy_core.runtime_base import (
+    ActionChunk,
+    ObservationError,
+    PolicyOutputError,
+    RuntimeBase,
+)
+
+__all__ = ["ActionChunk", "ObservationError", "PolicyOutputError", "PolicyRuntime"]
 
 
-class PolicyOutputError(RuntimeError):
-    """The model produced non-finite actions; nothing may be sent to a robot."""
-
-
-@dataclass
-class ActionChunk:
-    """Actions of one inference call, in robot units."""
-
-    actions: np.ndarray  # (n_action_steps, Da) float32: execute these, in order
-    action_pred: np.ndarray  # (horizon, Da) float32: the whole predicted sequence
-    inference_time: float  # [s] wall-clock time of the call
-    sampler: str
-    steps: int  # network evaluations made (1 for one-step)
-    policy_id: str
-
-
-class PolicyRuntime:
+class PolicyRuntime(RuntimeBase):
     """A loaded policy with its observation history; see the module docstring."""
 
     def __init__(
@@ -82,7 +76,7 @@ class PolicyRuntime:
         self.generator.manual_seed(seed if seed is not None else 0)
         self.sampler, self.steps = "", 0
         self.set_sampler(sampler, steps, spacing=spacing, naive_timestep=naive_timestep)
-        self._history: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs_steps)
+        self._init_history()
         self._inputs = self._allocate_inputs()
         if warmup:  # the first call pays for lazy initialisation; not the robot's first tick
             self.step(self._zero_observation())
@@ -154,16 +148,6 @@ class PolicyRuntime:
         )
 
     # -- observations ----------------------------------------------------------------------------
-    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shape of one observation per key (no time axis)."""
-        shapes: dict[str, tuple[int, ...]] = {AGENT_POS: (self.spec.state_dim,)}
-        if self.spec.point_cloud_shape is not None:
-            shapes[POINT_CLOUD] = tuple(self.spec.point_cloud_shape)
-        if self.spec.image_shape is not None:
-            c, h, w = self.spec.image_shape
-            shapes[IMAGE] = (h, w, c)
-        return shapes
-
     def _allocate_inputs(self) -> dict[str, torch.Tensor]:
         To = self.n_obs_steps
         inputs = {}
@@ -176,59 +160,16 @@ class PolicyRuntime:
                 inputs[key] = torch.zeros((1, To, *shape), dtype=torch.float32, device=self.device)
         return inputs
 
-    def _zero_observation(self) -> dict[str, np.ndarray]:
-        return {
-            k: np.zeros(s, dtype=np.uint8 if k == IMAGE else np.float32)
-            for k, s in self.expected_shapes().items()
-        }
-
-    def validate(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Checked copies of one observation step; ObservationError names what is wrong."""
-        out = {}
-        for key, shape in self.expected_shapes().items():
-            if key not in observation:
-                raise ObservationError(
-                    f"observation is missing {key!r} (shape {shape}); got {sorted(observation)}"
-                )
-            value = np.asarray(observation[key])
-            got = value.shape
-            if key == POINT_CLOUD and value.ndim == 2 and got[0] == shape[0] and got[1] > shape[1]:
-                value = value[:, : shape[1]]  # xyz of an xyz+rgb cloud for an xyz policy
-            elif got != shape:
-                raise ObservationError(
-                    f"observation {key!r} has shape {got}, the checkpoint expects {shape}"
-                )
-            if key == IMAGE:
-                if value.dtype != np.uint8:
-                    raise ObservationError(f"observation 'image' must be uint8, got {value.dtype}")
-            else:
-                if not np.issubdtype(value.dtype, np.number):
-                    raise ObservationError(
-                        f"observation {key!r} must be numeric, got {value.dtype}"
-                    )
-                value = value.astype(np.float32, copy=True)
-                if not np.isfinite(value).all():
-                    raise ObservationError(f"observation {key!r} contains NaN or Inf values")
-            out[key] = value
-        return out
-
-    def reset(self) -> None:
-        """Forget the history (new episode); the next observation fills it."""
-        self._history.clear()
-
-    def push(self, observation: dict[str, np.ndarray]) -> None:
-        """Validate and append one observation step to the history."""
-        obs = self.validate(observation)
-        if not self._history:
-            for _ in range(self.n_obs_steps - 1):
-                self._history.append(obs)
-        self._history.append(obs)
-
     # -- inference -------------------------------------------------------------------------------
-    def infer(self) -> ActionChunk:
-        """An action chunk from the current history (push at least one observation first)."""
-        if not self._history:
-            raise ObservationError("no observation yet: call push() or step() first")
+    def infer(self, noise: np.ndarray | None = None) -> ActionChunk:
+        """An action chunk from the current history (push at least one observation first).
+
+        noise: (1, horizon, Da) or (horizon, Da) standard normal initial noise of the sampler,
+        used instead of a draw from `generator` (ddpm still draws its per-step noise there)."""
+        self._require_history()
+        options = dict(self._options)
+        if noise is not None:
+            options["initial_noise"] = torch.from_numpy(self.check_noise(noise)).to(self.device)
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.policy.predict_action(
@@ -236,21 +177,10 @@ class PolicyRuntime:
                 self.sampler,
                 self.steps,
                 generator=self.generator,
-                **self._options,
+                **options,
             )
-            actions = out["action"][0].float().cpu().numpy()
             action_pred = out["action_pred"][0].float().cpu().numpy()
-        elapsed = time.perf_counter() - start
-        if not (np.isfinite(actions).all() and np.isfinite(action_pred).all()):
-            raise PolicyOutputError(f"{self.policy_id} produced non-finite actions")
-        return ActionChunk(
-            actions=actions,
-            action_pred=action_pred,
-            inference_time=elapsed,
-            sampler=self.sampler,
-            steps=self.steps,
-            policy_id=self.policy_id,
-        )
+        return self._chunk(action_pred, time.perf_counter() - start)
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         """The current history as the policy's batch: {key: (1, n_obs_steps, ...)} tensors on
@@ -260,8 +190,3 @@ class PolicyRuntime:
                 value = torch.from_numpy(obs[key])
                 buffer[0, i].copy_(value.permute(2, 0, 1) if key == IMAGE else value)
         return self._inputs
-
-    def step(self, observation: dict[str, np.ndarray]) -> ActionChunk:
-        """push(observation) then infer()."""
-        self.push(observation)
-        return self.infer()

@@ -1,22 +1,42 @@
 """Neural networks of the core (ROS-free): encoders, the denoisers (ConditionalUnet1D,
 MlpDenoiser), factory."""
 
-from sdm_policy_core.models.factory import (
-    build_denoiser,
-    build_observation_encoder,
-    count_parameters,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from sdm_policy_core.models.keys import ACTION, AGENT_POS, IMAGE, OBSERVATION_KEYS, POINT_CLOUD
-from sdm_policy_core.models.mlp_denoiser import FiLMResidualBlock, MlpDenoiser
-from sdm_policy_core.models.obs_encoder import ObservationEncoder, observation_feature_dim
-from sdm_policy_core.models.pointnet import PointCloudEncoder, StateEncoder
-from sdm_policy_core.models.resnet import RandomCrop, ResNet18Encoder, ResNet18GN
-from sdm_policy_core.models.unet1d import (
-    ConditionalResidualBlock1D,
-    ConditionalUnet1D,
-    Conv1dBlock,
-    SinusoidalPosEmb,
-)
+
+# The networks import torch; they load on first use so that `sdm_policy_core.models.keys` (and
+# with it the torch-free runtime pieces) imports on a robot's install without torch.
+_LAZY = {
+    "build_denoiser": "factory",
+    "build_observation_encoder": "factory",
+    "count_parameters": "factory",
+    "FiLMResidualBlock": "mlp_denoiser",
+    "MlpDenoiser": "mlp_denoiser",
+    "ObservationEncoder": "obs_encoder",
+    "observation_feature_dim": "obs_encoder",
+    "PointCloudEncoder": "pointnet",
+    "StateEncoder": "pointnet",
+    "RandomCrop": "resnet",
+    "ResNet18Encoder": "resnet",
+    "ResNet18GN": "resnet",
+    "ConditionalResidualBlock1D": "unet1d",
+    "ConditionalUnet1D": "unet1d",
+    "Conv1dBlock": "unet1d",
+    "SinusoidalPosEmb": "unet1d",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ACTION",

@@ -83,8 +83,10 @@ class Policy(nn.Module, metaclass=abc.ABCMeta):
         sampler: str | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        initial_noise: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """{"action_pred": (B, H, Da), "action": (B, n_action_steps, Da)} in robot units."""
+        """{"action_pred": (B, H, Da), "action": (B, n_action_steps, Da)} in robot units.
+        `initial_noise` (B, H, Da) replaces the sampler's draw of its starting noise."""
 
     def _to_chunk(self, naction: Tensor) -> dict[str, Tensor]:
         action = self.normalizer.unnormalize(ACTION, naction)

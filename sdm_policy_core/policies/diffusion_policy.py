@@ -75,7 +75,12 @@ class DiffusionPolicy(Policy):
         shape = (cond.shape[0], *self.action_shape)
         if sampler == "one-step":
             return self.schedule.naive_one_step(
-                self.denoiser, shape, cond, naive_timestep, generator=generator
+                self.denoiser,
+                shape,
+                cond,
+                naive_timestep,
+                generator=generator,
+                initial_noise=initial_noise,
             )
         return self.schedule.sample(
             self.denoiser,
@@ -95,12 +100,13 @@ class DiffusionPolicy(Policy):
         sampler: str | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        initial_noise: Tensor | None = None,
         *,
         spacing: str | None = None,
         naive_timestep: int | None = None,
     ) -> dict[str, Tensor]:
         """Action chunk in robot units from a raw observation batch (sampler options as in
-        `sample_normalized`).
+        `sample_normalized`; `initial_noise` (B, H, Da) replaces the starting noise).
 
         Returns {"action_pred": (B, H, Da) the whole predicted sequence,
                  "action": (B, n_action_steps, Da) the actions to execute, starting at the
@@ -117,6 +123,7 @@ class DiffusionPolicy(Policy):
             sampler,
             steps,
             generator,
+            initial_noise,
             spacing=spacing,
             naive_timestep=naive_timestep,
         )

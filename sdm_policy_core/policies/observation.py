@@ -9,10 +9,9 @@ from torch import Tensor
 
 from sdm_policy_core.config import ObservationSpec
 from sdm_policy_core.models.keys import AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.runtime_base import ObservationError
 
-
-class ObservationError(ValueError):
-    """An observation does not fit the policy; the message names expected and received."""
+__all__ = ["ObservationError", "check_observation", "expected_shapes"]
 
 
 def expected_shapes(spec: ObservationSpec, n_obs_steps: int) -> dict[str, tuple[int, ...]]:

@@ -63,8 +63,11 @@ class SdmPolicy(Policy):
         sampler: str | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        initial_noise: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        naction = self.sample_normalized(self.encode(obs), sampler or "one-step", 1, generator)
+        naction = self.sample_normalized(
+            self.encode(obs), sampler or "one-step", 1, generator, initial_noise
+        )
         if self.cfg.diffusion.clip_sample:  # as the teacher's samplers do
             naction = naction.clamp(-1.0, 1.0)
         return self._to_chunk(naction)

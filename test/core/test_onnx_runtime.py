@@ -1,0 +1,258 @@
+"""OnnxPolicyRuntime: an exported policy on onnxruntime gives the PyTorch runtime's actions for
+the same observations and noise, runs in a process that never imports torch, and refuses models
+that do not fit with what differs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdm_policy_core import control
+from sdm_policy_core.config import DeploymentConfig, ObservationSpec
+from sdm_policy_core.export import export_policy
+from sdm_policy_core.onnx_runtime import OnnxModelError, OnnxPolicyRuntime
+from sdm_policy_core.robot import RobotProfile
+from sdm_policy_core.runtime import PolicyRuntime
+from test.conftest import REPO
+
+TOL = 1e-4  # export.TOLERANCE: robot units
+H, DA, TO = 8, 4, 2  # horizon, action dim, n_obs_steps of the fixtures
+JOINTS = ("j1", "j2", "j3", "j4")
+PROFILE = RobotProfile(
+    name="test_arm",
+    state_names=JOINTS,
+    action_names=JOINTS,
+    action_kind="joint_position",
+    output="joint_trajectory",
+    lower=(-0.3,) * 4,
+    upper=(0.3,) * 4,
+    max_step=0.02,
+)
+
+
+def _exported(checkpoint: Path, root: Path, steps: int | None = None) -> Path:
+    """A copy of `checkpoint` with policy.onnx (+ .json) exported into it, as a deployer
+    would ship it."""
+    target = root / checkpoint.parent.parent.name / "checkpoints" / checkpoint.name
+    shutil.copytree(checkpoint, target)
+    export_policy(target, target / "policy.onnx", "onnx", steps=steps)
+    return target
+
+
+@pytest.fixture(scope="module")
+def sdm_dir(sdm_ckpt, tmp_path_factory) -> Path:
+    return _exported(Path(sdm_ckpt), tmp_path_factory.mktemp("deploy_sdm"))
+
+
+def _observation(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {
+        "point_cloud": rng.uniform(-0.5, 0.5, (32, 3)).astype(np.float32),
+        "agent_pos": rng.uniform(-0.5, 0.5, 4).astype(np.float32),
+    }
+
+
+def _assert_same_actions(torch_rt, onnx_rt, seed: int) -> None:
+    """Five ticks of equal observations and equal noise: equal chunks within TOL."""
+    rng, noise_rng = np.random.default_rng(seed), np.random.default_rng(seed + 100)
+    previous = None
+    for _ in range(5):
+        obs = _observation(rng)
+        noise = noise_rng.standard_normal((1, H, DA)).astype(np.float32)
+        torch_rt.push(obs)
+        onnx_rt.push(obs)
+        a, b = torch_rt.infer(noise=noise), onnx_rt.infer(noise=noise)
+        assert b.action_pred.shape == (H, DA) and b.actions.shape == (4, DA)
+        np.testing.assert_allclose(b.action_pred, a.action_pred, rtol=0, atol=TOL)
+        np.testing.assert_allclose(b.actions, a.actions, rtol=0, atol=TOL)
+        assert (b.sampler, b.steps, b.policy_id) == (a.sampler, a.steps, a.policy_id)
+        if previous is not None:  # the inputs matter: not a constant output
+            assert np.abs(b.action_pred - previous).max() > 1e-3
+        previous = b.action_pred
+
+
+def test_sdm_actions_equal_the_torch_runtime_for_the_same_noise(sdm_dir):
+    torch_rt = PolicyRuntime(sdm_dir, threads=1, warmup=False)
+    onnx_rt = OnnxPolicyRuntime(sdm_dir, threads=1, warmup=False)
+    assert (onnx_rt.kind, onnx_rt.sampler, onnx_rt.steps) == ("sdm", "one-step", 1)
+    assert onnx_rt.spec == torch_rt.spec
+    assert onnx_rt.timesteps == torch_rt.timesteps
+    assert (onnx_rt.n_obs_steps, onnx_rt.n_action_steps, onnx_rt.horizon) == (TO, 4, H)
+    _assert_same_actions(torch_rt, onnx_rt, seed=1)
+
+
+def test_teacher_ddim_actions_equal_the_torch_runtime(teacher_ckpt, tmp_path):
+    ckpt = _exported(Path(teacher_ckpt), tmp_path, steps=3)
+    torch_rt = PolicyRuntime(ckpt, sampler="ddim", steps=3, threads=1, warmup=False)
+    onnx_rt = OnnxPolicyRuntime(ckpt / "policy.onnx", threads=1, warmup=False)
+    assert (onnx_rt.kind, onnx_rt.sampler, onnx_rt.steps) == ("teacher", "ddim", 3)
+    assert onnx_rt.timesteps == torch_rt.timesteps
+    _assert_same_actions(torch_rt, onnx_rt, seed=2)
+    # The sampler is inside the graph: another one is refused with the way to get it.
+    with pytest.raises(ValueError, match=r"runs ddim x3.*sdm export --steps K"):
+        onnx_rt.set_sampler("ddim", 10)
+    with pytest.raises(ValueError, match="not one-step"):
+        onnx_rt.set_sampler("one-step")
+    onnx_rt.set_sampler("ddim", 3)  # the exported one is accepted
+
+
+def test_controller_commands_equal_with_either_runtime(sdm_dir):
+    """The robot-side path: raw clouds -> crop/FPS (numpy, fpsample) -> runtime -> limits."""
+
+    def controller(runtime):
+        noises = iter(np.random.default_rng(5).standard_normal((10, 1, H, DA)))
+        infer = runtime.infer
+        runtime.infer = lambda: infer(noise=next(noises))  # equal noise, call by call
+        ctrl = control.PolicyController(runtime, PROFILE, DeploymentConfig())
+        ctrl.set_enabled(True)
+        return ctrl
+
+    torch_ctrl = controller(PolicyRuntime(sdm_dir, threads=1))
+    onnx_ctrl = controller(OnnxPolicyRuntime(sdm_dir, threads=1))
+    rng = np.random.default_rng(3)
+    commands, state = 0, np.zeros(4, np.float32)
+    for k in range(12):
+        cloud = rng.uniform(-0.5, 0.5, (500, 3)).astype(np.float32)
+        results = []
+        for ctrl in (torch_ctrl, onnx_ctrl):
+            ctrl.update_cloud(cloud, 1.0 + 0.1 * k)
+            ctrl.update_state(state, 1.0 + 0.1 * k)
+            results.append(ctrl.tick(1.01 + 0.1 * k))
+        a, b = results
+        assert a.state == b.state == control.RUNNING
+        np.testing.assert_allclose(b.command, a.command, rtol=0, atol=TOL)
+        commands += 1
+        state = a.command.astype(np.float32)  # the arm follows
+    assert commands == 12 and onnx_ctrl.counters.inferences == 3
+
+
+NO_TORCH = r"""
+import json, sys
+import numpy as np
+from sdm_policy_core import control
+from sdm_policy_core.config import DeploymentConfig
+from sdm_policy_core.onnx_runtime import OnnxPolicyRuntime
+from sdm_policy_core.robot import RobotProfile
+
+runtime = OnnxPolicyRuntime(sys.argv[1], threads=1, seed=3)
+chunk = runtime.step({"point_cloud": np.zeros((32, 3), np.float32),
+                      "agent_pos": np.zeros(4, np.float32)})
+joints = ("j1", "j2", "j3", "j4")
+profile = RobotProfile(name="arm", state_names=joints, action_names=joints,
+                       action_kind="joint_position", output="joint_trajectory",
+                       lower=(-0.3,) * 4, upper=(0.3,) * 4, max_step=0.02)
+ctrl = control.PolicyController(runtime, profile, DeploymentConfig())
+ctrl.set_enabled(True)
+ctrl.update_cloud(np.random.default_rng(0).uniform(-0.5, 0.5, (2000, 3)).astype(np.float32), 1.0)
+ctrl.update_state(np.zeros(4, np.float32), 1.0)
+result = ctrl.tick(1.01)
+print(json.dumps({"torch": sorted(m for m in sys.modules if m.split(".")[0] == "torch"),
+                  "actions": chunk.actions.tolist(), "command": result.command.tolist()}))
+"""
+
+
+def _python(code: str, *args: str, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        timeout=120,
+    )
+
+
+def test_the_onnx_runtime_never_imports_torch(sdm_dir):
+    proc = _python(NO_TORCH, str(sdm_dir))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["torch"] == []
+    assert np.isfinite(out["actions"]).all() and len(out["command"]) == 4
+    # The same seed in-process (with torch loaded) gives the same actions: the noise stream
+    # is numpy's default_rng(seed), warm-up draw included.
+    runtime = OnnxPolicyRuntime(sdm_dir, threads=1, seed=3)
+    chunk = runtime.step({"point_cloud": np.zeros((32, 3)), "agent_pos": np.zeros(4)})
+    np.testing.assert_allclose(chunk.actions, out["actions"], rtol=0, atol=1e-6)
+
+
+BLOCK_ORT = r"""
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+sys.meta_path.insert(0, Block())
+from sdm_policy_core.onnx_runtime import OnnxPolicyRuntime
+OnnxPolicyRuntime(sys.argv[1])
+"""
+
+
+def test_missing_onnxruntime_says_how_to_install_it(sdm_dir):
+    proc = _python(BLOCK_ORT, str(sdm_dir))
+    assert proc.returncode != 0
+    assert "OnnxRuntimeMissingError" in proc.stderr
+    assert "pip install -r requirements/deploy.txt" in proc.stderr
+
+
+def _copy_export(sdm_dir: Path, target: Path, with_config: bool = False) -> Path:
+    target.mkdir()
+    for name in ("policy.onnx", "policy.onnx.json") + (("config.json",) if with_config else ()):
+        shutil.copy(sdm_dir / name, target / name)
+    return target
+
+
+def test_refusals_name_what_is_missing_or_differs(sdm_dir, tmp_path):
+    # A checkpoint directory without an export: the backend never exports (that needs torch).
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(sdm_dir / "config.json", bare / "config.json")
+    with pytest.raises(OnnxModelError, match=r"no exported \.onnx.*sdm export --checkpoint"):
+        OnnxPolicyRuntime(bare)
+    # The .onnx without its sidecar.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(sdm_dir / "policy.onnx", alone / "policy.onnx")
+    with pytest.raises(OnnxModelError, match=r"no sidecar policy\.onnx\.json"):
+        OnnxPolicyRuntime(alone / "policy.onnx")
+    # A sidecar whose inputs are not the graph's (from another export).
+    edited = _copy_export(sdm_dir, tmp_path / "edited")
+    meta = json.loads((edited / "policy.onnx.json").read_text())
+    meta["inputs"][0]["shape"] = [1, TO, 64, 3]
+    (edited / "policy.onnx.json").write_text(json.dumps(meta))
+    with pytest.raises(OnnxModelError, match=r"point_cloud \[1, 2, 32, 3\] tensor\(float\) in "):
+        OnnxPolicyRuntime(edited)
+    # A graph file that is not the one the sidecar describes.
+    swapped = _copy_export(sdm_dir, tmp_path / "swapped")
+    (swapped / "policy.onnx").write_bytes((swapped / "policy.onnx").read_bytes() + b"\0")
+    with pytest.raises(OnnxModelError, match="sha256"):
+        OnnxPolicyRuntime(swapped)
+    # A checkpoint directory whose config.json observes otherwise (points, channels, state).
+    other = _copy_export(sdm_dir, tmp_path / "other", with_config=True)
+    config = json.loads((other / "config.json").read_text())
+    config["obs"].update(point_cloud_shape=[64, 6], state_dim=7)
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(OnnxModelError) as err:
+        OnnxPolicyRuntime(other)
+    message = str(err.value)
+    for part in (
+        "points 32 in the model, 64 in config.json",
+        "channels 3 in the model, 6 in ",
+        "state size 4 in the model, 7 in config.json",
+        "export this checkpoint again",
+    ):
+        assert part in message
+    # What the caller expects (the robot's topics): the state size differs.
+    want = ObservationSpec(point_cloud_shape=(32, 3), state_dim=5, action_dim=4)
+    with pytest.raises(OnnxModelError, match="state size 4 in the model, 5 expected"):
+        OnnxPolicyRuntime(sdm_dir, expected_spec=want)
+    # Two exports in one directory: which one is ambiguous.
+    two = _copy_export(sdm_dir, tmp_path / "two")
+    shutil.copy(two / "policy.onnx", two / "other.onnx")
+    with pytest.raises(OnnxModelError, match=r"2 \.onnx models \(other\.onnx, policy\.onnx\)"):
+        OnnxPolicyRuntime(two)
