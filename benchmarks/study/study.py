@@ -205,12 +205,21 @@ def commands(p: Protocol, phase: str, work: Path) -> list[tuple[str, Path, list[
     return steps
 
 
-def run(p: Protocol, phase: str, work: Path, only_task: str | None = None) -> int:
+def run(
+    p: Protocol,
+    phase: str,
+    work: Path,
+    only_task: str | None = None,
+    only_seeds: list[int] | None = None,
+) -> int:
     log_dir = work / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     todo = commands(p, phase, work)
     if only_task is not None:
         todo = [step for step in todo if step[0].split(" ")[0] == only_task]
+    if only_seeds is not None:  # the shared datasets, then only these seeds' steps
+        keep = {f"s{seed}" for seed in only_seeds}
+        todo = [s for s in todo if s[0].endswith(" demos") or s[0].split(" ")[-1] in keep]
     for k, (label, done, cmd) in enumerate(todo, 1):
         if done.exists():
             print(f"[{k}/{len(todo)}] {label}: done", flush=True)
@@ -367,6 +376,13 @@ def main() -> int:
     ap.add_argument("--phase", choices=PHASES, required=True)
     ap.add_argument("--work", type=Path, default=None, help="default runs/study/<study>")
     ap.add_argument("--task", help="run: only this task's steps (e.g. one process per task)")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="run: only these training seeds' steps (disjoint "
+        "sets in parallel processes; never two processes on one seed)",
+    )
     a = ap.parse_args()
     p = Protocol(a.protocol.resolve())
     work = (a.work or REPO / "runs" / "study" / p.study).resolve()
@@ -376,7 +392,7 @@ def main() -> int:
             print(f"# {label} [{state}]\n{shlex.join(cmd)}")
         return 0
     if a.action == "run":
-        return run(p, a.phase, work, a.task)
+        return run(p, a.phase, work, a.task, a.seeds)
     return report(p, a.phase)
 
 
