@@ -205,6 +205,19 @@ def commands(p: Protocol, phase: str, work: Path) -> list[tuple[str, Path, list[
     return steps
 
 
+def finished(done: Path, cmd: list[str]) -> bool:
+    """Whether a step's output is complete: an evaluation's JSON exists; a training run's
+    `latest` checkpoint is at the run's last step (a run killed mid-way has a `latest` from its
+    last periodic checkpoint, which must be resumed, not taken)."""
+    if not done.exists():
+        return False
+    if done.name != "model.safetensors":
+        return True
+    steps = [a.split("=", 1)[1] for a in cmd if a.startswith("train.max_steps=")]
+    config = json.loads((done.parent / "config.json").read_text())
+    return bool(steps) and config.get("provenance", {}).get("step") == int(steps[-1])
+
+
 def run(
     p: Protocol,
     phase: str,
@@ -221,7 +234,7 @@ def run(
         keep = {f"s{seed}" for seed in only_seeds}
         todo = [s for s in todo if s[0].endswith(" demos") or s[0].split(" ")[-1] in keep]
     for k, (label, done, cmd) in enumerate(todo, 1):
-        if done.exists():
+        if finished(done, cmd):
             print(f"[{k}/{len(todo)}] {label}: done", flush=True)
             continue
         log = log_dir / (label.replace(" ", "_") + ".log")
@@ -388,7 +401,7 @@ def main() -> int:
     work = (a.work or REPO / "runs" / "study" / p.study).resolve()
     if a.action == "plan":
         for label, done, cmd in commands(p, a.phase, work):
-            state = "done" if done.exists() else "todo"
+            state = "done" if finished(done, cmd) else "todo"
             print(f"# {label} [{state}]\n{shlex.join(cmd)}")
         return 0
     if a.action == "run":
