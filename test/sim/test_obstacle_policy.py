@@ -81,6 +81,21 @@ def test_the_sdm_student_passes_where_the_teachers_naive_one_step_call_collides(
     assert student["max_episode_steps"] == 60 and "num_points" not in student
 
 
+def test_sdm_eval_writes_the_contract_and_refuses_a_task_of_another_state_size(
+    runs, tmp_path, capsys
+):
+    out = tmp_path / "r.json"
+    base = ["eval", "--checkpoint", str(runs["sdm"]), "--episodes", "3", "--seed", "5"]
+    flags = ["--out", str(out), "--no-progress", "--no-plot", "--threads", "1"]
+    assert sdm([*base, "--task", "obstacle-2d", *flags]) == 0
+    result = json.loads(out.read_text())
+    assert {"success_rate", "episodes", "seeds", "sampler", "steps", "latency_ms"} <= set(result)
+    assert result["task"] == "obstacle-2d" and result["seeds"] == [5]
+    assert all("collision" in row for row in result["episode_results"])
+    assert sdm([*base, "--task", "obstacle-2d-cue", "--out", str(tmp_path / "c.json")]) == 2
+    assert "agent_pos of size 2; obstacle-2d-cue gives 3" in capsys.readouterr().err
+
+
 def test_a_state_only_checkpoint_describes_itself_serves_state_and_exports(runs, tmp_path):
     config = json.loads((runs["sdm"] / "config.json").read_text())
     assert config["obs"]["point_cloud_shape"] is None and config["obs"]["image_shape"] is None
