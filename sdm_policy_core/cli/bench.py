@@ -3,6 +3,7 @@
 sdm bench latency [--preset P | --checkpoint CKPT_DIR] [--idle-ms MS] [--evict-mb MB]
                   --out RESULT.json
 sdm bench bag2zarr [BAG_DIR] --out RESULT.json   (makes its own bag of 10k-point clouds)
+sdm bench backends [--backend torch onnxruntime] [--preset cpu_small simple_dp3] --out RESULT.json
 """
 
 from __future__ import annotations
@@ -131,6 +132,35 @@ def _image_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _backends(args: argparse.Namespace) -> int:
+    from sdm_policy_core.bench.backends import run_backends
+
+    try:
+        result = run_backends(
+            presets=tuple(args.preset),
+            backends=tuple(args.backend),
+            threads=args.threads,
+            repeats=args.repeats,
+            steps=args.steps,
+            rate_hz=args.rate,
+        )
+    except (RuntimeError, ValueError) as err:
+        print(f"sdm bench backends: error: {err}", file=sys.stderr)
+        return 2
+    _write(result, args.out)
+    for preset in args.preset:
+        for backend in args.backend:
+            r = result[preset][backend]
+            print(
+                f"{preset:>10} {backend:>11}: ready {r['cold_start_s']['median']:.2f} s, "
+                f"RSS {r['rss_mb']:.0f} MB, step p50 {r['step_ms']['p50']:.2f} ms "
+                f"p99 {r['step_ms']['p99']:.2f} ms (n={r['n']}), torch imported: "
+                f"{r['torch_loaded']}"
+            )
+    print(f"-> {args.out}")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
@@ -191,6 +221,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     node.add_argument("--threads", type=int, default=2, help="torch threads of the node")
     node.add_argument("--out", type=Path, required=True, help="result JSON")
     node.set_defaults(func=_node)
+    back = bench.add_parser(
+        "backends",
+        help="torch vs onnxruntime runtime: cold start, resident memory, step latency",
+    )
+    back.add_argument(
+        "--backend",
+        nargs="+",
+        choices=("torch", "onnxruntime"),
+        default=["torch", "onnxruntime"],
+        help="runtimes to measure (default both)",
+    )
+    back.add_argument(
+        "--preset",
+        nargs="+",
+        choices=sorted(PRESETS),
+        default=["cpu_small", "simple_dp3"],
+        help="random-weight SDM students of these presets (default cpu_small simple_dp3)",
+    )
+    back.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
+    back.add_argument("--repeats", type=int, default=3, help="fresh processes per backend (3)")
+    back.add_argument("--steps", type=int, default=300, help="timed steps per process (300)")
+    back.add_argument("--rate", type=float, default=30.0, help="control rate in Hz (30)")
+    back.add_argument("--out", type=Path, required=True, help="result JSON")
+    back.set_defaults(func=_backends)
     b2z = bench.add_parser("bag2zarr", help="bag -> zarr conversion: clouds/s and peak memory")
     b2z.add_argument(
         "bag", nargs="?", type=Path, help="rosbag2 bag (default: generate one of 10k-pt clouds)"

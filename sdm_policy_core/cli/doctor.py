@@ -4,6 +4,11 @@ Checks Python, torch (device, threads), the core's packages, ROS 2 (rclpy, the R
 packages, sdm_msgs, DDS discovery confined to this machine), the MuJoCo GL backend that works, and
 free disk. Prints one line per check and a fix-it line for each failure; exits 1 when a required
 piece is missing. ROS probes run in a subprocess: the core never imports ROS itself.
+
+`--deploy` checks a robot's torch-free install instead (requirements/deploy.txt): onnxruntime and
+its execution providers, numpy / fpsample / pyyaml (opencv for image policies), that the ONNX
+runtime and the controller import without torch, and with `--model PATH` that an exported model
+loads and runs one step there.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 SETUP_HINT = "run scripts/setup.sh, then `source scripts/env.sh`"
+DEPLOY_HINT = (
+    "pip install -c requirements/constraints.txt -r requirements/deploy.txt, then "
+    "pip install --no-deps -e . (no torch needed)"
+)
 
 
 @dataclass
@@ -239,7 +248,83 @@ def check_disk(path: Path) -> Check:
     )
 
 
-def run_checks(core_only: bool = False) -> list[Check]:
+def check_deploy_packages() -> list[Check]:
+    """onnxruntime (with its providers) and the packages of the robot-side preprocessing."""
+    try:
+        import onnxruntime as ort
+
+        ort_check = Check(
+            "onnxruntime",
+            True,
+            f"{ort.__version__}, providers {', '.join(ort.get_available_providers())}",
+        )
+    except ImportError as err:
+        ort_check = Check("onnxruntime", False, f"not importable ({err})", DEPLOY_HINT)
+    found = {d: _version(d) for d in ("numpy", "fpsample", "pyyaml")}
+    missing = [d for d, v in found.items() if v is None]
+    opencv = _version("opencv-python-headless") or _version("opencv-python")
+    return [
+        ort_check,
+        Check(
+            "deploy packages",
+            not missing,
+            ", ".join(f"{d} {v}" for d, v in found.items() if v)
+            + (f"; missing: {', '.join(missing)}" if missing else ""),
+            DEPLOY_HINT,
+        ),
+        Check(
+            "opencv (image policies)",
+            opencv is not None,
+            f"opencv {opencv}" if opencv else "not installed: camera frames cannot be resized",
+            "pip install opencv-python-headless (only image policies need it)",
+            required=False,
+        ),
+    ]
+
+
+# Imports the robot-side runtime in a fresh interpreter and fails if torch came with it; with a
+# model path (argv[1]) loads it and runs one step on zero observations.
+_TORCH_FREE_PROBE = """
+import sys, time
+from sdm_policy_core import control
+from sdm_policy_core.onnx_runtime import OnnxPolicyRuntime
+message = "sdm_policy_core.onnx_runtime and control import without torch"
+if len(sys.argv) > 1:
+    start = time.perf_counter()
+    runtime = OnnxPolicyRuntime(sys.argv[1], threads=1)
+    ready = time.perf_counter() - start
+    chunk = runtime.step(runtime._zero_observation())
+    message = (f"{runtime.policy_id} ({runtime.kind}, {runtime.sampler} x{runtime.steps}) "
+               f"loaded in {ready:.2f} s, one step {chunk.inference_time * 1e3:.1f} ms, no torch")
+torch = sorted(m for m in sys.modules if m.split(".")[0] == "torch")
+if torch:
+    raise SystemExit(f"torch was imported: {', '.join(torch[:3])}")
+print(message)
+"""
+
+
+def check_torch_free_runtime(model: str | None = None) -> Check:
+    code = _TORCH_FREE_PROBE
+    if model is not None:
+        code = f"import sys; sys.argv[1:] = [{str(Path(model).resolve())!r}]\n" + code
+    ok, detail = _probe(code)
+    return Check(
+        "torch-free runtime" + (" + model" if model else ""),
+        ok,
+        detail,
+        "export the model with `sdm export --format onnx` on a machine with torch and copy "
+        "the .onnx with its .onnx.json"
+        if model and "torch was imported" not in detail
+        else DEPLOY_HINT,
+    )
+
+
+def run_checks(
+    core_only: bool = False, deploy: bool = False, model: str | None = None
+) -> list[Check]:
+    if deploy:
+        checks = [check_python(), *check_deploy_packages(), check_torch_free_runtime(model)]
+        return checks if core_only else checks + check_ros()
     checks = [check_python(), check_torch(), check_core_packages(), check_optional_packages()]
     if not core_only:
         checks += check_ros()
@@ -248,7 +333,10 @@ def run_checks(core_only: bool = False) -> list[Check]:
 
 
 def _handler(args: argparse.Namespace) -> int:
-    checks = run_checks(core_only=args.core_only)
+    if args.model is not None and not args.deploy:
+        print("sdm doctor: --model is checked with --deploy", file=sys.stderr)
+        return 2
+    checks = run_checks(core_only=args.core_only, deploy=args.deploy, model=args.model)
     failed = [c for c in checks if not c.ok and c.required]
     if args.json:
         print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))
@@ -281,6 +369,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--core-only",
         action="store_true",
         help="skip the ROS 2 checks (training servers without ROS)",
+    )
+    p.add_argument(
+        "--deploy",
+        action="store_true",
+        help="check a robot's torch-free install (requirements/deploy.txt): onnxruntime, the "
+        "preprocessing packages, the ONNX runtime importing without torch",
+    )
+    p.add_argument(
+        "--model",
+        metavar="PATH",
+        help="with --deploy: an exported .onnx (or a directory holding one) to load and run once",
     )
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p.set_defaults(func=_handler)

@@ -256,3 +256,50 @@ def test_refusals_name_what_is_missing_or_differs(sdm_dir, tmp_path):
     shutil.copy(two / "policy.onnx", two / "other.onnx")
     with pytest.raises(OnnxModelError, match=r"2 \.onnx models \(other\.onnx, policy\.onnx\)"):
         OnnxPolicyRuntime(two)
+
+
+NO_TRAINING_PACKAGES = r"""
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):  # a robot's install: requirements/deploy.txt only
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "zarr", "numcodecs", "diffusers", "safetensors"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+from sdm_policy_core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_doctor_deploy_checks_the_torch_free_install_and_model(sdm_dir, tmp_path):
+    proc = _python(
+        NO_TRAINING_PACKAGES,
+        "doctor",
+        "--deploy",
+        "--core-only",
+        "--json",
+        "--model",
+        str(sdm_dir),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert {"onnxruntime", "deploy packages", "torch-free runtime + model"} <= set(checks)
+    assert "torch" not in checks  # not needed on the robot
+    assert checks["torch-free runtime + model"]["ok"]
+    assert "(sdm, one-step x1) loaded in" in checks["torch-free runtime + model"]["detail"]
+    # A model that does not load fails the check with the reason.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(sdm_dir / "policy.onnx", alone / "policy.onnx")
+    proc = _python(
+        NO_TRAINING_PACKAGES, "doctor", "--deploy", "--core-only", "--model", str(alone)
+    )
+    assert proc.returncode == 1
+    assert "no sidecar policy.onnx.json" in proc.stdout and "sdm export" in proc.stdout
+    # Commands that need torch or the training packages say so instead of a traceback.
+    for args in (
+        ["export", "--checkpoint", str(sdm_dir), "--format", "onnx", "--out", str(tmp_path)],
+        ["train", "--dataset", "d.zarr", "--out", str(tmp_path / "run")],
+    ):
+        proc = _python(NO_TRAINING_PACKAGES, *args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert "No module named" in proc.stderr and "pip install -e ." in proc.stderr

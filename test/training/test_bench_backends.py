@@ -1,0 +1,33 @@
+"""`sdm bench backends`: both runtimes measured in fresh processes; the onnxruntime one without
+torch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sdm_policy_core.bench.backends import run_backends
+from sdm_policy_core.cli import main as sdm
+
+
+def test_backends_bench_measures_both_runtimes_in_fresh_processes(tmp_path):
+    out = tmp_path / "backends.json"
+    args = ["bench", "backends", "--preset", "cpu_small", "--repeats", "1", "--steps", "5"]
+    assert sdm([*args, "--rate", "50", "--threads", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    entry = result["cpu_small"]
+    torch_run, onnx_run = entry["torch"], entry["onnxruntime"]
+    assert torch_run["torch_loaded"] is True and onnx_run["torch_loaded"] is False
+    for run in (torch_run, onnx_run):
+        assert run["n"] == 5 and 0 < run["step_ms"]["p50"] <= run["step_ms"]["p99"]
+        assert run["cold_start_s"]["median"] > run["load_s"] > 0
+        assert 0 < run["rss_ready_mb"] <= run["peak_rss_mb"]
+    assert entry["export_max_abs_diff"] <= 1e-4
+    assert entry["onnxruntime_vs_torch"]["rss"] == onnx_run["rss_mb"] / torch_run["rss_mb"]
+    assert (result["threads"], result["rate_hz"], result["steps_per_run"]) == (1, 50.0, 5)
+
+
+def test_unknown_backend_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"backends must be among \['torch', 'onnxruntime'\]"):
+        run_backends(backends=("tensorrt",), workdir=tmp_path)
