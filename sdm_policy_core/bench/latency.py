@@ -157,13 +157,16 @@ def _time_parts(
 
 
 def _observations(spec, seed: int = 0):
+    """Random observations of the spec's keys: a cloud and an image where it has them."""
     rng = np.random.default_rng(seed)
-    P, C = spec.point_cloud_shape
     while True:
-        yield {
-            "point_cloud": rng.uniform(-0.5, 0.5, (P, C)).astype(np.float32),
-            "agent_pos": rng.uniform(-1, 1, spec.state_dim).astype(np.float32),
-        }
+        obs = {"agent_pos": rng.uniform(-1, 1, spec.state_dim).astype(np.float32)}
+        if spec.point_cloud_shape is not None:
+            obs["point_cloud"] = rng.uniform(-0.5, 0.5, spec.point_cloud_shape).astype(np.float32)
+        if spec.image_shape is not None:
+            c, h, w = spec.image_shape
+            obs["image"] = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+        yield obs
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -228,7 +231,7 @@ def run_latency(
         }
         spec = (teacher or runtimes["sdm"]).spec
         result["obs"] = {
-            "point_cloud_shape": list(spec.point_cloud_shape),
+            "point_cloud_shape": list(spec.point_cloud_shape or []) or None,
             "state_dim": spec.state_dim,
             "action_dim": spec.action_dim,
         }

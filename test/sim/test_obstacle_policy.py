@@ -17,6 +17,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from sdm_policy_core.bench.latency import run_latency
 from sdm_policy_core.cli import main as sdm
 from sdm_policy_core.eval.rollout import evaluate
 from sdm_policy_core.policies.loading import load_policy
@@ -120,3 +121,15 @@ def test_a_state_only_checkpoint_describes_itself_serves_state_and_exports(runs,
             "action", policy.sample_normalized(cond, initial_noise=noise).clamp(-1, 1)
         )
     np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+
+
+def test_bench_latency_times_a_state_only_checkpoint(runs):
+    result = run_latency(
+        preset=None,
+        checkpoint=runs["teacher"],
+        threads=1,
+        budget_s=2.0,
+        samplers=("one_step", "ddim10"),
+    )
+    assert result["obs"] == {"point_cloud_shape": None, "state_dim": 2, "action_dim": 2}
+    assert result["one_step"]["p50_ms"] < result["ddim10"]["p50_ms"]
