@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -149,7 +150,7 @@ def require_state_only(
 METAWORLD = "metaworld"
 
 
-def check_spec(spec: ObservationSpec, source: str | Any) -> int:
+def check_spec(spec: ObservationSpec, source: str | Path) -> int:
     """Raise when a policy with this observation spec cannot act in MetaWorldEnv (no point
     cloud, a non-square image, another state or action size); returns the image size to render
     (0: none). source names the policy in the message."""

@@ -73,9 +73,15 @@ class ObstacleEpisode:
 
 
 class ObstacleEnv:
-    """The task; an EvalEnv (see eval/envs.py). Pure numpy, ~10 µs per step."""
+    """The task; an EvalEnv (see eval/envs.py), pure numpy.
 
-    def __init__(self, cue: bool = False, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS):
+    cue: show the coin's side in `agent_pos` (3-D) and require it. max_episode_steps: the
+    episode fails when it ends there.
+    """
+
+    def __init__(
+        self, cue: bool = False, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS
+    ) -> None:
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         self.cue = bool(cue)
@@ -122,7 +128,7 @@ class ObstacleEnv:
         if ep.passed == 0 and old[1] < oy <= new[1]:
             ep.passed = -1 if new[0] < OBSTACLE[0] else 1
         ep.collision = segment_distance(old, new, np.asarray(OBSTACLE)) < OBSTACLE_RADIUS
-        at_goal = new[1] >= GOAL_Y and abs(new[0]) <= GOAL_HALF_WIDTH
+        at_goal = bool(new[1] >= GOAL_Y and abs(new[0]) <= GOAL_HALF_WIDTH)
         wrong_side = self.cue and ep.passed not in (0, ep.side)
         ep.success = at_goal and not ep.collision and not wrong_side
         done = ep.collision or ep.success or ep.steps >= self.max_episode_steps
