@@ -585,7 +585,15 @@ class DeploymentConfig:
         default=2.0, metadata={"help": "[Hz] rate of the status and /diagnostics messages"}
     )
     torch_threads: int = field(
-        default=2, metadata={"help": "CPU threads of the policy's torch inference"}
+        default=2,
+        metadata={"help": "CPU threads of the policy's inference (torch or onnxruntime)"},
+    )
+    backend: str = field(
+        default="torch",
+        metadata={
+            "help": "torch: the checkpoint on PyTorch; onnxruntime: its exported .onnx (+ .json "
+            "sidecar; a file or a directory holding one), no torch in the process"
+        },
     )
     on_fault: str = field(
         default="hold",
@@ -638,6 +646,10 @@ class DeploymentConfig:
         _require(
             1 <= self.torch_threads <= 256,
             f"torch_threads must be in [1, 256], got {self.torch_threads}",
+        )
+        _require(
+            self.backend in ("torch", "onnxruntime"),
+            f"backend must be 'torch' or 'onnxruntime', got {self.backend!r}",
         )
         _require(
             self.trigger in ("timer", "observation"),

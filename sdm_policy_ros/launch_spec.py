@@ -64,7 +64,14 @@ POLICY_ARGUMENTS = (
         "checkpoint",
         "",
         "checkpoint directory (config.json + model.safetensors) "
-        "of a teacher or SDM policy; empty: load later with ~/load_checkpoint",
+        "of a teacher or SDM policy; with backend onnxruntime an exported .onnx (+ .onnx.json) "
+        "or a directory holding one; empty: load later with ~/load_checkpoint",
+    ),
+    LaunchArgument(
+        "backend",
+        "",
+        "torch or onnxruntime (an exported model, no torch in the node); empty: the params "
+        "file's (torch)",
     ),
     LaunchArgument(
         "robot",
@@ -132,6 +139,8 @@ def policy_nodes(args: dict[str, str]) -> list[NodeSpec]:
     }
     if values["checkpoint"]:
         parameters["checkpoint"] = os.path.abspath(values["checkpoint"])
+    if values["backend"]:
+        parameters["backend"] = values["backend"]
     return [
         NodeSpec(
             executable="policy_node",

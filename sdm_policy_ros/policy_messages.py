@@ -20,7 +20,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from sdm_policy_core.control import PolicyController
 from sdm_policy_core.robot import RobotProfile
-from sdm_policy_core.runtime import ActionChunk as Chunk
+from sdm_policy_core.runtime_base import ActionChunk as Chunk
 
 # robot profile `output` -> the message type published on the topic of that name
 OUTPUT_TYPES = {

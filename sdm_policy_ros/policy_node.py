@@ -36,6 +36,12 @@ Clouds are placed in the base frame per `transform_source` (sdm_policy_ros.extri
 lookups at each cloud's stamp where tf2_ros is importable, else the profile's camera mount; a
 cloud in a frame neither knows is rejected, never guessed.
 
+`backend`: `torch` runs the checkpoint with PyTorch (PolicyRuntime); `onnxruntime` runs the
+graph `sdm export --format onnx` wrote (a .onnx with its .onnx.json sidecar, or a checkpoint
+directory holding one) with OnnxPolicyRuntime, and the process never imports torch (each runtime
+is imported when a model is loaded). A model that does not fit is refused at configure with
+what differs.
+
     policy_node --ros-args --params-file config/policy.yaml \
         -p checkpoint:=runs/sdm/checkpoints/latest -p robot:=generic_7dof
 """
@@ -64,7 +70,6 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from sdm_policy_core import control
-from sdm_policy_core.checkpoint import CheckpointError
 from sdm_policy_core.config import ConfigError, DeploymentConfig, to_dict
 from sdm_policy_core.conversions import (
     ConversionError,
@@ -75,7 +80,7 @@ from sdm_policy_core.conversions import (
     stamp_to_seconds,
 )
 from sdm_policy_core.robot import RobotProfile, StateAssembler, load_robot_profile
-from sdm_policy_core.runtime import PolicyOutputError, PolicyRuntime
+from sdm_policy_core.runtime_base import PolicyOutputError
 from sdm_policy_ros import policy_messages as messages
 from sdm_policy_ros.extrinsics import make_extrinsics
 from sdm_policy_ros.params import (
@@ -92,7 +97,9 @@ SENSOR_QOS = {
 }
 AUTOSTART = ("auto", "unconfigured", "inactive", "active")
 # Errors of a checkpoint that cannot be used here: the load is refused, the node carries on.
-LOAD_ERRORS = (CheckpointError, ConfigError, ValueError, OSError, PolicyOutputError)
+# (checkpoint.CheckpointError and onnx_runtime.OnnxModelError are ValueErrors; importing
+# sdm_policy_core.checkpoint would import torch; ImportError: onnxruntime not installed.)
+LOAD_ERRORS = (ConfigError, ValueError, OSError, PolicyOutputError, ImportError)
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
@@ -385,8 +392,12 @@ class PolicyNode(LifecycleNode):
     # -- model ------------------------------------------------------------------------------
     def _load(self, path: str, sampler: str, steps: int) -> str:
         """Build a controller for checkpoint `path`; raise (keeping the old one) if unfit."""
-        self.get_logger().info(f"loading {path}")
-        runtime = PolicyRuntime(
+        self.get_logger().info(f"loading {path} ({self.config.backend})")
+        if self.config.backend == "onnxruntime":
+            from sdm_policy_core.onnx_runtime import OnnxPolicyRuntime as Runtime
+        else:
+            from sdm_policy_core.runtime import PolicyRuntime as Runtime
+        runtime = Runtime(
             path,
             sampler=sampler or None,
             steps=steps or None,
@@ -713,7 +724,7 @@ def main(args: list[str] | None = None) -> int:
         NODE_NAME,
         PolicyNode,
         args=args,
-        startup_errors=(ConfigError, CheckpointError, PolicyOutputError, ValueError),
+        startup_errors=(ConfigError, PolicyOutputError, ValueError, ImportError),
     )
 
 

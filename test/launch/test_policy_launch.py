@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 
 import pytest
 
@@ -17,6 +18,7 @@ def test_spec_declares_every_argument_with_a_description():
     names = [a.name for a in POLICY_ARGUMENTS]
     assert names == [
         "checkpoint",
+        "backend",
         "robot",
         "params_file",
         "autostart",
@@ -40,6 +42,11 @@ def test_spec_declares_every_argument_with_a_description():
     assert "autostart:=inactive" in args
     assert args.index("--params-file") < args.index("-p")  # overrides come after the file
     assert ("points", "/cam/points") in spec.remappings
+    assert not any(a.startswith("backend:=") for a in args)  # the params file's (torch)
+    onnx = policy_nodes({"backend": "onnxruntime", "checkpoint": "model/policy.onnx"})[0]
+    args = onnx.ros_arguments()
+    assert "backend:=onnxruntime" in args
+    assert f"checkpoint:={os.path.abspath('model/policy.onnx')}" in args
     with pytest.raises(ValueError, match="unknown launch arguments"):
         policy_nodes({"robto": "x"})
 

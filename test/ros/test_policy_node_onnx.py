@@ -1,0 +1,69 @@
+"""policy_node with `backend: onnxruntime`: an exported model drives the robot through real DDS
+with no torch in the node's process, and a model that does not fit is refused with what
+differs while the loaded one stays."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from sdm_policy_core.export import export_policy
+from test.conftest import PYTHON, wait_for
+from test.ros.test_policy_node import (
+    LIMIT,
+    ROBOT,
+    _call,
+    _enable,
+    _node,
+    _recorder,
+    _records,
+)
+from test.ros.test_policy_node import robot_yaml as robot_yaml  # the fixture
+
+
+def _load(processes, path: Path, name: str) -> dict:
+    request = {"path": str(path)}
+    service = "/sdm_policy_node/load_checkpoint"
+    return _call(processes, "sdm_msgs/srv/LoadCheckpoint", service, request, name)
+
+
+def test_onnxruntime_node_commands_without_torch(processes, robot_yaml, sdm_ckpt, tmp_path):
+    ckpt = tmp_path / "sdm" / "checkpoints" / "latest"
+    shutil.copytree(sdm_ckpt, ckpt)
+    export_policy(ckpt, ckpt / "policy.onnx", "onnx")
+    node = _node(processes, robot_yaml, ckpt, "backend:=onnxruntime", "control_rate_hz:=20.0")
+    assert f"loading {ckpt} (onnxruntime)" in processes.log(node)
+    recorder = _recorder(processes)
+    processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
+    status = wait_for(lambda: _records(processes, recorder, "STATUS"), 20, what="status")[-1]
+    assert status["policy_id"] == "sdm/latest@20"  # the exported checkpoint's id, as torch's
+    _enable(processes)
+    commands = wait_for(
+        lambda: (c := _records(processes, recorder, "CMD")) and len(c) >= 10 and c,
+        30,
+        what="commands from the onnxruntime node",
+    )
+    for c in commands:
+        assert len(c["points"]) == 1 and np.all(np.abs(c["points"][0]) <= LIMIT + 1e-9)
+    # The node's process mapped onnxruntime's library and never torch's.
+    maps = Path(f"/proc/{node.pid}/maps").read_text()
+    assert "onnxruntime" in maps and "libtorch" not in maps
+    # Refused with what differs; the loaded model stays.
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("policy.onnx", "policy.onnx.json", "config.json"):
+        shutil.copy(ckpt / name, other / name)
+    config = json.loads((other / "config.json").read_text())
+    config["obs"]["point_cloud_shape"] = [64, 3]
+    (other / "config.json").write_text(json.dumps(config))
+    refused = _load(processes, other, "refuse_points")
+    assert not refused["success"]
+    assert "points 32 in the model, 64 in config.json" in refused["message"], refused
+    (other / "policy.onnx.json").unlink()
+    refused = _load(processes, other / "policy.onnx", "refuse_sidecar")
+    assert not refused["success"] and "no sidecar policy.onnx.json" in refused["message"]
+    assert refused["policy_id"] == "sdm/latest@20"
+    assert processes.stop(node) == 0, processes.log(node)
