@@ -19,7 +19,7 @@ DDIM/DDPM steps from the noisiest timestep down. SDM checkpoints sample one-step
 also writes every step of every episode (failed ones too) as a dataset in the layout of `sdm
 demos`: the observations this policy visits in closed loop, which `sdm distill --extra-dataset` can
 distil on (choose seeds that are not your evaluation seeds). Exit codes: 0 done, 2 bad input
-(unknown task, checkpoint, sampler, observation mismatch). """
+(unknown task, checkpoint, sampler, observation mismatch)."""
 
 from __future__ import annotations
 
