@@ -41,6 +41,7 @@ def main() -> int:
     node = Node("sdm_bench_peer")
     latencies: list[float] = []
     command_times: list[float] = []
+    first_command: list[float] = []  # wall time of the first command, warm-up or not
     inference: list[float] = []
     measuring = {"on": False}
 
@@ -50,6 +51,8 @@ def main() -> int:
             inference.append(msg.inference_time)
 
     def on_command(_msg) -> None:
+        if not first_command:
+            first_command.append(time.time())
         if measuring["on"]:
             command_times.append(time.monotonic())
 
@@ -108,6 +111,7 @@ def main() -> int:
         "clouds_sent": k,
         "cloud_rate_hz": a.rate,
         "points": a.points,
+        "first_command_wall": first_command[0] if first_command else None,
     }
     print("RESULT " + json.dumps(result), flush=True)
     node.destroy_node()

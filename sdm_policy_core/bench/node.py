@@ -3,6 +3,12 @@
 Starts, as real processes, the policy node (one-step SDM student, then its DDIM-10 teacher) and
 a robot peer that streams 1024-point clouds + joint states at 30 Hz and records the node's
 action chunks and commands. The core only orchestrates processes; it never imports ROS.
+
+With several backends (`torch`, `onnxruntime`: the node's `backend` parameter; the checkpoints
+are exported to ONNX into their directories first) each runs in the same way, one after the
+other, and each run also reports the node's start: process start -> node ready (its log says
+"started"), -> first command at the peer; and its resident memory (VmRSS sampled while it runs,
+VmHWM at the end).
 """
 
 from __future__ import annotations
@@ -30,6 +36,27 @@ def _node_command() -> list[str]:
     return [str(exe)] if exe.is_file() else [sys.executable, "-m", "sdm_policy_ros.policy_node"]
 
 
+def _memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM of a process [MB] (empty when it is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {
+        ln.split(":")[0]: int(ln.split()[1]) / 1024.0
+        for ln in lines
+        if ln.startswith(("VmRSS:", "VmHWM:"))
+    }
+
+
+def _maps_torch(pid: int) -> bool:
+    """Whether the process has torch's shared library mapped (it imported torch)."""
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def _run_one(
     checkpoint: Path,
     sampler: str,
@@ -39,10 +66,13 @@ def _run_one(
     duration: float,
     threads: int,
     log_dir: Path,
+    backend: str = "torch",
 ) -> dict[str, Any]:
     env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_LOCALHOST_ONLY": "1"}
-    node_log = (log_dir / f"node_{sampler}.log").open("w")
+    log_path = log_dir / f"node_{backend}_{sampler}.log"
+    node_log = log_path.open("w")
     params = {
+        "backend": backend,
         "checkpoint": checkpoint,
         "robot": robot,
         "sampler": sampler,
@@ -55,6 +85,7 @@ def _run_one(
     ros_args = ["--ros-args"]
     for key, value in params.items():
         ros_args += ["-p", f"{key}:={value}"]
+    started = time.time()
     node = subprocess.Popen(
         [*_node_command(), *ros_args],
         stdout=node_log,
@@ -62,8 +93,9 @@ def _run_one(
         env=env,
         start_new_session=True,
     )
+    ready_s, rss, peak, torch_mapped = None, [], 0.0, False
     try:
-        peer = subprocess.run(
+        peer = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -77,11 +109,24 @@ def _run_one(
                 "--joints",
                 ",".join(JOINTS),
             ],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             env=env,
-            timeout=duration + 180,
         )
+        deadline = time.monotonic() + duration + 180
+        while peer.poll() is None and time.monotonic() < deadline:
+            if ready_s is None and "started " in log_path.read_text():
+                ready_s = time.time() - started
+            memory = _memory_mb(node.pid)
+            rss.append(memory.get("VmRSS", 0.0))
+            peak = max(peak, memory.get("VmHWM", 0.0))
+            if ready_s is not None and not torch_mapped:  # torch's library in the process
+                torch_mapped = _maps_torch(node.pid)
+            time.sleep(0.02 if ready_s is None else 0.5)
+        if peer.poll() is None:
+            peer.kill()
+        peer_out, peer_err = peer.communicate()
     finally:
         node.send_signal(signal.SIGINT)
         try:
@@ -89,13 +134,22 @@ def _run_one(
         except subprocess.TimeoutExpired:
             os.killpg(node.pid, signal.SIGKILL)
         node_log.close()
-    lines = [ln for ln in peer.stdout.splitlines() if ln.startswith("RESULT ")]
+    lines = [ln for ln in peer_out.splitlines() if ln.startswith("RESULT ")]
     if not lines:
         raise RuntimeError(
-            f"bench peer failed: {peer.stderr[-2000:]}\nnode log: "
-            f"{(log_dir / f'node_{sampler}.log').read_text()[-2000:]}"
+            f"bench peer failed: {peer_err[-2000:]}\nnode log: {log_path.read_text()[-2000:]}"
         )
-    return json.loads(lines[-1][len("RESULT ") :])
+    result = json.loads(lines[-1][len("RESULT ") :])
+    first = result.pop("first_command_wall", None)
+    result.update(
+        backend=backend,
+        ready_s=ready_s,
+        first_command_s=first - started if first is not None else None,
+        rss_mb=max(rss) if rss else None,
+        peak_rss_mb=peak or None,
+        torch_mapped=torch_mapped,
+    )
+    return result
 
 
 def run_node_bench(
@@ -104,9 +158,15 @@ def run_node_bench(
     rate: float = 30.0,
     duration: float = 10.0,
     threads: int = 2,
+    backends: tuple[str, ...] = ("torch",),
+    preset: str = "cpu_small",
 ) -> dict[str, Any]:
     """The JSON of `sdm bench node`: per policy (one_step, teacher) latency_ms {p50, p99} and
-    rate_hz, measured in one run on this machine."""
+    rate_hz, measured in one run on this machine (the first backend's at the top level; every
+    backend's under `backends`, with ready_s, first_command_s, rss_mb, peak_rss_mb)."""
+    unknown = [b for b in backends if b not in ("torch", "onnxruntime")]
+    if unknown or not backends:
+        raise ValueError(f"backends must be among ['torch', 'onnxruntime'], got {list(backends)}")
     with tempfile.TemporaryDirectory(prefix="sdm-bench-node-") as tmp:
         tmp_path = Path(tmp)
         robot = tmp_path / "bench_arm.yaml"
@@ -126,9 +186,9 @@ def run_node_bench(
         )
         if checkpoint is None:
             teacher, student, params = make_checkpoints(
-                "cpu_small", tmp_path, points, state_dim=4, action_dim=4
+                preset, tmp_path, points, state_dim=4, action_dim=4
             )
-            result: dict[str, Any] = {"preset": "cpu_small", "denoiser_params": params}
+            result: dict[str, Any] = {"preset": preset, "denoiser_params": params}
         else:
             teacher, student = None, Path(checkpoint)
             result = {"checkpoint": str(checkpoint)}
@@ -140,12 +200,23 @@ def run_node_bench(
             trigger="observation",
             started=time.strftime("%Y-%m-%dT%H:%M:%S"),
         )
-        result["one_step"] = _run_one(
-            student, "one-step", robot, points, rate, duration, threads, tmp_path
-        )
-        if teacher is not None:
-            result["teacher"] = _run_one(
-                teacher, "ddim", robot, points, rate, duration, threads, tmp_path
-            )
-            result["teacher"]["sampler"] = "ddim10"
+        if "onnxruntime" in backends and checkpoint is None:  # a given one: export it first
+            from sdm_policy_core.export import export_policy
+
+            export_policy(student, student / "policy.onnx", "onnx")
+            export_policy(teacher, teacher / "policy.onnx", "onnx", steps=10)  # ddim_steps
+        result["backends"] = {}
+        for backend in backends:
+            runs = {
+                "one_step": _run_one(
+                    student, "one-step", robot, points, rate, duration, threads, tmp_path, backend
+                )
+            }
+            if teacher is not None:
+                runs["teacher"] = _run_one(
+                    teacher, "ddim", robot, points, rate, duration, threads, tmp_path, backend
+                )
+                runs["teacher"]["sampler"] = "ddim10"
+            result["backends"][backend] = runs
+        result.update(result["backends"][backends[0]])
     return result

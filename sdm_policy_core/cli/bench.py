@@ -73,18 +73,22 @@ def _node(args: argparse.Namespace) -> int:
             rate=args.rate,
             duration=args.duration,
             threads=args.threads,
+            backends=tuple(args.backend),
+            preset=args.preset,
         )
-    except (RuntimeError, OSError) as err:
+    except (RuntimeError, OSError, ValueError) as err:
         print(f"sdm bench node: error: {err}", file=sys.stderr)
         return 2
     _write(result, args.out)
-    for key in ("one_step", "teacher"):
-        if key in result:
-            r = result[key]
+    for backend, runs in result["backends"].items():
+        for key, r in runs.items():
             lat = r["latency_ms"]
+            ready, first = r["ready_s"], r["first_command_s"]
             print(
-                f"{key:>9}: latency p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms  "
-                f"rate {r['rate_hz']:.1f} Hz  ({r['chunks']} chunks)"
+                f"{backend:>11} {key:>9}: latency p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} "
+                f"ms  rate {r['rate_hz']:.1f} Hz  ({r['chunks']} chunks); ready "
+                f"{ready if ready is None else f'{ready:.2f}'} s, first command "
+                f"{first if first is None else f'{first:.2f}'} s, RSS {r['rss_mb']:.0f} MB"
             )
     return 0
 
@@ -218,7 +222,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     node.add_argument("--points", type=int, default=1024, help="points per cloud (1024)")
     node.add_argument("--rate", type=float, default=30.0, help="cloud rate in Hz (30)")
     node.add_argument("--duration", type=float, default=10.0, help="seconds measured (10)")
-    node.add_argument("--threads", type=int, default=2, help="torch threads of the node")
+    node.add_argument("--threads", type=int, default=2, help="inference threads of the node")
+    node.add_argument(
+        "--backend",
+        nargs="+",
+        choices=("torch", "onnxruntime"),
+        default=["torch"],
+        help="node backends, measured one after the other (default torch); onnxruntime runs "
+        "the exported model (made here for the generated checkpoints)",
+    )
+    node.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="cpu_small",
+        help="random-weight checkpoints of this preset when no --checkpoint (cpu_small)",
+    )
     node.add_argument("--out", type=Path, required=True, help="result JSON")
     node.set_defaults(func=_node)
     back = bench.add_parser(

@@ -67,3 +67,18 @@ def test_onnxruntime_node_commands_without_torch(processes, robot_yaml, sdm_ckpt
     assert not refused["success"] and "no sidecar policy.onnx.json" in refused["message"]
     assert refused["policy_id"] == "sdm/latest@20"
     assert processes.stop(node) == 0, processes.log(node)
+
+
+def test_bench_node_onnxruntime_reports_start_memory_and_no_torch(tmp_path):
+    from sdm_policy_core.cli import main as sdm
+
+    out = tmp_path / "node.json"
+    args = ["bench", "node", "--backend", "onnxruntime", "--points", "256", "--duration", "2"]
+    assert sdm([*args, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    for key in ("one_step", "teacher"):
+        r = result["backends"]["onnxruntime"][key]
+        assert r == result[key] and r["backend"] == "onnxruntime"
+        assert r["latency_ms"]["p50"] > 0 and r["rate_hz"] > 5 and r["chunks"] > 0
+        assert 0 < r["ready_s"] <= r["first_command_s"]
+        assert 0 < r["rss_mb"] <= r["peak_rss_mb"] and r["torch_mapped"] is False
