@@ -29,8 +29,8 @@ The parts, in the order a message meets them:
                    temp dataset swapped in at the end (nothing written on error)
 
 Memory: messages stream through per-stream buffers pruned behind the ticks; samples are
-decoded in chunks of `chunk_size` and appended to zarr chunk by chunk. Nothing scales with the
-bag's length except the summary's counters and the /tf samples (64 bytes each).
+decoded in chunks of `chunk_size` and appended to zarr chunk by chunk; /tf is read alongside and
+only its last 10 s are kept. Nothing scales with the bag's length but the summary's counters.
 """
 
 from sdm_policy_core.data.bag2zarr.config import (

@@ -59,20 +59,35 @@ class BagConversion:
         pool: DecodePool,
         progress: Callable[[int], None],
     ) -> None:
-        bag, stats = self.bag, self.stats
+        """Convert the bag into `dataset` (progress: called once per stream message)."""
         settings = decode_settings(self.cfg, self.streams.message_types())
         self.writer = SampleWriter(
-            dataset, pool, settings, self.transforms.lookup, self.cfg, stats, bag.path
+            dataset, pool, settings, self.transforms.lookup, self.cfg, self.stats, self.bag.path
         )
-        left_out = bag.undecodable()  # topics used were checked when resolved
+        self._warn_left_out()
+        self._read_up_front()
+        topics = self._stream(progress)
+        for stream in self.streams.all():
+            stream.buffer.finished = True
+        self.transforms.finished = True
+        self._align(final=True)
+        self._end_episode()
+        self.stats.end_bag()
+        self.streams.check_read(topics, self.stats.warnings)
+
+    def _warn_left_out(self) -> None:
+        left_out = self.bag.undecodable()  # topics used were checked when resolved
         if left_out:
-            stats.warnings.append(
-                f"bag {bag.path}: left out {len(left_out)} topic"
+            self.stats.warnings.append(
+                f"bag {self.bag.path}: left out {len(left_out)} topic"
                 f"{'s' if len(left_out) > 1 else ''} whose messages cannot be decoded: "
                 + "; ".join(f"{topic} ({problem})" for topic, problem in left_out.items())
             )
+
+    def _read_up_front(self) -> None:
+        """The small topics needed before the rest: episode markers and /tf_static."""
+        bag, stats, timer = self.bag, self.stats, self.stats.timer
         bag.read_counts.clear()
-        timer = stats.timer
         if self.cfg.episodes.split == "marker":
             timer.enter("markers")
             self.episodes.read_markers(bag, stats.issues)
@@ -81,6 +96,11 @@ class BagConversion:
         self.transforms.read_static(bag, stats.issues)
         timer.exit()
         self.streams.check_read(list(bag.read_counts), stats.warnings)
+
+    def _stream(self, progress: Callable[[int], None]) -> list[str]:
+        """One pass over the streams' topics and /tf, aligning as ticks become ready;
+        returns the topics read."""
+        bag, stats, timer = self.bag, self.stats, self.stats.timer
         tf_topics = set(self.transforms.dynamic_topics)
         topics = self.streams.topics() + sorted(tf_topics)
         messages = iter(bag.messages(topics))
@@ -89,27 +109,19 @@ class BagConversion:
             item = next(messages, None)
             timer.exit()
             if item is None:
-                break
+                return topics
             topic, msgtype, receive_ns, raw = item
             if topic in tf_topics:
                 timer.enter("tf")
                 self.transforms.add(bag, topic, msgtype, raw, stats.issues)
                 timer.exit()
-                self._align(final=False)
-                continue
-            progress(1)
-            timer.enter("stream")
-            stamp = self.streams.add(topic, msgtype, receive_ns, raw, self.aligner.last_tick)
-            stats.seen(topic, receive_ns if stamp is None else stamp)
-            timer.exit()
+            else:
+                progress(1)
+                timer.enter("stream")
+                stamp = self.streams.add(topic, msgtype, receive_ns, raw, self.aligner.last_tick)
+                stats.seen(topic, receive_ns if stamp is None else stamp)
+                timer.exit()
             self._align(final=False)
-        for stream in self.streams.all():
-            stream.buffer.finished = True
-        self.transforms.finished = True
-        self._align(final=True)
-        self._end_episode()
-        stats.end_bag()
-        self.streams.check_read(topics, stats.warnings)
 
     def _align(self, final: bool) -> None:
         """Turn every tick that is ready into a sample of its episode (or count the drop)."""
