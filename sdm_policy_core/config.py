@@ -595,6 +595,14 @@ class DeploymentConfig:
             "sidecar; a file or a directory holding one), no torch in the process"
         },
     )
+    sampler_noise: str = field(
+        default="torch",
+        metadata={
+            "help": "torch backend's initial noise: torch (its generator) or numpy "
+            "(default_rng(seed), as onnxruntime always draws it: equal seeds, equal commands; "
+            "one-step and ddim only)"
+        },
+    )
     on_fault: str = field(
         default="hold",
         metadata={
@@ -650,6 +658,10 @@ class DeploymentConfig:
         _require(
             self.backend in ("torch", "onnxruntime"),
             f"backend must be 'torch' or 'onnxruntime', got {self.backend!r}",
+        )
+        _require(
+            self.sampler_noise in ("torch", "numpy"),
+            f"sampler_noise must be 'torch' or 'numpy', got {self.sampler_noise!r}",
         )
         _require(
             self.trigger in ("timer", "observation"),

@@ -19,7 +19,8 @@ channels, state size, image, action size, horizons), and a model unlike `expecte
 Noise: the sampler's initial noise (1, horizon, Da) is drawn from `generator`, a numpy
 `default_rng(seed)` standard normal stream (seed as PolicyRuntime's, default 0; the warm-up call
 draws once, as PolicyRuntime's does). It is not torch.Generator's stream: the two runtimes give
-equal actions for equal noise, which `infer(noise=...)` on both supplies.
+equal actions for equal noise, which `infer(noise=...)` on both supplies, or
+`PolicyRuntime(..., noise="numpy")`, which draws from the same numpy stream.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 
 from sdm_policy_core.config import SAMPLERS, ObservationSpec
 from sdm_policy_core.models.keys import AGENT_POS, IMAGE, POINT_CLOUD
-from sdm_policy_core.runtime_base import ActionChunk, RuntimeBase
+from sdm_policy_core.runtime_base import ActionChunk, NumpyNoise, RuntimeBase
 
 DEPLOY_INSTALL = (
     "pip install -r requirements/deploy.txt (onnxruntime, numpy, fpsample, pyyaml, opencv; "
@@ -286,22 +287,6 @@ def _graph_differences(session: Any, model: OnnxModel) -> list[str]:
     if outputs != [want]:
         rows.append(f"outputs {outputs} in the graph, {[want]} in the sidecar")
     return rows
-
-
-class NumpyNoise:
-    """The runtime's noise stream: numpy default_rng(seed) standard normals, float32. Offers
-    `manual_seed` like torch.Generator, so callers re-seed either runtime alike."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.manual_seed(seed)
-
-    def manual_seed(self, seed: int) -> NumpyNoise:
-        self.seed = int(seed)
-        self._rng = np.random.default_rng(self.seed)
-        return self
-
-    def standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
-        return self._rng.standard_normal(shape, dtype=np.float32)
 
 
 class OnnxPolicyRuntime(RuntimeBase):

@@ -14,7 +14,9 @@ The batch-1 path runs under `torch.inference_mode` with preallocated input buffe
 The history, validation and ActionChunk live in runtime_base.py (torch-free), shared with
 `OnnxPolicyRuntime` (onnx_runtime.py), which runs an exported graph without torch.
 `infer(noise=...)` takes the sampler's initial noise (1, horizon, Da) instead of drawing it from
-`generator` (torch.Generator seeded with `seed`): the way to compare the two runtimes.
+`generator` (torch.Generator seeded with `seed`); `noise="numpy"` draws it from numpy's
+`default_rng(seed)` as OnnxPolicyRuntime does (one-step and ddim: their only randomness), so the
+two runtimes give equal actions for equal seeds.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from sdm_policy_core.models.keys import IMAGE
 from sdm_policy_core.policies.loading import policy_from_checkpoint
 from sdm_policy_core.runtime_base import (
     ActionChunk,
+    NumpyNoise,
     ObservationError,
     PolicyOutputError,
     RuntimeBase,
 )
 
 __all__ = ["ActionChunk", "ObservationError", "PolicyOutputError", "PolicyRuntime"]
+NOISE_SOURCES = ("torch", "numpy")  # where the sampler's initial noise is drawn
 
 
 class PolicyRuntime(RuntimeBase):
@@ -54,7 +58,10 @@ class PolicyRuntime(RuntimeBase):
         *,
         spacing: str | None = None,
         naive_timestep: int | None = None,
+        noise: str = "torch",
     ) -> None:
+        if noise not in NOISE_SOURCES:
+            raise ValueError(f"noise must be one of {list(NOISE_SOURCES)}, got {noise!r}")
         if threads is not None:
             if threads < 1:
                 raise ValueError(f"threads must be >= 1, got {threads}")
@@ -72,8 +79,12 @@ class PolicyRuntime(RuntimeBase):
         run = self.path.resolve().parent.parent.name
         self.policy_id = f"{run}/{self.path.name}" + (f"@{step}" if step is not None else "")
         self.device = torch.device(device)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed if seed is not None else 0)
+        self.noise_source = noise
+        if noise == "numpy":
+            self.generator: torch.Generator | NumpyNoise = NumpyNoise(seed or 0)
+        else:
+            self.generator = torch.Generator(device=self.device)
+            self.generator.manual_seed(seed if seed is not None else 0)
         self.sampler, self.steps = "", 0
         self.set_sampler(sampler, steps, spacing=spacing, naive_timestep=naive_timestep)
         self._init_history()
@@ -117,6 +128,11 @@ class PolicyRuntime(RuntimeBase):
             steps = steps or self.cfg.diffusion.num_inference_steps
         if not 1 <= steps <= T:
             raise ValueError(f"steps must be in [1, {T}], got {steps}")
+        if sampler == "ddpm" and self.noise_source == "numpy":
+            raise ValueError(
+                "ddpm draws noise at every step from torch's generator; noise='numpy' covers "
+                "one-step and ddim (their only randomness is the initial noise)"
+            )
         teacher_one_step = self.kind != "sdm" and sampler == "one-step"
         if spacing is not None and sampler == "one-step":
             raise ValueError(f"spacing={spacing!r} applies to ddim/ddpm, not to {sampler!r}")
@@ -168,6 +184,8 @@ class PolicyRuntime(RuntimeBase):
         used instead of a draw from `generator` (ddpm still draws its per-step noise there)."""
         self._require_history()
         options = dict(self._options)
+        if noise is None and self.noise_source == "numpy":
+            noise = self.generator.standard_normal(self.noise_shape())
         if noise is not None:
             options["initial_noise"] = torch.from_numpy(self.check_noise(noise)).to(self.device)
         start = time.perf_counter()
@@ -176,7 +194,7 @@ class PolicyRuntime(RuntimeBase):
                 self.model_inputs(),
                 self.sampler,
                 self.steps,
-                generator=self.generator,
+                generator=self.generator if self.noise_source == "torch" else None,
                 **options,
             )
             action_pred = out["action_pred"][0].float().cpu().numpy()

@@ -41,6 +41,22 @@ class ActionChunk:
     policy_id: str
 
 
+class NumpyNoise:
+    """The runtime's noise stream: numpy default_rng(seed) standard normals, float32. Offers
+    `manual_seed` like torch.Generator, so callers re-seed either runtime alike."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.manual_seed(seed)
+
+    def manual_seed(self, seed: int) -> NumpyNoise:
+        self.seed = int(seed)
+        self._rng = np.random.default_rng(self.seed)
+        return self
+
+    def standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
+        return self._rng.standard_normal(shape, dtype=np.float32)
+
+
 class RuntimeBase:
     """Observation history of `n_obs_steps` and its validation; subclasses set `spec`,
     `n_obs_steps`, `n_action_steps`, `horizon` and call `_init_history()`, and implement

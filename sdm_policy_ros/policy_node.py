@@ -393,16 +393,20 @@ class PolicyNode(LifecycleNode):
     def _load(self, path: str, sampler: str, steps: int) -> str:
         """Build a controller for checkpoint `path`; raise (keeping the old one) if unfit."""
         self.get_logger().info(f"loading {path} ({self.config.backend})")
-        if self.config.backend == "onnxruntime":
+        options = {}
+        if self.config.backend == "onnxruntime":  # its noise is numpy's default_rng(seed)
             from sdm_policy_core.onnx_runtime import OnnxPolicyRuntime as Runtime
         else:
             from sdm_policy_core.runtime import PolicyRuntime as Runtime
+
+            options["noise"] = self.config.sampler_noise
         runtime = Runtime(
             path,
             sampler=sampler or None,
             steps=steps or None,
             threads=self.config.torch_threads,
             seed=self._sampler_seed(),
+            **options,
         )
         controller = control.PolicyController(runtime, self.profile, self.config)
         with self._lock:
