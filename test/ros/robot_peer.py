@@ -109,6 +109,28 @@ def malformed(node: Node, k: int, names: list[str], rng: np.random.Generator):
     return kind, "points", cloud
 
 
+def _targets(node: Node, names: list[str], start: float) -> list[tuple[float, list[float]]]:
+    """[(receive time, positions)] of the targets the policy sends (joint_trajectory's first
+    point or joint_commands), starting with `start` rad for every joint; filled while spinning."""
+    received: list[tuple[float, list[float]]] = [(0.0, [start] * len(names))]
+
+    def on_target(positions) -> None:
+        if len(positions) == len(names):
+            received.append((time.monotonic(), [float(v) for v in positions]))
+
+    reliable = QoSProfile(depth=10)
+    node.create_subscription(
+        JointTrajectory,
+        "joint_trajectory",
+        lambda m: m.points and on_target(m.points[0].positions),
+        reliable,
+    )
+    node.create_subscription(
+        Float64MultiArray, "joint_commands", lambda m: on_target(m.data), reliable
+    )
+    return received
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["stream", "record", "fuzz", "repeat"])
@@ -135,22 +157,7 @@ def main() -> int:
             pub_s = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
             pub_i = node.create_publisher(Image, "image", qos_profile_sensor_data)
             size = [int(v) for v in a.image.split("x")] if a.image else None
-            received: list[tuple[float, list[float]]] = [(0.0, [a.start] * len(names))]
-
-            def on_target(positions) -> None:
-                if len(positions) == len(names):
-                    received.append((time.monotonic(), [float(v) for v in positions]))
-
-            reliable = QoSProfile(depth=10)
-            node.create_subscription(
-                JointTrajectory,
-                "joint_trajectory",
-                lambda m: m.points and on_target(m.points[0].positions),
-                reliable,
-            )
-            node.create_subscription(
-                Float64MultiArray, "joint_commands", lambda m: on_target(m.data), reliable
-            )
+            received = _targets(node, names, a.start)
             start = time.monotonic()
             end = start + a.duration
             last_joints = 0.0
@@ -239,20 +246,29 @@ def main() -> int:
             # 50 ms apart, on reliable QoS (as a lockstep simulator resends an observation).
             pub_c = node.create_publisher(PointCloud2, "points", 10)
             pub_s = node.create_publisher(JointState, "joint_states", 10)
+            received = _targets(node, names, a.start)  # the arm moves to each target
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not (
-                pub_c.get_subscription_count() and pub_s.get_subscription_count()
+                pub_c.get_subscription_count()
+                and pub_s.get_subscription_count()
+                and node.count_publishers("joint_trajectory")
+                + node.count_publishers("joint_commands")
             ):
                 time.sleep(0.05)
             time.sleep(0.5)
             for _ in range(a.count):
-                state, cloud = joint_state(node, names), good_cloud(node, rng, a.points)
+                rclpy.spin_once(node, timeout_sec=0)
+                state = joint_state(node, names, received[-1][1])
+                cloud = good_cloud(node, rng, a.points)
                 cloud.header.stamp = state.header.stamp
                 for _ in range(a.copies):
                     pub_s.publish(state)
                     pub_c.publish(cloud)
                     time.sleep(0.05)
-                time.sleep(0.5)
+                    rclpy.spin_once(node, timeout_sec=0)
+                end = time.monotonic() + 0.5
+                while time.monotonic() < end:
+                    rclpy.spin_once(node, timeout_sec=0.05)
             print("SENT " + json.dumps({"observations": a.count, "copies": a.copies}), flush=True)
         else:
             pubs = {
