@@ -14,6 +14,8 @@ from sdm_policy_core.export import export_policy
 from test.conftest import PYTHON, wait_for
 from test.ros.test_policy_node import (
     LIMIT,
+    NODE_EXE,
+    PARAMS_FILE,
     ROBOT,
     _call,
     _enable,
@@ -22,6 +24,8 @@ from test.ros.test_policy_node import (
     _records,
 )
 from test.ros.test_policy_node import robot_yaml as robot_yaml  # the fixture
+
+CHUNK_PEER = str(Path(__file__).with_name("chunk_peer.py"))
 
 
 def _load(processes, path: Path, name: str) -> dict:
@@ -82,3 +86,65 @@ def test_bench_node_onnxruntime_reports_start_memory_and_no_torch(tmp_path):
         assert r["latency_ms"]["p50"] > 0 and r["rate_hz"] > 5 and r["chunks"] > 0
         assert 0 < r["ready_s"] <= r["first_command_s"]
         assert 0 < r["rss_mb"] <= r["peak_rss_mb"] and r["torch_mapped"] is False
+
+
+def test_torch_and_onnxruntime_nodes_plan_equal_chunks(processes, sdm_ckpt, tmp_path):
+    """Two nodes side by side on the same observations: torch (numpy noise) and onnxruntime,
+    the same sampler_seed: every chunk equal within the export tolerance."""
+    ckpt = tmp_path / "sdm" / "checkpoints" / "latest"
+    shutil.copytree(sdm_ckpt, ckpt)
+    export_policy(ckpt, ckpt / "policy.onnx", "onnx")
+    robot = tmp_path / "raw_arm.yaml"
+    robot.write_text(
+        json.dumps(
+            {
+                "state_names": ["j1", "j2", "j3", "j4"],
+                "action_names": ["j1", "j2", "j3", "j4"],
+                "action_kind": "raw",
+                "output": "joint_commands",
+                "lower": [-1.0] * 4,
+                "upper": [1.0] * 4,
+                "camera": {"frame_id": "camera"},
+            }
+        )
+    )
+    nodes = {}
+    for ns, backend in (("a", "torch"), ("b", "onnxruntime")):
+        cmd = [str(NODE_EXE), "--ros-args", "--params-file", PARAMS_FILE, "-r", f"__ns:=/{ns}"]
+        cmd += ["-r", "points:=/points", "-r", "joint_states:=/joint_states"]
+        for param in (
+            f"robot:={robot}",
+            f"checkpoint:={ckpt}",
+            f"backend:={backend}",
+            "sampler_noise:=numpy",
+            "sampler_seed:=3",
+            "autostart:=active",
+            "trigger:=observation",
+            "observation_sync_s:=0.2",
+            "sensor_qos:=reliable",
+            "stale_age_s:=2.0",
+        ):
+            cmd += ["-p", param]
+        nodes[ns] = processes.start(cmd, f"node_{backend}")
+    for node in nodes.values():
+        wait_for(
+            lambda n=node: "started enabled" in processes.log(n) or n.poll() is not None,
+            90,
+            what="policy nodes",
+        )
+        assert node.poll() is None, processes.log(node)
+    peer = processes.start([PYTHON, CHUNK_PEER, "--namespaces", "a,b", "--count", "12"], "peer")
+    assert peer.wait(120) == 0, processes.log(peer)
+    chunks: dict[str, dict[float, list[float]]] = {"a": {}, "b": {}}
+    for line in processes.log(peer).splitlines():
+        if line.startswith("CHUNK "):
+            c = json.loads(line[len("CHUNK ") :])
+            chunks[c["ns"]][round(c["stamp"], 6)] = c["actions"]
+    assert len(chunks["a"]) == len(chunks["b"]) == 3, chunks  # 12 observations, 4 per chunk
+    assert sorted(chunks["a"]) == sorted(chunks["b"])  # planned from the same observations
+    for stamp, actions in chunks["a"].items():
+        np.testing.assert_allclose(chunks["b"][stamp], actions, rtol=0, atol=1e-4)
+    first, *rest = chunks["a"].values()
+    assert all(np.abs(np.subtract(first, r)).max() > 1e-3 for r in rest)  # not a constant
+    for node in nodes.values():
+        assert processes.stop(node) == 0, processes.log(node)
