@@ -100,6 +100,8 @@ def _eval(args: argparse.Namespace) -> int:
             spacing=args.spacing,
             naive_timestep=args.naive_timestep,
             ensembling_decay=args.ensembling_decay if args.temporal_ensembling else None,
+            backend=args.backend,
+            noise=args.noise,
         )
     except (CheckpointError, ObservationError, SimulatorError, ValueError) as err:
         print(f"sdm eval: error: {err}", file=sys.stderr)
@@ -156,6 +158,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="torch (default) or onnxruntime: the .onnx exported into the checkpoint directory "
+        "(sdm export), or a .onnx path as --checkpoint",
+    )
+    p.add_argument(
+        "--noise",
+        choices=("torch", "numpy"),
+        default="torch",
+        help="torch backend's initial noise: torch's generator (default) or numpy's, as "
+        "onnxruntime draws it (then both backends run the same episodes; one-step and ddim)",
+    )
     p.add_argument(
         "--max-episode-steps",
         type=int,

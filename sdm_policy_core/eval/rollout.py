@@ -303,6 +303,8 @@ def evaluate(
     spacing: str | None = None,
     naive_timestep: int | None = None,
     ensembling_decay: float | None = None,
+    backend: str = "torch",
+    noise: str = "torch",
 ) -> Evaluation:
     """Evaluate a checkpoint; returns the result dict, the episodes and any video frames.
 
@@ -321,6 +323,10 @@ def evaluate(
     steps; the timestep of a teacher's one-step call), recorded in the result.
     ensembling_decay: None = receding horizon; a value >= 0 = temporal ensembling with that
     decay (recorded as `execution` and `ensembling_decay`).
+    backend: "torch" (PolicyRuntime) or "onnxruntime" (OnnxPolicyRuntime on the .onnx exported
+    into `checkpoint`, or a .onnx path; its noise is numpy's); noise: the torch backend's
+    initial noise, "torch" or "numpy" (the onnxruntime backend's stream: with it both backends
+    run the same episodes). Both are recorded.
     Raises UnknownTaskError, CheckpointError, ValueError (sampler/steps) or SimulatorError with
     a message that says what to fix.
     """
@@ -332,15 +338,29 @@ def evaluate(
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
-    runtime = PolicyRuntime(
-        checkpoint,
-        sampler=sampler,
-        steps=steps,
-        threads=threads,
-        device=device,
-        spacing=spacing,
-        naive_timestep=naive_timestep,
-    )
+    if backend == "onnxruntime":
+        from sdm_policy_core.onnx_runtime import OnnxPolicyRuntime
+
+        if device != "cpu" or spacing is not None or naive_timestep is not None:
+            raise ValueError(
+                "the onnxruntime backend runs on the CPU with the sampler fixed in the exported "
+                "graph: no device, spacing or naive_timestep"
+            )
+        runtime = OnnxPolicyRuntime(checkpoint, sampler=sampler, steps=steps, threads=threads)
+        noise = "numpy"
+    elif backend == "torch":
+        runtime = PolicyRuntime(
+            checkpoint,
+            sampler=sampler,
+            steps=steps,
+            threads=threads,
+            device=device,
+            spacing=spacing,
+            naive_timestep=naive_timestep,
+            noise=noise,
+        )
+    else:
+        raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
     entry.check(task, runtime.spec, str(checkpoint))
     env = entry.make(task, runtime.spec, max_episode_steps)
     bar = None
@@ -387,6 +407,8 @@ def evaluate(
         "kind": runtime.kind,
         "sampler": runtime.sampler,
         "steps": runtime.steps,
+        "backend": backend,
+        "noise": noise,  # where the sampler's initial noise is drawn: torch or numpy
         "timestep_spacing": runtime.spacing,  # ddim/ddpm: "leading" or "trailing"
         "naive_timestep": runtime.naive_timestep,  # a teacher's one-step call
         "timesteps": runtime.timesteps,  # the denoiser's timesteps per policy call
