@@ -12,7 +12,8 @@ backend then runs in a fresh Python process, as a robot's node would start:
 - whether torch was imported by the process (must be false for onnxruntime).
 
 Runs alternate between the backends (torch, onnxruntime, torch, ...) so that other load on the
-machine falls on both alike.
+machine falls on both alike. `optimizations`: onnxruntime's graph optimisation levels to run
+(each level but "all" is reported as "onnxruntime:LEVEL").
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from sdm_policy_core.export import export_policy
 
 BACKENDS = ("torch", "onnxruntime")
 
-# One run of one backend. argv: backend, checkpoint dir, threads, steps, rate_hz. Prints one JSON
-# line when ready, one when done.
+# One run of one backend. argv: backend, checkpoint dir, threads, steps, rate_hz, onnxruntime's
+# optimisation level. Prints one JSON line when ready, one when done.
 CHILD = r"""
 import json, sys, time
 start = time.perf_counter()
@@ -54,7 +55,8 @@ if backend == "torch":
 else:
     from sdm_policy_core.onnx_runtime import OnnxPolicyRuntime as Runtime
 imported = time.perf_counter()
-runtime = Runtime(path, threads=threads, seed=0)
+options = {} if backend == "torch" else {"optimization": sys.argv[6]}
+runtime = Runtime(path, threads=threads, seed=0, **options)
 ready = time.perf_counter()
 mem = memory()
 print(json.dumps({"event": "ready", "import_s": imported - start, "load_s": ready - imported,
@@ -81,11 +83,17 @@ print(json.dumps({"event": "done", "step_s": times, "rss_mb": mem["VmRSS"],
 
 
 def run_child(
-    backend: str, checkpoint: Path, threads: int, steps: int, rate_hz: float, timeout: float
+    backend: str,
+    checkpoint: Path,
+    threads: int,
+    steps: int,
+    rate_hz: float,
+    timeout: float,
+    optimization: str = "all",
 ) -> dict[str, Any]:
     """One fresh process of `backend` on `checkpoint`: its two reports and the cold start [s]."""
     start = time.perf_counter()
-    args = [backend, str(checkpoint), str(threads), str(steps), str(rate_hz)]
+    args = [backend, str(checkpoint), str(threads), str(steps), str(rate_hz), optimization]
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, *args],
         stdout=subprocess.PIPE,
@@ -133,18 +141,33 @@ def run_backends(
     rate_hz: float = 30.0,
     num_points: int = 512,
     workdir: Path | None = None,
+    optimizations: tuple[str, ...] = ("all",),
 ) -> dict[str, Any]:
     """{preset: {backend: summary}, ...} plus the ratios onnxruntime / torch; see the module
     docstring. Checkpoints and exports go to `workdir` (default: a temporary directory)."""
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
         raise ValueError(f"backends must be among {list(BACKENDS)}, got {list(backends)}")
+    from sdm_policy_core.onnx_runtime import OPTIMIZATION_LEVELS
+
+    if not optimizations or any(o not in OPTIMIZATION_LEVELS for o in optimizations):
+        raise ValueError(
+            f"optimizations must be among {list(OPTIMIZATION_LEVELS)}, got {list(optimizations)}"
+        )
+    # (result key, backend, optimisation level) of each kind of run
+    variants = [("torch", "torch", "all")] if "torch" in backends else []
+    if "onnxruntime" in backends:
+        variants += [
+            ("onnxruntime" if o == "all" else f"onnxruntime:{o}", "onnxruntime", o)
+            for o in optimizations
+        ]
     if repeats < 1 or steps < 1 or rate_hz <= 0:
         raise ValueError(
             f"need repeats >= 1, steps >= 1, rate > 0; got {repeats}, {steps}, {rate_hz}"
         )
     result: dict[str, Any] = {
         "backends": list(backends),
+        "onnxruntime_optimizations": list(optimizations),
         "threads": threads,
         "repeats": repeats,
         "steps_per_run": steps,
@@ -158,20 +181,20 @@ def run_backends(
         for preset in presets:
             _, sdm_dir, params = make_checkpoints(preset, root / preset, num_points=num_points)
             exported = export_policy(sdm_dir, sdm_dir / "policy.onnx", "onnx")
-            runs: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
+            runs: dict[str, list[dict[str, Any]]] = {key: [] for key, _, _ in variants}
             timeout = 300.0 + 10 * steps / rate_hz  # a loaded machine is slow
             for _ in range(repeats):
-                for backend in backends:
-                    runs[backend].append(
-                        run_child(backend, sdm_dir, threads, steps, rate_hz, timeout)
+                for key, backend, level in variants:
+                    runs[key].append(
+                        run_child(backend, sdm_dir, threads, steps, rate_hz, timeout, level)
                     )
             entry: dict[str, Any] = {
                 "denoiser_parameters": params,
                 "onnx_mb": exported.path.stat().st_size / 2**20,
                 "export_max_abs_diff": exported.max_abs_diff,
             }
-            entry.update({b: _summary(runs[b]) for b in backends})
-            if set(BACKENDS) <= set(backends):
+            entry.update({key: _summary(runs[key]) for key in runs})
+            if {"torch", "onnxruntime"} <= set(runs):
                 t, o = entry["torch"], entry["onnxruntime"]
                 entry["onnxruntime_vs_torch"] = {
                     "cold_start": o["cold_start_s"]["median"] / t["cold_start_s"]["median"],

@@ -147,16 +147,18 @@ def _backends(args: argparse.Namespace) -> int:
             repeats=args.repeats,
             steps=args.steps,
             rate_hz=args.rate,
+            optimizations=tuple(args.optimization),
         )
     except (RuntimeError, ValueError) as err:
         print(f"sdm bench backends: error: {err}", file=sys.stderr)
         return 2
     _write(result, args.out)
     for preset in args.preset:
-        for backend in args.backend:
-            r = result[preset][backend]
+        for backend, r in result[preset].items():
+            if not isinstance(r, dict) or "step_ms" not in r:
+                continue
             print(
-                f"{preset:>10} {backend:>11}: ready {r['cold_start_s']['median']:.2f} s, "
+                f"{preset:>10} {backend:>20}: ready {r['cold_start_s']['median']:.2f} s, "
                 f"RSS {r['rss_mb']:.0f} MB, step p50 {r['step_ms']['p50']:.2f} ms "
                 f"p99 {r['step_ms']['p99']:.2f} ms (n={r['n']}), torch imported: "
                 f"{r['torch_loaded']}"
@@ -261,6 +263,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     back.add_argument("--repeats", type=int, default=3, help="fresh processes per backend (3)")
     back.add_argument("--steps", type=int, default=300, help="timed steps per process (300)")
     back.add_argument("--rate", type=float, default=30.0, help="control rate in Hz (30)")
+    back.add_argument(
+        "--optimization",
+        nargs="+",
+        choices=("disable", "basic", "extended", "all"),
+        default=["all"],
+        help="onnxruntime graph optimisation levels to run (default all)",
+    )
     back.add_argument("--out", type=Path, required=True, help="result JSON")
     back.set_defaults(func=_backends)
     b2z = bench.add_parser("bag2zarr", help="bag -> zarr conversion: clouds/s and peak memory")

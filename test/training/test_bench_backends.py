@@ -14,12 +14,16 @@ from sdm_policy_core.cli import main as sdm
 def test_backends_bench_measures_both_runtimes_in_fresh_processes(tmp_path):
     out = tmp_path / "backends.json"
     args = ["bench", "backends", "--preset", "cpu_small", "--repeats", "1", "--steps", "5"]
+    args += ["--optimization", "all", "disable"]
     assert sdm([*args, "--rate", "50", "--threads", "1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     entry = result["cpu_small"]
     torch_run, onnx_run = entry["torch"], entry["onnxruntime"]
+    unoptimised = entry["onnxruntime:disable"]  # graph optimisations off: another variant
     assert torch_run["torch_loaded"] is True and onnx_run["torch_loaded"] is False
-    for run in (torch_run, onnx_run):
+    assert unoptimised["torch_loaded"] is False
+    assert result["onnxruntime_optimizations"] == ["all", "disable"]
+    for run in (torch_run, onnx_run, unoptimised):
         assert run["n"] == 5 and 0 < run["step_ms"]["p50"] <= run["step_ms"]["p99"]
         assert run["cold_start_s"]["median"] > run["load_s"] > 0
         assert 0 < run["rss_ready_mb"] <= run["peak_rss_mb"]
