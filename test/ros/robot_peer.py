@@ -258,6 +258,7 @@ def main() -> int:
             time.sleep(0.5)
             for _ in range(a.count):
                 rclpy.spin_once(node, timeout_sec=0)
+                answered = len(received)
                 state = joint_state(node, names, received[-1][1])
                 cloud = good_cloud(node, rng, a.points)
                 cloud.header.stamp = state.header.stamp
@@ -266,8 +267,11 @@ def main() -> int:
                     pub_c.publish(cloud)
                     time.sleep(0.05)
                     rclpy.spin_once(node, timeout_sec=0)
-                end = time.monotonic() + 0.5
-                while time.monotonic() < end:
+                # Lockstep: the next observation comes after this one's command (or 5 s).
+                end, wait_end = time.monotonic() + 0.5, time.monotonic() + 5.0
+                while time.monotonic() < end or (
+                    len(received) == answered and time.monotonic() < wait_end
+                ):
                     rclpy.spin_once(node, timeout_sec=0.05)
             print("SENT " + json.dumps({"observations": a.count, "copies": a.copies}), flush=True)
         else:

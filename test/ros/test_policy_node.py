@@ -181,7 +181,10 @@ def test_observation_trigger_acts_once_per_observation_not_per_copy(
 ):
     """trigger: observation acts on each new cloud; copies of one (same stamp, as a lockstep
     simulator resends an unanswered observation) are not acted on again."""
+    # observation_sync_s: the joint state of the same step, as lockstep simulators are run (a
+    # cloud that overtakes its state would be acted on with the previous step's joints).
     params = ("trigger:=observation", "sensor_qos:=reliable", "stale_age_s:=5.0")
+    params += ("observation_sync_s:=1.0",)
     node = _node(processes, robot_yaml, sdm_ckpt, *params)
     recorder = _recorder(processes)
     _enable(processes)
