@@ -28,10 +28,8 @@ from test.ros.test_policy_node import robot_yaml as robot_yaml  # the fixture
 FAULT, HOLDING = 5, 4
 
 
-@pytest.fixture(scope="module")
-def strict_robot_yaml(tmp_path_factory) -> Path:
-    """The test arm with a tight tracking watch: 0.005 rad for 0.5 s."""
-    path = tmp_path_factory.mktemp("strict") / "strict_arm.yaml"
+def _arm_yaml(directory: Path, tolerance: float, timeout_s: float) -> Path:
+    path = directory / "arm.yaml"
     path.write_text(
         yaml.safe_dump(
             {
@@ -40,13 +38,33 @@ def strict_robot_yaml(tmp_path_factory) -> Path:
                 "lower": [-LIMIT] * 4,
                 "upper": [LIMIT] * 4,
                 "max_step": MAX_STEP,
-                "tracking_tolerance": 0.005,
-                "tracking_timeout_s": 0.5,
+                "tracking_tolerance": tolerance,
+                "tracking_timeout_s": timeout_s,
                 "camera": {"frame_id": "camera"},
             }
         )
     )
     return path
+
+
+@pytest.fixture(scope="module")
+def strict_robot_yaml(tmp_path_factory) -> Path:
+    """The test arm with a tight tracking watch: 0.005 rad for 1 s."""
+    return _arm_yaml(tmp_path_factory.mktemp("strict"), 0.005, 1.0)
+
+
+@pytest.fixture(scope="module")
+def patient_robot_yaml(tmp_path_factory) -> Path:
+    """The default tolerance (0.75 max_step) for 3 s: a 0.3 s lag plus the delivery delays of
+    a loaded 2-core machine stay well inside it."""
+    return _arm_yaml(tmp_path_factory.mktemp("patient"), 0.75 * MAX_STEP, 3.0)
+
+
+def _recorder_matched(processes):
+    """The recorder, once it receives the node's status (its subscriptions are matched)."""
+    recorder = _recorder(processes)
+    wait_for(lambda: _records(processes, recorder, "STATUS"), 30, what="the recorder matched")
+    return recorder
 
 
 def _states(processes, stream) -> list[tuple[float, np.ndarray]]:
@@ -59,12 +77,12 @@ def _states(processes, stream) -> list[tuple[float, np.ndarray]]:
     return out
 
 
-def test_targets_stay_within_max_step_of_a_lagging_arm(processes, robot_yaml, sdm_ckpt):
+def test_targets_stay_within_max_step_of_a_lagging_arm(processes, patient_robot_yaml, sdm_ckpt):
     """The arm reports the target it got 0.3 s ago (6 ticks at 20 Hz): clamped against the
     previous target, the targets ran ahead of it by up to 6 x max_step; against the measured
     joints each stays within max_step of a state the arm published, and it is no fault."""
-    node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
-    recorder = _recorder(processes)
+    node = _node(processes, patient_robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
+    recorder = _recorder_matched(processes)
     arm = ["--arm", "lag", "--lag", "0.3", "--start", "0.1"]
     stream = processes.start([PYTHON, ROBOT, "stream", "--rate", "30", *arm], "stream")
     _enable(processes)
@@ -95,7 +113,7 @@ def test_a_stuck_arm_faults_reports_it_and_gets_nothing_until_re_enabled(
         processes, strict_robot_yaml, sdm_ckpt, "control_rate_hz:=20.0", "autostart:=active"
     )
     assert "started enabled (lifecycle active)" in processes.log(node)
-    recorder = _recorder(processes)
+    recorder = _recorder_matched(processes)
     arm = ["--arm", "stuck", "--start", "-0.25"]
     stream = processes.start([PYTHON, ROBOT, "stream", "--rate", "30", *arm], "stream")
     faulted = wait_for(
