@@ -254,8 +254,12 @@ def run(
     return 0
 
 
-def load_rows(p: Protocol, phase: str, task: str) -> dict[str, list[dict[str, Any]]]:
-    seeds = p.phases[phase]["train_seeds"]
+def load_rows(
+    p: Protocol, phase: str, task: str, seeds: list[int] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Each row's evaluation per training seed (all the phase's seeds, or `seeds`); a row
+    lacking one is left out."""
+    seeds = p.phases[phase]["train_seeds"] if seeds is None else seeds
     rows: dict[str, list[dict[str, Any]]] = {}
     for row in p.task_rows(task):
         paths = [eval_out(p, phase, task, row.name, s) for s in seeds]
@@ -297,13 +301,22 @@ def check_rule(rule: dict[str, Any], gap: dict[str, Any], gap90: dict[str, Any])
     return bool(ok)
 
 
-def report(p: Protocol, phase: str) -> int:
+def report(p: Protocol, phase: str, only_seeds: list[int] | None = None) -> int:
+    """Write the phase's tables and rule verdicts. only_seeds: an interim look at the training
+    seeds finished so far (a file of its own, every verdict marked interim: not a result)."""
     from sdm_policy_core.eval import paired_difference
 
     name, selection = headline(p)
+    train_seeds = p.phases[phase]["train_seeds"]
+    interim = only_seeds is not None and sorted(only_seeds) != sorted(train_seeds)
+    if only_seeds is not None and not set(only_seeds) <= set(train_seeds):
+        raise SystemExit(f"--seeds {only_seeds} are not all {phase} seeds {train_seeds}")
+    used = list(only_seeds) if only_seeds is not None else train_seeds
     out: dict[str, Any] = {
         "study": p.study,
         "phase": phase,
+        "train_seeds": used,
+        "interim": interim,
         "protocol": str(p.path.relative_to(REPO)),
         "metric": p.metric,
         "headline": name,
@@ -312,6 +325,12 @@ def report(p: Protocol, phase: str) -> int:
         "rules": [],
     }
     lines = [f"# {p.study}: {phase} phase", ""]
+    if interim:
+        lines += [
+            f"**INTERIM: training seeds {used} of {train_seeds}. Not a result: the protocol's "
+            "verdicts need every seed; the verdicts below say where they stand so far.**",
+            "",
+        ]
     lines.append(f"Protocol `{out['protocol']}`; metric `{p.metric}`; headline SDM row `{name}`")
     if selection:
         chosen = ", ".join(f"{k} {v:.3f}" for k, v in selection.items())
@@ -319,13 +338,13 @@ def report(p: Protocol, phase: str) -> int:
     seeds = p.phases[phase]
     lines += [
         "",
-        f"Training seeds {seeds['train_seeds']}, evaluation seeds {seeds['eval_seeds']} x "
+        f"Training seeds {used}, evaluation seeds {seeds['eval_seeds']} x "
         f"{p.episodes} episodes. Gaps: B - A on the same episodes, 95 % interval of the "
         "hierarchical bootstrap (training seeds, then episodes).",
     ]
     alias = {"sdm": name}
     for task in p.tasks:
-        rows = load_rows(p, phase, task)
+        rows = load_rows(p, phase, task, used)
         table: dict[str, Any] = {}
         lines += ["", f"## {task}", "", "| row | mean | per training seed | latency p50 ms |"]
         lines.append("|---|---|---|---|")
@@ -339,7 +358,7 @@ def report(p: Protocol, phase: str) -> int:
     lines += ["", "## Decision rules", ""]
     for rule in p.rules:
         task = rule["task"]
-        rows = load_rows(p, phase, task)
+        rows = load_rows(p, phase, task, used)
         a = alias.get(rule["a"], rule["a"])
         bs = (
             [r.name for r in p.task_rows(task) if r.name != a]
@@ -364,7 +383,7 @@ def report(p: Protocol, phase: str) -> int:
                 "ci95": gap["ci"],
                 "ci90": gap90["ci"],
                 "per_training_seed": gap["per_group"],
-                "verdict": "met" if ok else "MISSED",
+                "verdict": ("interim: " if interim else "") + ("met" if ok else "MISSED"),
             }
             out["rules"].append(entry)
             lines.append(
@@ -372,7 +391,8 @@ def report(p: Protocol, phase: str) -> int:
                 f"[95 % {gap['ci'][0]:+.3f}, {gap['ci'][1]:+.3f}; 90 % {gap90['ci'][0]:+.3f}, "
                 f"{gap90['ci'][1]:+.3f}]: **{entry['verdict']}**"
             )
-    stem = RESULTS / p.study / f"{p.study}_{phase}"
+    suffix = "_interim_s" + "-".join(map(str, used)) if interim else ""
+    stem = RESULTS / p.study / f"{p.study}_{phase}{suffix}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
@@ -406,7 +426,7 @@ def main() -> int:
         return 0
     if a.action == "run":
         return run(p, a.phase, work, a.task, a.seeds)
-    return report(p, a.phase)
+    return report(p, a.phase, a.seeds)
 
 
 if __name__ == "__main__":
