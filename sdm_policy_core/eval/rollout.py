@@ -138,22 +138,34 @@ def run_episode(
             in_history = j >= n - n_obs  # the last n_obs observations feed the next call
             if visited is not None:
                 _append_step(visited, obs, action)
-            observe = in_history or visited is not None
-            obs, reward, done, info = env.step(action, observe=observe)
-            result.length += 1
-            result.reward += float(reward)
-            if "metrics" in info:
-                result.metrics = dict(info["metrics"])
-            if frames is not None:
-                frames.append(env.render())
-            if info["success"]:
-                result.success = True
-                done = True
+            obs, done = _env_step(env, action, in_history or visited is not None, result, frames)
             if done:
                 break
             if in_history:
                 runtime.push(policy_observation(obs))
     return result
+
+
+def _env_step(
+    env: EvalEnv,
+    action: np.ndarray,
+    observe: bool,
+    result: EpisodeResult,
+    frames: list[np.ndarray] | None,
+) -> tuple[dict, bool]:
+    """One env step with the episode's bookkeeping (length, reward, the env's metrics, a frame,
+    success ends it); returns the observation and whether the episode is over."""
+    obs, reward, done, info = env.step(action, observe=observe)
+    result.length += 1
+    result.reward += float(reward)
+    if "metrics" in info:
+        result.metrics = dict(info["metrics"])
+    if frames is not None:
+        frames.append(env.render())
+    if info["success"]:
+        result.success = True
+        done = True
+    return obs, done
 
 
 def _run_ensembled(
@@ -180,16 +192,7 @@ def _run_ensembled(
         last_action = action
         if visited is not None:
             _append_step(visited, obs, action)
-        obs, reward, done, info = env.step(action, observe=True)
-        result.length += 1
-        result.reward += float(reward)
-        if "metrics" in info:
-            result.metrics = dict(info["metrics"])
-        if frames is not None:
-            frames.append(env.render())
-        if info["success"]:
-            result.success = True
-            done = True
+        obs, done = _env_step(env, action, True, result, frames)
         if not done:
             runtime.push(policy_observation(obs))
     return result
