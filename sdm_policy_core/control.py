@@ -377,14 +377,17 @@ class PolicyController:
                 obs["image"] = resize_rgb(self._image.value, self.image_hw)
             self.runtime.push(obs)
         except ValueError as err:  # empty after crop, wrong shape, NaN state
-            self.reject("cloud" if self.uses_cloud else "image", str(err))
+            self.reject(
+                "cloud" if self.uses_cloud else "image" if self.uses_image else "state", str(err)
+            )
             self._cloud = self._image = None
             self.counters.skipped_ticks += 1
             self._drop_plan()
             return TickResult(HOLDING, f"invalid observation: {err}", skipped=True, halt=True)
         chunk = None
         # The camera frame the plan sees (latency is measured from its stamp).
-        obs_stamp = (self._cloud or self._image).stamp
+        # (a state-only policy: the joint state it acted on)
+        obs_stamp = (self._cloud or self._image or self._state).stamp
         ensembling = self.cfg.temporal_ensembling
         if ensembling or not self._queue:
             chunk = self.runtime.infer()

@@ -292,3 +292,28 @@ def test_profile_places_only_the_frames_it_knows():
     for frame in ("lidar", ""):
         with pytest.raises(ValueError, match=r"set camera\.frame_id"):
             profile.cloud_to_base(frame)
+
+
+def test_a_state_only_policy_acts_on_joint_states_alone(tmp_path):
+    """A checkpoint trained on data/state + data/action only needs no camera: joint states
+    drive it, and the command's observation stamp is the joint state's."""
+    from sdm_policy_core.cli import main as sdm
+    from test.conftest import TINY
+    from test.core.test_state_only import _dataset
+
+    rng = np.random.default_rng(0)
+    state = rng.uniform(-0.2, 0.2, (24, 4)).astype(np.float32)
+    data = _dataset(tmp_path / "s.zarr", state=state, action=np.roll(state, -1, axis=0))
+    out = tmp_path / "run"
+    assert sdm(["train", "--dataset", str(data), "--out", str(out), "--no-progress", *TINY]) == 0
+    runtime = PolicyRuntime(out / "checkpoints" / "latest", threads=1, seed=0)
+    ctrl = control.PolicyController(runtime, PROFILE, DeploymentConfig())
+    assert not ctrl.uses_cloud and not ctrl.uses_image
+    ctrl.set_enabled(True)
+    assert ctrl.tick(1.0).state == control.WAITING_FOR_DATA
+    ctrl.update_state(np.zeros(4, np.float32), 1.0)
+    result = ctrl.tick(1.01)
+    assert result.state == control.RUNNING and result.command.shape == (4,)
+    assert result.obs_stamp == 1.0
+    assert np.abs(result.command).max() <= PROFILE.max_step + 1e-6  # from the measured zeros
+    assert ctrl.tick(5.0).state == control.HOLDING  # the joint state went stale
