@@ -377,3 +377,25 @@ def test_tf_places_each_cloud_where_tf2_ros_is_installed(processes, tmp_path, sd
     )
     processes.stop(stream)
     assert processes.stop(node) == 0, processes.log(node)
+
+
+def test_a_state_only_checkpoint_is_driven_by_joint_states_alone(processes, robot_yaml, tmp_path):
+    """A policy trained on data/state + data/action: the node needs joint states only (the
+    clouds robot_peer also streams are not used) and commands within the profile's limits."""
+    from sdm_policy_core.cli import main as sdm
+    from test.conftest import TINY
+    from test.core.test_state_only import _dataset
+
+    rng = np.random.default_rng(0)
+    state = rng.uniform(-0.2, 0.2, (24, 4)).astype(np.float32)
+    data = _dataset(tmp_path / "s.zarr", state=state, action=np.roll(state, -1, axis=0))
+    run = tmp_path / "state_only"
+    assert sdm(["train", "--dataset", str(data), "--out", str(run), "--no-progress", *TINY]) == 0
+    node = _node(processes, robot_yaml, run / "checkpoints" / "latest", "control_rate_hz:=20.0")
+    recorder = _recorder(processes)
+    processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
+    _enable(processes)
+    wait_for(lambda: len(_records(processes, recorder, "CMD")) >= 10, 30, what="10 commands")
+    commands = _records(processes, recorder, "CMD")
+    assert all(np.all(np.abs(c["points"][0]) <= LIMIT + 1e-9) for c in commands)
+    assert processes.stop(node) == 0, processes.log(node)
