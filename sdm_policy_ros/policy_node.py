@@ -496,6 +496,12 @@ class PolicyNode(LifecycleNode):
             with self._state_arrived:
                 self._state_stamp = assembled[1]
                 self._state_arrived.notify_all()
+            if not (controller.uses_cloud or controller.uses_image):
+                # A state-only policy: the state is its observation (and its trigger).
+                self._last_observation_wall = time.monotonic()
+                if self.config.trigger == "observation":
+                    self._trigger_stamp = assembled[1]
+                    self._wake.set()
 
     # -- the control thread -----------------------------------------------------------------
     def start(self) -> None:

@@ -379,9 +379,13 @@ def test_tf_places_each_cloud_where_tf2_ros_is_installed(processes, tmp_path, sd
     assert processes.stop(node) == 0, processes.log(node)
 
 
-def test_a_state_only_checkpoint_is_driven_by_joint_states_alone(processes, robot_yaml, tmp_path):
+@pytest.mark.parametrize("trigger", ["timer", "observation"])
+def test_a_state_only_checkpoint_is_driven_by_joint_states_alone(
+    processes, robot_yaml, tmp_path, trigger
+):
     """A policy trained on data/state + data/action: the node needs joint states only (the
-    clouds robot_peer also streams are not used) and commands within the profile's limits."""
+    clouds robot_peer also streams are not used; with trigger observation each joint state
+    is a step) and commands within the profile's limits."""
     from sdm_policy_core.cli import main as sdm
     from test.conftest import TINY
     from test.core.test_state_only import _dataset
@@ -391,7 +395,13 @@ def test_a_state_only_checkpoint_is_driven_by_joint_states_alone(processes, robo
     data = _dataset(tmp_path / "s.zarr", state=state, action=np.roll(state, -1, axis=0))
     run = tmp_path / "state_only"
     assert sdm(["train", "--dataset", str(data), "--out", str(run), "--no-progress", *TINY]) == 0
-    node = _node(processes, robot_yaml, run / "checkpoints" / "latest", "control_rate_hz:=20.0")
+    node = _node(
+        processes,
+        robot_yaml,
+        run / "checkpoints" / "latest",
+        "control_rate_hz:=20.0",
+        f"trigger:={trigger}",
+    )
     recorder = _recorder(processes)
     processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
     _enable(processes)
