@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,18 @@ def _memory_mb(pid: int) -> dict[str, float]:
     }
 
 
+# The node's own log stamps its lines: "[INFO] [<wall seconds>] [policy_node]: started ...".
+LOG_FORMAT = "[{severity}] [{time}] [{name}]: {message}"
+_STARTED = re.compile(r"^\[\w+\] \[(?P<time>\d+(?:\.\d+)?)\] \[[^\]]*\]: started ", re.M)
+
+
+def _ready_wall(log_text: str) -> float | None:
+    """Wall time at which the node logged "started" (None until it has): the node's own stamp,
+    so the figure does not depend on how often the bench reads the log."""
+    match = _STARTED.search(log_text)
+    return float(match.group("time")) if match else None
+
+
 def _maps_torch(pid: int) -> bool:
     """Whether the process has torch's shared library mapped (it imported torch)."""
     try:
@@ -68,7 +81,12 @@ def _run_one(
     log_dir: Path,
     backend: str = "torch",
 ) -> dict[str, Any]:
-    env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_LOCALHOST_ONLY": "1"}
+    env = {
+        **os.environ,
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_LOCALHOST_ONLY": "1",
+        "RCUTILS_CONSOLE_OUTPUT_FORMAT": LOG_FORMAT,
+    }
     log_path = log_dir / f"node_{backend}_{sampler}.log"
     node_log = log_path.open("w")
     params = {
@@ -116,8 +134,8 @@ def _run_one(
         )
         deadline = time.monotonic() + duration + 180
         while peer.poll() is None and time.monotonic() < deadline:
-            if ready_s is None and "started " in log_path.read_text():
-                ready_s = time.time() - started
+            if ready_s is None and (ready_wall := _ready_wall(log_path.read_text())):
+                ready_s = ready_wall - started
             memory = _memory_mb(node.pid)
             rss.append(memory.get("VmRSS", 0.0))
             peak = max(peak, memory.get("VmHWM", 0.0))
