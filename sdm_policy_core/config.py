@@ -269,6 +269,9 @@ class TrainConfig:
     val_fraction: float = 0.1  # fraction of episodes held out for the validation loss
     val_every: int = 250
     checkpoint_every: int = 500
+    # Steps whose checkpoint is also kept as checkpoints/step_<N> (a teacher taken at several
+    # points of one training run: early, best, late); () = none
+    keep_steps: tuple[int, ...] = ()
     log_every: int = 25
     num_workers: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -306,6 +309,12 @@ class TrainConfig:
         )
         for key in ("val_every", "checkpoint_every", "log_every", "eval_every", "eval_episodes"):
             _require(getattr(self, key) > 0, f"train.{key} must be > 0, got {getattr(self, key)}")
+        self.keep_steps = tuple(int(s) for s in self.keep_steps)
+        _require(
+            all(0 < s <= self.max_steps for s in self.keep_steps),
+            f"train.keep_steps must be steps in [1, train.max_steps={self.max_steps}], "
+            f"got {list(self.keep_steps)}",
+        )
         _require(
             self.num_workers >= 0 and self.threads >= 0,
             "train.num_workers and train.threads must be >= 0",

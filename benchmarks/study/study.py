@@ -99,6 +99,28 @@ class Protocol:
         self.headline: str = raw["headline"]
         self.select_task: str | None = raw.get("select_task")
         self.rules: list[dict[str, Any]] = raw.get("rules", [])
+        order = list(self.tasks)
+        for task, spec in self.tasks.items():
+            owner = spec.get("teacher_of")
+            if owner is None:
+                continue
+            if owner not in self.tasks or "teacher_of" in self.tasks[owner]:
+                raise SystemExit(f"{path}: {task}: teacher_of {owner!r} is not a task that trains")
+            if order.index(owner) > order.index(task):
+                raise SystemExit(f"{path}: {task}: list its teacher_of {owner!r} before it")
+
+    def teacher_task(self, task: str) -> str:
+        """The task whose teacher run (and dataset) `task` uses: itself, or its `teacher_of`."""
+        return self.tasks[task].get("teacher_of", task)
+
+    def teacher_checkpoint(self, task: str) -> str:
+        """The teacher checkpoint a task's rows use: `latest`, or one kept by train.keep_steps
+        (`step_N`: the same teacher run taken at another point of its training)."""
+        return str(self.tasks[task].get("checkpoint", "latest"))
+
+    def env(self, task: str) -> str:
+        """What `sdm eval --task` evaluates the task's rows on."""
+        return str(self.tasks[task].get("env", task))
 
     def task_rows(self, task: str) -> list[Row]:
         """The rows evaluated on `task` (its `rows` list, else all)."""
@@ -117,6 +139,7 @@ def sdm(*args: str) -> list[str]:
 
 
 def dataset_path(p: Protocol, task: str, work: Path) -> Path:
+    task = p.teacher_task(task)
     spec = p.tasks[task]["dataset"]
     if "path" in spec:
         path = Path(spec["path"])
@@ -135,8 +158,9 @@ def commands(p: Protocol, phase: str, work: Path) -> list[tuple[str, Path, list[
     threads = f"train.threads={p.threads}"
     for task, spec in p.tasks.items():
         data = dataset_path(p, task, work)
-        ds = spec["dataset"]
-        if "path" not in ds:
+        owner = p.teacher_task(task)
+        ds = p.tasks[owner]["dataset"]
+        if owner == task and "path" not in ds:
             steps.append(
                 (
                     f"{task} demos",
@@ -149,17 +173,18 @@ def commands(p: Protocol, phase: str, work: Path) -> list[tuple[str, Path, list[
             )
         teacher_overrides = p.teacher + list(spec.get("teacher", []))
         for seed in seeds["train_seeds"]:
-            run = work / task / f"teacher_s{seed}"
-            steps.append(
-                (
-                    f"{task} teacher s{seed}",
-                    run / "checkpoints" / "latest" / "model.safetensors",
-                    sdm("train", "--dataset", str(data), "--out", str(run), "--no-progress")
-                    + teacher_overrides
-                    + [f"train.seed={seed}", threads],
+            run = work / owner / f"teacher_s{seed}"
+            if owner == task:
+                steps.append(
+                    (
+                        f"{task} teacher s{seed}",
+                        run / "checkpoints" / "latest" / "model.safetensors",
+                        sdm("train", "--dataset", str(data), "--out", str(run), "--no-progress")
+                        + teacher_overrides
+                        + [f"train.seed={seed}", threads],
+                    )
                 )
-            )
-            teacher = run / "checkpoints" / "latest"
+            teacher = run / "checkpoints" / p.teacher_checkpoint(task)
             rows = p.task_rows(task)
             needed = {r.source for r in rows}
             for name, overrides in p.distillations.items():
@@ -188,7 +213,7 @@ def commands(p: Protocol, phase: str, work: Path) -> list[tuple[str, Path, list[
                     (
                         f"{task} eval {row.name} s{seed}",
                         out,
-                        sdm("eval", "--checkpoint", str(ckpt), "--task", task)
+                        sdm("eval", "--checkpoint", str(ckpt), "--task", p.env(task))
                         + ["--episodes", str(p.episodes), "--seeds"]
                         + [str(s) for s in seeds["eval_seeds"]]
                         + [
@@ -301,11 +326,120 @@ def check_rule(rule: dict[str, Any], gap: dict[str, Any], gap90: dict[str, Any])
     return bool(ok)
 
 
+def best_mean_rule(
+    p: Protocol, phase: str, used: list[int], rule: dict[str, Any], tag: str
+) -> tuple[dict[str, Any], str]:
+    """`max_mean_at_least`: the best of `row`'s means over `tasks` reaches the bound (e.g. the
+    best of a teacher's points of training)."""
+    means = {}
+    for task in rule["tasks"]:
+        rows = load_rows(p, phase, task, used)
+        if rule["row"] in rows:
+            means[task] = float(np.mean([episode_mean(r, p.metric) for r in rows[rule["row"]]]))
+    entry: dict[str, Any] = {"rule": rule["name"], "row": rule["row"], "means": means}
+    if len(means) < len(rule["tasks"]):
+        entry["verdict"] = "missing"
+        return entry, f"- {rule['name']}: MISSING evaluations"
+    best = max(means, key=means.get)
+    ok = means[best] >= rule["max_mean_at_least"]
+    entry.update(best_task=best, verdict=tag + ("met" if ok else "MISSED"))
+    per = ", ".join(f"{t} {v:.3f}" for t, v in means.items())
+    return entry, f"- {rule['name']} ({rule['row']}: {per}): **{entry['verdict']}**"
+
+
+def pair_rule(
+    p: Protocol,
+    phase: str,
+    used: list[int],
+    rule: dict[str, Any],
+    task: str,
+    alias: dict[str, str],
+    tag: str,
+) -> list[tuple[dict[str, Any], str]]:
+    """A rule on B - A on the same episodes, for each B the rule names on `task`.
+
+    Optional parts: `when` (a gap that must hold for the rule to apply: {a, b, lower95_above},
+    else "not applicable"), `recovers_at_least` with `reference` ((B - A) / (reference - A) of
+    the means), `latency_ratio_at_least` (A's p50 latency / B's, medians over training seeds).
+    """
+    from sdm_policy_core.eval import paired_difference
+
+    def name(row: str) -> str:
+        return alias.get(row, row)
+
+    rows = load_rows(p, phase, task, used)
+    a = name(rule["a"])
+    bs = (
+        [r.name for r in p.task_rows(task) if r.name != a]
+        if rule["b"] == "*"
+        else [name(rule["b"])]
+    )
+    needed = {a, *bs} | {name(rule[k]) for k in ("reference",) if k in rule}
+    if "when" in rule:
+        needed |= {name(rule["when"]["a"]), name(rule["when"]["b"])}
+    head = f"- {rule['name']} ({task}"
+    if not needed <= set(rows):
+        entry = {"rule": rule["name"], "task": task, "a": a, "b": bs, "verdict": "missing"}
+        return [(entry, f"{head}): MISSING evaluations of {sorted(needed - set(rows))}")]
+    if "when" in rule:
+        w = rule["when"]
+        cond = paired_difference(rows[name(w["a"])], rows[name(w["b"])], metric=p.metric)
+        if not cond["ci"][0] > w["lower95_above"]:
+            entry = {
+                "rule": rule["name"],
+                "task": task,
+                "when": {**w, "difference": cond["difference"], "ci95": cond["ci"]},
+                "verdict": "not applicable",
+            }
+            line = (
+                f"{head}): not applicable: {name(w['b'])} - {name(w['a'])} "
+                f"{cond['difference']:+.3f} [95 % {cond['ci'][0]:+.3f}, {cond['ci'][1]:+.3f}], "
+                f"lower bound not above {w['lower95_above']}"
+            )
+            return [(entry, line)]
+    results = []
+    for b in bs:
+        gap = paired_difference(rows[a], rows[b], metric=p.metric)
+        gap90 = paired_difference(rows[a], rows[b], level=0.90, metric=p.metric)
+        ok = check_rule(rule, gap, gap90)
+        entry = {
+            "rule": rule["name"],
+            "task": task,
+            "a": a,
+            "b": b,
+            "difference": gap["difference"],
+            "ci95": gap["ci"],
+            "ci90": gap90["ci"],
+            "per_training_seed": gap["per_group"],
+        }
+        extra = ""
+        if "recovers_at_least" in rule:
+            full = paired_difference(rows[a], rows[name(rule["reference"])], metric=p.metric)
+            recovered = gap["difference"] / full["difference"] if full["difference"] else 0.0
+            ok &= recovered >= rule["recovers_at_least"] - 1e-9  # float sums of the means
+            entry["recovered"] = recovered
+            extra = f", {recovered:.0%} of {name(rule['reference'])} - {a}"
+        if "latency_ratio_at_least" in rule:
+            lat = {r: float(np.median([x["latency_ms"]["p50"] for x in rows[r]])) for r in (a, b)}
+            ratio = lat[a] / lat[b]
+            ok &= ratio >= rule["latency_ratio_at_least"]
+            entry["latency_ratio"] = ratio
+            extra += f", p50 {lat[a]:.2f} / {lat[b]:.2f} ms = {ratio:.1f}x"
+        entry["verdict"] = tag + ("met" if ok else "MISSED")
+        results.append(
+            (
+                entry,
+                f"{head}, {b} - {a}): {gap['difference']:+.3f} "
+                f"[95 % {gap['ci'][0]:+.3f}, {gap['ci'][1]:+.3f}; 90 % {gap90['ci'][0]:+.3f}, "
+                f"{gap90['ci'][1]:+.3f}]{extra}: **{entry['verdict']}**",
+            )
+        )
+    return results
+
+
 def report(p: Protocol, phase: str, only_seeds: list[int] | None = None) -> int:
     """Write the phase's tables and rule verdicts. only_seeds: an interim look at the training
     seeds finished so far (a file of its own, every verdict marked interim: not a result)."""
-    from sdm_policy_core.eval import paired_difference
-
     name, selection = headline(p)
     train_seeds = p.phases[phase]["train_seeds"]
     interim = only_seeds is not None and sorted(only_seeds) != sorted(train_seeds)
@@ -317,7 +451,7 @@ def report(p: Protocol, phase: str, only_seeds: list[int] | None = None) -> int:
         "phase": phase,
         "train_seeds": used,
         "interim": interim,
-        "protocol": str(p.path.relative_to(REPO)),
+        "protocol": str(p.path.relative_to(REPO) if p.path.is_relative_to(REPO) else p.path),
         "metric": p.metric,
         "headline": name,
         "headline_selection": selection,
@@ -356,41 +490,18 @@ def report(p: Protocol, phase: str, only_seeds: list[int] | None = None) -> int:
             lines.append(f"| {row} | {np.mean(values):.3f} | {per} | {lat:.2f} |")
         out["tasks"][task] = {"rows": table}
     lines += ["", "## Decision rules", ""]
+    tag = "interim: " if interim else ""
     for rule in p.rules:
-        task = rule["task"]
-        rows = load_rows(p, phase, task, used)
-        a = alias.get(rule["a"], rule["a"])
-        bs = (
-            [r.name for r in p.task_rows(task) if r.name != a]
-            if rule["b"] == "*"
-            else [alias.get(rule["b"], rule["b"])]
-        )
-        for b in bs:
-            if a not in rows or b not in rows:
-                entry = {"rule": rule["name"], "task": task, "a": a, "b": b, "verdict": "missing"}
-                out["rules"].append(entry)
-                lines.append(f"- {rule['name']} ({task}, {b} - {a}): MISSING evaluations")
-                continue
-            gap = paired_difference(rows[a], rows[b], metric=p.metric)
-            gap90 = paired_difference(rows[a], rows[b], level=0.90, metric=p.metric)
-            ok = check_rule(rule, gap, gap90)
-            entry = {
-                "rule": rule["name"],
-                "task": task,
-                "a": a,
-                "b": b,
-                "difference": gap["difference"],
-                "ci95": gap["ci"],
-                "ci90": gap90["ci"],
-                "per_training_seed": gap["per_group"],
-                "verdict": ("interim: " if interim else "") + ("met" if ok else "MISSED"),
-            }
+        if "max_mean_at_least" in rule:
+            entry, line = best_mean_rule(p, phase, used, rule, tag)
             out["rules"].append(entry)
-            lines.append(
-                f"- {rule['name']} ({task}, {b} - {a}): {gap['difference']:+.3f} "
-                f"[95 % {gap['ci'][0]:+.3f}, {gap['ci'][1]:+.3f}; 90 % {gap90['ci'][0]:+.3f}, "
-                f"{gap90['ci'][1]:+.3f}]: **{entry['verdict']}**"
-            )
+            lines.append(line)
+            continue
+        tasks = rule["task"] if isinstance(rule["task"], list) else [rule["task"]]
+        for task in tasks:
+            for entry, line in pair_rule(p, phase, used, rule, task, alias, tag):
+                out["rules"].append(entry)
+                lines.append(line)
     suffix = "_interim_s" + "-".join(map(str, used)) if interim else ""
     stem = RESULTS / p.study / f"{p.study}_{phase}{suffix}"
     stem.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ RESUMABLE_CHANGES = {
         "max_steps",
         "val_every",
         "checkpoint_every",
+        "keep_steps",
         "log_every",
         "device",
         "num_workers",
@@ -352,6 +353,8 @@ class Trainer:
                         self.best_value = value
                         self._save("best", step)
                 evaluate = self.closed_loop is not None and (step % tc.eval_every == 0 or last)
+                if step in tc.keep_steps:
+                    self._save(f"step_{step}", step)
                 if step % tc.checkpoint_every == 0 or last or evaluate:
                     self._save("latest", step)
                     if evaluate:  # evaluates the `latest` just written

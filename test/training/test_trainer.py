@@ -274,3 +274,30 @@ def test_a_run_from_before_a_config_key_existed_resumes(reaching_dataset, tmp_pa
         _teacher_trainer(
             reaching_dataset, tmp_path, ["train.max_steps=6", "train.eval_episodes=5"]
         ).fit()
+
+
+def test_keep_steps_keeps_the_teacher_at_those_steps(reaching_dataset, tmp_path):
+    """`train.keep_steps` keeps checkpoints/step_N (a teacher taken early and late in one run),
+    with step N's weights, while `latest` moves on; a step past the run is refused."""
+    overrides = ["train.max_steps=6", "train.checkpoint_every=3", "train.keep_steps=[2,6]"]
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+    trainer = _teacher_trainer(reaching_dataset, tmp_path, overrides)
+    trainer.hooks.append(
+        lambda step: kept.setdefault(
+            step, {k: v.clone() for k, v in trainer.recipe.export_tensors().items()}
+        )
+    )
+    trainer.fit()
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir() if p.name.startswith("step_")) == [
+        "step_2",
+        "step_6",
+    ]
+    for step in (2, 6):
+        ckpt = load_checkpoint(ckpts / f"step_{step}")
+        assert ckpt.training_state["step"] == step
+        assert all(torch.equal(ckpt.tensors[k], kept[step][k]) for k in ckpt.tensors)
+    early, late = load_checkpoint(ckpts / "step_2"), load_checkpoint(ckpts / "latest")
+    assert any(not torch.equal(early.tensors[k], late.tensors[k]) for k in early.tensors)
+    with pytest.raises(ConfigError, match="keep_steps"):
+        load_config(overrides=["train.max_steps=6", "train.keep_steps=[7]"])
