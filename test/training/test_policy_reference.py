@@ -103,8 +103,12 @@ def _observations() -> list[dict[str, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    """Teacher and SDM checkpoints built from fixed seeds by the training recipes."""
-    out = tmp_path_factory.mktemp("reference")
+    return build_checkpoints(tmp_path_factory.mktemp("reference"))
+
+
+def build_checkpoints(out: Path) -> dict[str, Path]:
+    """Teacher and SDM checkpoints built from fixed seeds by the training recipes (also the
+    models of test_controller_reference)."""
     cfg = load_config(overrides=OVERRIDES)
     ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     rng = np.random.default_rng(5)
