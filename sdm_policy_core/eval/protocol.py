@@ -24,26 +24,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _rate(value: float | Mapping[str, Any]) -> float:
-    rate = float(value["success_rate"]) if isinstance(value, Mapping) else float(value)
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"success rates are fractions in [0, 1], got {rate}")
-    return rate
-
-
-def mean_of_best(evaluations: Sequence[float | Mapping[str, Any]], k: int = 5) -> float:
-    """Mean of the `k` highest success rates of one seed's periodic evaluations (DP3's metric).
-
-    evaluations: success rates in [0, 1], or `sdm eval` results (their `success_rate`).
-    With fewer than k evaluations, the mean of all of them.
-    """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    rates = sorted((_rate(v) for v in evaluations), reverse=True)
-    if not rates:
-        raise ValueError("no evaluations to score")
-    return float(np.mean(rates[:k]))
+from sdm_policy_core.run_metrics import mean_of_best, success_rate_of
 
 
 def dp3_score(
@@ -69,9 +50,9 @@ def final_score(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     rates: list[float] = []
     for r in results:
         if "per_seed" in r:
-            rates += [_rate(p) for p in r["per_seed"]]
+            rates += [success_rate_of(p) for p in r["per_seed"]]
         else:
-            rates.append(_rate(r))
+            rates.append(success_rate_of(r))
     if not rates:
         raise ValueError("no results to score")
     return {"mean": float(np.mean(rates)), "std": float(np.std(rates)), "n": len(rates)}

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from sdm_policy_core.config import ConfigError, ExperimentConfig
-from sdm_policy_core.training.metrics import EVAL_SPLIT, MetricsLog
+from sdm_policy_core.run_metrics import EVAL_SPLIT, MetricsLog
 
 
 def selection_evaluator(

@@ -40,8 +40,8 @@ from sdm_policy_core.checkpoint import (
     save_checkpoint,
 )
 from sdm_policy_core.config import ConfigError, ExperimentConfig, to_dict
+from sdm_policy_core.run_metrics import EVAL_SPLIT, MetricsLog, mean_of_best, plot_metrics
 from sdm_policy_core.training.distributed import DistContext, barrier, broadcast_flag
-from sdm_policy_core.training.metrics import EVAL_SPLIT, MetricsLog, plot_metrics
 
 EVAL_METRIC = "eval_success_rate"  # what `best` maximises when the run evaluates in closed loop
 
@@ -434,7 +434,5 @@ class Trainer:
         if self.closed_loop is not None and self.ctx.is_main:
             rows = self.metrics.read(EVAL_SPLIT)
             if rows:  # DP3's number, over this run's periodic evaluations
-                from sdm_policy_core.eval.protocol import mean_of_best
-
                 summary["eval_mean_of_5_best"] = mean_of_best(rows, k=5)
         return summary

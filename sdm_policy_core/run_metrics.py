@@ -1,14 +1,40 @@
-"""Training metrics: an append-only JSONL log and PNG plots of every logged series."""
+"""A run's metrics: the append-only JSONL log training writes, its PNG plots, and DP3's score of
+its periodic closed-loop evaluations. Training writes them and evaluation reads them, so this
+module stands below both (training never imports `eval/`)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 EVAL_SPLIT = "eval"  # the split of the rows of periodic closed-loop evaluations
+
+
+def success_rate_of(value: float | Mapping[str, Any]) -> float:
+    rate = float(value["success_rate"]) if isinstance(value, Mapping) else float(value)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"success rates are fractions in [0, 1], got {rate}")
+    return rate
+
+
+def mean_of_best(evaluations: Sequence[float | Mapping[str, Any]], k: int = 5) -> float:
+    """Mean of the `k` highest success rates of one seed's periodic evaluations (DP3's metric).
+
+    evaluations: success rates in [0, 1], or `sdm eval` results (their `success_rate`).
+    With fewer than k evaluations, the mean of all of them.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    rates = sorted((success_rate_of(v) for v in evaluations), reverse=True)
+    if not rates:
+        raise ValueError("no evaluations to score")
+    return float(np.mean(rates[:k]))
 
 
 class MetricsLog:
