@@ -23,6 +23,13 @@ Every export is verified before it is kept: the written file is run (onnxruntime
 `tolerance` deletes it and raises ExportError. The file is written atomically (temporary sibling
 + `os.replace`) with a JSON sidecar `FILE.json` naming the inputs, the output, the checkpoint,
 the sampler and the measured difference.
+
+`quantize="int8"` writes onnxruntime's dynamic int8 quantisation of the verified float graph
+(`onnxruntime.quantization.quantize_dynamic`: int8 weights of the matrix products, activations
+quantised per call) instead of the float graph, to a file of its own. Int8 cannot meet the float
+tolerance; it is verified on QUANTIZE_CHECKS random inputs against `INT8_TOLERANCE`, in
+normalised action units (the action's training range is [-1, 1]). The sidecar records both
+differences; whether the policy still succeeds is a closed-loop question (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -55,6 +62,9 @@ FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 DEFAULT_OPSET = 17
 OPSETS = range(9, 21)  # what torch's TorchScript-based ONNX exporter supports
 TOLERANCE = 1e-4  # max abs difference of the exported actions from PyTorch (robot units)
+QUANTIZATIONS = ("int8",)  # `quantize=`: dynamic int8 (onnx only)
+INT8_TOLERANCE = 0.1  # max abs difference of int8 actions, normalised units (5 % of the range)
+QUANTIZE_CHECKS = 8  # random inputs a quantised graph is verified on
 NOISE = "noise"
 OUTPUT = "action_pred"
 
@@ -300,6 +310,21 @@ def _write_torchscript(module: ExportModule, inputs: tuple, path: Path) -> None:
         torch.jit.save(traced, str(path))
 
 
+def _quantize_int8(src: Path, dst: Path) -> None:
+    """onnxruntime's dynamic int8 quantisation of the graph `src`, written to `dst`."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it logs a warning advising pre-processing at every call
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+
+
 def run_exported(path: Path, fmt: str, module: ExportModule, inputs: tuple) -> np.ndarray:
     """Run an exported file on `inputs` -> (1, H, Da) float32 numpy actions."""
     if fmt == "onnx":
@@ -354,6 +379,7 @@ def export_policy(
     opset: int | None = None,
     tolerance: float = TOLERANCE,
     seed: int = 0,
+    quantize: str | None = None,
 ) -> ExportResult:
     """Export the policy of `checkpoint` to `out` (+ `out`.json), verified; see the module doc.
 
@@ -361,11 +387,18 @@ def export_policy(
     `diffusion.num_inference_steps`); SDM checkpoints take none. opset: ONNX opset version
     (default DEFAULT_OPSET).
     seed: of the random inputs the graph is traced with (it is verified on seed + 1).
+    quantize: None, or "int8" (onnx): write the dynamic int8 quantisation of the verified float
+    graph, verified within INT8_TOLERANCE (normalised action units) on QUANTIZE_CHECKS inputs.
     Raises CheckpointError for a bad checkpoint and ExportError when the export fails or the
     exported model differs from PyTorch by more than `tolerance` (`out` is left as it was).
     """
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {list(FORMATS)}, got {fmt!r}")
+    if quantize is not None and (quantize not in QUANTIZATIONS or fmt != "onnx"):
+        raise ExportError(
+            f"quantize must be one of {list(QUANTIZATIONS)} with format onnx, got {quantize!r} "
+            f"with {fmt}"
+        )
     opset = DEFAULT_OPSET if opset is None else int(opset)
     if fmt == "onnx" and opset not in OPSETS:
         raise ExportError(f"ONNX opset must be in [{OPSETS[0]}, {OPSETS[-1]}], got {opset}")
@@ -412,6 +445,10 @@ def export_policy(
                 f"the exported {fmt} model does not reproduce the PyTorch policy ({detail}, "
                 f"tolerance {tolerance:g}); nothing was written to {out}"
             )
+        quantized = None
+        if quantize is not None:
+            quantized = _verify_int8(policy, module, tmp, tmp.with_name(tmp.name + ".int8"), seed)
+            os.replace(tmp.with_name(tmp.name + ".int8"), tmp)
         metadata = {
             "format": fmt,
             "file": out.name,
@@ -428,9 +465,11 @@ def export_policy(
             "n_action_steps": policy.cfg.model.n_action_steps,
             "action_start": policy.cfg.model.n_obs_steps - 1,
             "opset": opset if fmt == "onnx" else None,
-            "max_abs_diff": diff,  # exported file vs the PyTorch wrapper
+            "max_abs_diff": diff,  # exported (float) graph vs the PyTorch wrapper
             "reference_max_abs_diff": wrapper_diff,  # wrapper vs the policy's own sampler
             "tolerance": tolerance,
+            "quantization": quantize,  # None: float32; "int8": dynamic int8 (the file written)
+            **(quantized or {}),
             "verification_seed": seed + 1,
             "torch_version": torch.__version__,
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -439,3 +478,43 @@ def export_policy(
         os.replace(tmp, out)
         os.replace(tmp_sidecar, sidecar)
     return ExportResult(path=out, sidecar=sidecar, max_abs_diff=diff, metadata=metadata)
+
+
+def _verify_int8(
+    policy: Policy, module: ExportModule, src: Path, dst: Path, seed: int
+) -> dict[str, Any]:
+    """Quantise the verified float graph `src` to `dst` and compare it with the PyTorch wrapper
+    on QUANTIZE_CHECKS inputs; ExportError above INT8_TOLERANCE (normalised action units).
+    Returns the sidecar's int8 entries."""
+    try:
+        _quantize_int8(src, dst)
+    except Exception as err:  # onnxruntime.quantization raises many types
+        dst.unlink(missing_ok=True)
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ExportError(f"int8 quantisation failed: {first_line}") from err
+    scale = policy.normalizer.stats(ACTION)["scale"].cpu().numpy()
+    worst = worst_normalized = 0.0
+    try:
+        for k in range(QUANTIZE_CHECKS):
+            inputs = example_inputs(module, seed + 1 + k)
+            with torch.inference_mode():
+                expected = module(*inputs).numpy()
+            error = np.abs(run_exported(dst, "onnx", module, inputs) - expected)
+            worst = max(worst, float(error.max()))
+            worst_normalized = max(worst_normalized, float((error * scale).max()))
+    except Exception as err:
+        dst.unlink(missing_ok=True)
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ExportError(f"the int8 model cannot be run: {first_line}") from err
+    if not worst_normalized <= INT8_TOLERANCE:  # NaN fails too
+        dst.unlink(missing_ok=True)
+        raise ExportError(
+            f"the int8 model differs from the PyTorch policy by {worst_normalized:.3g} "
+            f"(normalised action units) > {INT8_TOLERANCE:g}; export it without quantisation"
+        )
+    return {
+        "int8_max_abs_diff": worst,  # robot units, over the QUANTIZE_CHECKS inputs
+        "int8_max_abs_diff_normalized": worst_normalized,
+        "int8_tolerance_normalized": INT8_TOLERANCE,
+        "int8_checks": QUANTIZE_CHECKS,
+    }

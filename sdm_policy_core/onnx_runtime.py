@@ -9,7 +9,8 @@ the SDM generator's one call, or a teacher's DDIM K unrolled) and offers the int
 `PolicyRuntime` that the controller, the node and `sdm eval` use (runtime_base.RuntimeBase:
 history, validation, `push`/`infer`/`step`/`reset`, `spec`, `policy_id`, `kind`, `sampler`,
 `steps`, `generator.manual_seed`, `set_sampler`). Export needs torch and is never done here: the
-model must be exported beforehand, on a machine with torch.
+model must be exported beforehand, on a machine with torch. An int8 export (`sdm export
+--quantize int8`, a file of its own) loads the same way; `quantization` says which it is.
 
 Refused with what differs (OnnxModelError, at construction): a missing or malformed JSON sidecar
 (`FILE.onnx.json`), a file whose sha256 is not the sidecar's, graph inputs or output that are not
@@ -37,7 +38,12 @@ import numpy as np
 
 from sdm_policy_core.config import SAMPLERS, ObservationSpec
 from sdm_policy_core.models.keys import AGENT_POS, IMAGE, POINT_CLOUD
-from sdm_policy_core.runtime_base import ActionChunk, NumpyNoise, RuntimeBase
+from sdm_policy_core.runtime_base import (
+    ActionChunk,
+    NumpyNoise,
+    RuntimeBase,
+    checkpoint_policy_id,
+)
 
 DEPLOY_INSTALL = (
     "pip install -r requirements/deploy.txt (onnxruntime, numpy, fpsample, pyyaml, opencv; "
@@ -351,7 +357,9 @@ class OnnxPolicyRuntime(RuntimeBase):
                 f"{'; '.join(differences)}; export again"
             )
         self.providers = self.session.get_providers()
-        self.policy_id = self._policy_id(meta)
+        checkpoint = meta.get("checkpoint") or self.path.parent  # where it was exported from
+        self.policy_id = checkpoint_policy_id(checkpoint, meta.get("checkpoint_step"))
+        self.quantization = meta.get("quantization")
         self.generator = NumpyNoise(seed if seed is not None else 0)
         self.sampler, self.steps = "", 0
         self.set_sampler(sampler, steps)
@@ -364,13 +372,6 @@ class OnnxPolicyRuntime(RuntimeBase):
         if warmup:  # the first call pays for lazy initialisation; not the robot's first tick
             self.step(self._zero_observation())
             self.reset()
-
-    def _policy_id(self, meta: dict[str, Any]) -> str:
-        """PolicyRuntime's id of the exported checkpoint: '<run>/<checkpoint>@<step>'."""
-        checkpoint = Path(str(meta.get("checkpoint") or self.path.parent))
-        step = meta.get("checkpoint_step")
-        ident = f"{checkpoint.parent.parent.name}/{checkpoint.name}"
-        return ident + (f"@{step}" if step is not None else "")
 
     # -- configuration ---------------------------------------------------------------------------
     def set_sampler(

@@ -37,6 +37,7 @@ from sdm_policy_core.runtime_base import (
     ObservationError,
     PolicyOutputError,
     RuntimeBase,
+    checkpoint_policy_id,
 )
 
 __all__ = ["ActionChunk", "ObservationError", "PolicyOutputError", "PolicyRuntime"]
@@ -76,8 +77,7 @@ class PolicyRuntime(RuntimeBase):
         self.n_action_steps = self.cfg.model.n_action_steps
         self.horizon = self.cfg.model.horizon
         step = ckpt.config.get("provenance", {}).get("step")
-        run = self.path.resolve().parent.parent.name
-        self.policy_id = f"{run}/{self.path.name}" + (f"@{step}" if step is not None else "")
+        self.policy_id = checkpoint_policy_id(self.path, step)
         self.device = torch.device(device)
         self.noise_source = noise
         if noise == "numpy":

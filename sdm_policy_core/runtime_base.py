@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +40,14 @@ class ActionChunk:
     sampler: str
     steps: int  # network evaluations made (1 for one-step)
     policy_id: str
+
+
+def checkpoint_policy_id(checkpoint: str | Path, step: int | None) -> str:
+    """The id of a checkpoint's policy, the same on either runtime: '<run>/<checkpoint>@<step>'
+    (run: the directory above checkpoints/; without '@<step>' when the step is unknown)."""
+    checkpoint = Path(checkpoint)
+    run = checkpoint.resolve().parent.parent.name
+    return f"{run}/{checkpoint.name}" + (f"@{step}" if step is not None else "")
 
 
 class NumpyNoise:
@@ -69,6 +78,7 @@ class RuntimeBase:
     policy_id: str = ""
     sampler: str = ""
     steps: int = 0
+    quantization: str | None = None  # an exported graph's ("int8"); None: float weights
 
     def _init_history(self) -> None:
         self._history: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs_steps)

@@ -3,6 +3,7 @@
     sdm eval --checkpoint CKPT_DIR --task button-press-v3 --episodes 20 --out RESULT.json
              [--sampler one-step|ddim|ddpm] [--steps K] [--seed S | --seeds S1 S2 S3]
              [--spacing leading|trailing] [--naive-timestep T]
+             [--backend torch|onnxruntime [--ort-optimization LEVEL]] [--noise torch|numpy]
              [--video PATH.mp4] [--threads T] [--max-episode-steps N]
              [--record VISITED.zarr [--overwrite]] [--temporal-ensembling [--ensembling-decay D]]
 
@@ -28,6 +29,7 @@ import sys
 from pathlib import Path
 
 from sdm_policy_core.config import SAMPLERS, TIMESTEP_SPACINGS
+from sdm_policy_core.onnx_runtime import OPTIMIZATION_LEVELS
 
 
 def add_evaluation_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
@@ -102,6 +104,7 @@ def _eval(args: argparse.Namespace) -> int:
             ensembling_decay=args.ensembling_decay if args.temporal_ensembling else None,
             backend=args.backend,
             noise=args.noise,
+            ort_optimization=args.ort_optimization,
         )
     except (CheckpointError, ObservationError, SimulatorError, ValueError) as err:
         print(f"sdm eval: error: {err}", file=sys.stderr)
@@ -156,7 +159,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="timestep of a teacher's one-step call (default T-1; for an epsilon-prediction "
         "teacher, its student's distill.generator_timestep is the fair baseline)",
     )
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument(
+        "--threads", type=int, help="CPU threads (torch's, or onnxruntime's intra-op threads)"
+    )
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument(
         "--backend",
@@ -164,6 +169,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="torch",
         help="torch (default) or onnxruntime: the .onnx exported into the checkpoint directory "
         "(sdm export), or a .onnx path as --checkpoint",
+    )
+    p.add_argument(
+        "--ort-optimization",
+        choices=OPTIMIZATION_LEVELS,
+        help="onnxruntime backend: graph optimisation level (default all)",
     )
     p.add_argument(
         "--noise",

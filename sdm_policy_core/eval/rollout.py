@@ -308,6 +308,7 @@ def evaluate(
     ensembling_decay: float | None = None,
     backend: str = "torch",
     noise: str = "torch",
+    ort_optimization: str | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint; returns the result dict, the episodes and any video frames.
 
@@ -329,7 +330,9 @@ def evaluate(
     backend: "torch" (PolicyRuntime) or "onnxruntime" (OnnxPolicyRuntime on the .onnx exported
     into `checkpoint`, or a .onnx path; its noise is numpy's); noise: the torch backend's
     initial noise, "torch" or "numpy" (the onnxruntime backend's stream: with it both backends
-    run the same episodes). Both are recorded.
+    run the same episodes). Both are recorded. ort_optimization: the onnxruntime backend's graph
+    optimisation level (OPTIMIZATION_LEVELS; None = "all"); its `threads` are onnxruntime's
+    intra-op threads. The result records both and the model's quantisation.
     Raises UnknownTaskError, CheckpointError, ValueError (sampler/steps) or SimulatorError with
     a message that says what to fix.
     """
@@ -349,8 +352,17 @@ def evaluate(
                 "the onnxruntime backend runs on the CPU with the sampler fixed in the exported "
                 "graph: no device, spacing or naive_timestep"
             )
-        runtime = OnnxPolicyRuntime(checkpoint, sampler=sampler, steps=steps, threads=threads)
+        ort_optimization = ort_optimization or "all"
+        runtime = OnnxPolicyRuntime(
+            checkpoint,
+            sampler=sampler,
+            steps=steps,
+            threads=threads,
+            optimization=ort_optimization,
+        )
         noise = "numpy"
+    elif ort_optimization is not None:
+        raise ValueError("ort_optimization applies to the onnxruntime backend only")
     elif backend == "torch":
         runtime = PolicyRuntime(
             checkpoint,
@@ -412,6 +424,8 @@ def evaluate(
         "steps": runtime.steps,
         "backend": backend,
         "noise": noise,  # where the sampler's initial noise is drawn: torch or numpy
+        "ort_optimization": ort_optimization,  # onnxruntime's graph optimisation level
+        "quantization": runtime.quantization,  # an exported graph's: None (float) or "int8"
         "timestep_spacing": runtime.spacing,  # ddim/ddpm: "leading" or "trailing"
         "naive_timestep": runtime.naive_timestep,  # a teacher's one-step call
         "timesteps": runtime.timesteps,  # the denoiser's timesteps per policy call

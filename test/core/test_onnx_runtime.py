@@ -225,6 +225,24 @@ def test_missing_onnxruntime_says_how_to_install_it(sdm_dir):
     assert "pip install -r requirements/deploy.txt" in proc.stderr
 
 
+def test_session_options_reach_onnxruntime_and_are_validated(sdm_dir):
+    """`optimization` and `threads` are the session's graph optimisation level and intra-op
+    threads; a level or thread count onnxruntime does not have is refused before loading."""
+    import onnxruntime as ort
+
+    levels = ort.GraphOptimizationLevel
+    for level, want in (("disable", levels.ORT_DISABLE_ALL), ("basic", levels.ORT_ENABLE_BASIC)):
+        runtime = OnnxPolicyRuntime(sdm_dir, threads=2, optimization=level, warmup=False)
+        options = runtime.session.get_session_options()
+        assert (options.graph_optimization_level, options.intra_op_num_threads) == (want, 2)
+    default = OnnxPolicyRuntime(sdm_dir, threads=1, warmup=False).session.get_session_options()
+    assert default.graph_optimization_level == levels.ORT_ENABLE_ALL
+    with pytest.raises(ValueError, match=r"optimization must be one of \['disable', 'basic', "):
+        OnnxPolicyRuntime(sdm_dir, optimization="max")
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        OnnxPolicyRuntime(sdm_dir, threads=0)
+
+
 def _copy_export(sdm_dir: Path, target: Path, with_config: bool = False) -> Path:
     target.mkdir()
     for name in ("policy.onnx", "policy.onnx.json") + (("config.json",) if with_config else ()):

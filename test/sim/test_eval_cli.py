@@ -175,9 +175,10 @@ def test_eval_temporal_ensembling_is_recorded(tiny_checkpoint, tmp_path):
     assert sdm([*args, "--ensembling-decay", "-1", "--out", str(out)]) == 2
 
 
-def test_eval_with_either_backend_runs_the_same_episodes(tiny_checkpoint, tmp_path):
-    """The exported teacher (DDIM-2) on onnxruntime and the checkpoint on torch with numpy
-    noise: the same seeds give the same episodes (success, length, calls)."""
+def test_eval_with_either_backend_runs_the_same_episodes(tiny_checkpoint, tmp_path, capsys):
+    """The exported teacher (DDIM-2) on onnxruntime (at the default and the lowest graph
+    optimisation level) and the checkpoint on torch with numpy noise: the same seeds give the
+    same episodes (success, length, calls); the options are recorded."""
     import shutil
 
     from sdm_policy_core.export import export_policy
@@ -186,22 +187,34 @@ def test_eval_with_either_backend_runs_the_same_episodes(tiny_checkpoint, tmp_pa
     shutil.copytree(tiny_checkpoint, ckpt)
     export_policy(ckpt, ckpt / "policy.onnx", "onnx", steps=2)
     results = {}
-    for backend, extra in (("torch", ["--noise", "numpy"]), ("onnxruntime", [])):
-        out = tmp_path / f"{backend}.json"
-        args = ["eval", "--checkpoint", str(ckpt), "--task", "button-press-v3"]
-        args += ["--episodes", "1", "--seeds", "0", "1", "--sampler", "ddim", "--steps", "2"]
-        args += ["--max-episode-steps", "12", "--threads", "1", "--no-progress", "--no-plot"]
-        assert sdm([*args, "--backend", backend, *extra, "--out", str(out)]) == 0
-        results[backend] = json.loads(out.read_text())
+    args = ["eval", "--checkpoint", str(ckpt), "--task", "button-press-v3"]
+    args += ["--episodes", "1", "--seeds", "0", "1", "--sampler", "ddim", "--steps", "2"]
+    args += ["--max-episode-steps", "12", "--threads", "1", "--no-progress", "--no-plot"]
+    runs = {
+        "torch": ["--backend", "torch", "--noise", "numpy"],
+        "onnxruntime": ["--backend", "onnxruntime"],
+        "disable": ["--backend", "onnxruntime", "--ort-optimization", "disable"],
+    }
+    for name, extra in runs.items():
+        out = tmp_path / f"{name}.json"
+        assert sdm([*args, *extra, "--out", str(out)]) == 0
+        results[name] = json.loads(out.read_text())
     torch_run, onnx_run = results["torch"], results["onnxruntime"]
     assert (torch_run["backend"], torch_run["noise"]) == ("torch", "numpy")
     assert (onnx_run["backend"], onnx_run["noise"]) == ("onnxruntime", "numpy")
+    assert (torch_run["ort_optimization"], onnx_run["ort_optimization"]) == (None, "all")
+    assert results["disable"]["ort_optimization"] == "disable"
+    assert onnx_run["quantization"] is None and onnx_run["threads"] == 1
+    # onnxruntime's options are refused on the torch backend, with what to change
+    out = str(tmp_path / "refused.json")
+    assert sdm([*args, "--ort-optimization", "basic", "--out", out]) == 2
+    assert "ort_optimization applies to the onnxruntime backend" in capsys.readouterr().err
     assert onnx_run["policy_id"] == torch_run["policy_id"] and onnx_run["steps"] == 2
     keys = ("seed", "success", "length", "policy_calls")
     episodes = {
         b: [{k: e.get(k) for k in keys} for e in r["episode_results"]] for b, r in results.items()
     }
-    assert episodes["onnxruntime"] == episodes["torch"]
+    assert episodes["onnxruntime"] == episodes["torch"] == episodes["disable"]
     assert onnx_run["success_rate"] == torch_run["success_rate"]
     rewards = [[e["reward"] for e in r["episode_results"]] for r in (torch_run, onnx_run)]
     np.testing.assert_allclose(rewards[1], rewards[0], rtol=1e-3)  # the same trajectories

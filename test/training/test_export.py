@@ -214,3 +214,56 @@ def test_image_policy_takes_uint8_images(tmp_path):
     }
     expected = _policy_actions(load_policy(ckpt), feed)
     np.testing.assert_allclose(_onnx(result.path, feed), expected, atol=TOL)
+
+
+def _int8_initializers(path: Path) -> int:
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    return sum(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)
+
+
+def test_int8_quantisation_writes_its_own_verified_file(sdm_ckpt, sdm_onnx, tmp_path):
+    """--quantize int8: a file of its own with int8 weights, verified against PyTorch within
+    INT8_TOLERANCE (normalised action units), which the torch-free runtime loads and reports."""
+    from sdm_policy_core.onnx_runtime import OnnxPolicyRuntime
+
+    out = tmp_path / "policy.int8.onnx"
+    args = ["export", "--checkpoint", str(sdm_ckpt), "--format", "onnx", "--out", str(out)]
+    assert sdm([*args, "--quantize", "int8"]) == 0
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    assert meta["quantization"] == "int8" and meta["int8_checks"] == export.QUANTIZE_CHECKS
+    assert meta["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert meta["max_abs_diff"] <= TOL  # the float graph it was made from passed the float check
+    assert 0 < meta["int8_max_abs_diff_normalized"] <= export.INT8_TOLERANCE
+    assert _int8_initializers(out) > 0 and _int8_initializers(sdm_onnx) == 0
+    assert out.stat().st_size < 0.5 * sdm_onnx.stat().st_size
+    float_rt = OnnxPolicyRuntime(sdm_onnx, threads=1, warmup=False)
+    int8_rt = OnnxPolicyRuntime(out, threads=1, warmup=False)
+    assert (int8_rt.quantization, float_rt.quantization) == ("int8", None)
+    assert int8_rt.policy_id == float_rt.policy_id
+    scale = load_policy(sdm_ckpt).normalizer.stats(ACTION)["scale"].numpy()
+    for obs in _observations(seed=5):
+        float_rt.push(obs)
+        int8_rt.push(obs)
+    noise = np.random.default_rng(5).standard_normal((1, H, DA)).astype(np.float32)
+    a, b = float_rt.infer(noise=noise), int8_rt.infer(noise=noise)
+    error = np.abs(b.action_pred - a.action_pred) * scale  # normalised units
+    assert 0 < error.max() <= 2 * export.INT8_TOLERANCE  # both graphs are within it of PyTorch
+
+
+def test_int8_quantisation_refusals_leave_no_file(sdm_ckpt, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "q" / "policy.int8.onnx"
+    out.parent.mkdir()
+    with pytest.raises(export.ExportError, match=r"quantize must be one of .* with format onnx"):
+        export.export_policy(sdm_ckpt, out.with_suffix(".pt"), "torchscript", quantize="int8")
+    with pytest.raises(export.ExportError, match="got 'int4'"):
+        export.export_policy(sdm_ckpt, out, "onnx", quantize="int4")
+    monkeypatch.setattr(export, "INT8_TOLERANCE", 1e-6)  # what a broken quantisation looks like
+    with pytest.raises(export.ExportError, match=r"int8 model differs .* > 1e-06; export it"):
+        export.export_policy(sdm_ckpt, out, "onnx", quantize="int8")
+    assert list(out.parent.iterdir()) == []  # no file, no sidecar, no temporary
+    args = ["export", "--checkpoint", str(sdm_ckpt), "--format", "torchscript", "--out"]
+    assert sdm([*args, str(out.with_suffix(".pt")), "--quantize", "int8"]) == 2
+    assert "with format onnx" in capsys.readouterr().err
+    assert list(out.parent.iterdir()) == []
