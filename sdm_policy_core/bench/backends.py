@@ -13,7 +13,8 @@ backend then runs in a fresh Python process, as a robot's node would start:
 
 Runs alternate between the backends (torch, onnxruntime, torch, ...) so that other load on the
 machine falls on both alike. `optimizations`: onnxruntime's graph optimisation levels to run
-(each level but "all" is reported as "onnxruntime:LEVEL").
+(each level but "all" is reported as "onnxruntime:LEVEL"). `quantize=("int8",)` adds the
+dynamic int8 export (`sdm export --quantize int8`) at level "all" as "onnxruntime:int8".
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from sdm_policy_core.bench.latency import make_checkpoints, percentile
-from sdm_policy_core.export import export_policy
+from sdm_policy_core.export import QUANTIZATIONS, export_policy
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -142,6 +143,7 @@ def run_backends(
     num_points: int = 512,
     workdir: Path | None = None,
     optimizations: tuple[str, ...] = ("all",),
+    quantize: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """{preset: {backend: summary}, ...} plus the ratios onnxruntime / torch; see the module
     docstring. Checkpoints and exports go to `workdir` (default: a temporary directory)."""
@@ -154,13 +156,21 @@ def run_backends(
         raise ValueError(
             f"optimizations must be among {list(OPTIMIZATION_LEVELS)}, got {list(optimizations)}"
         )
-    # (result key, backend, optimisation level) of each kind of run
-    variants = [("torch", "torch", "all")] if "torch" in backends else []
+    if any(q not in QUANTIZATIONS for q in quantize) or (
+        quantize and "onnxruntime" not in backends
+    ):
+        raise ValueError(
+            f"quantize must be among {list(QUANTIZATIONS)}, with the onnxruntime backend; got "
+            f"{list(quantize)}"
+        )
+    # (result key, backend, optimisation level, quantisation) of each kind of run
+    variants = [("torch", "torch", "all", None)] if "torch" in backends else []
     if "onnxruntime" in backends:
         variants += [
-            ("onnxruntime" if o == "all" else f"onnxruntime:{o}", "onnxruntime", o)
+            ("onnxruntime" if o == "all" else f"onnxruntime:{o}", "onnxruntime", o, None)
             for o in optimizations
         ]
+        variants += [(f"onnxruntime:{q}", "onnxruntime", "all", q) for q in quantize]
     if repeats < 1 or steps < 1 or rate_hz <= 0:
         raise ValueError(
             f"need repeats >= 1, steps >= 1, rate > 0; got {repeats}, {steps}, {rate_hz}"
@@ -168,6 +178,7 @@ def run_backends(
     result: dict[str, Any] = {
         "backends": list(backends),
         "onnxruntime_optimizations": list(optimizations),
+        "quantize": list(quantize),
         "threads": threads,
         "repeats": repeats,
         "steps_per_run": steps,
@@ -181,18 +192,27 @@ def run_backends(
         for preset in presets:
             _, sdm_dir, params = make_checkpoints(preset, root / preset, num_points=num_points)
             exported = export_policy(sdm_dir, sdm_dir / "policy.onnx", "onnx")
-            runs: dict[str, list[dict[str, Any]]] = {key: [] for key, _, _ in variants}
+            quantized = {  # a file of its own beside the checkpoint directory
+                q: export_policy(sdm_dir, sdm_dir.parent / f"policy.{q}.onnx", "onnx", quantize=q)
+                for q in quantize
+            }
+            runs: dict[str, list[dict[str, Any]]] = {key: [] for key, *_ in variants}
             timeout = 300.0 + 10 * steps / rate_hz  # a loaded machine is slow
             for _ in range(repeats):
-                for key, backend, level in variants:
+                for key, backend, level, q in variants:
+                    model = sdm_dir if q is None else quantized[q].path
                     runs[key].append(
-                        run_child(backend, sdm_dir, threads, steps, rate_hz, timeout, level)
+                        run_child(backend, model, threads, steps, rate_hz, timeout, level)
                     )
             entry: dict[str, Any] = {
                 "denoiser_parameters": params,
                 "onnx_mb": exported.path.stat().st_size / 2**20,
                 "export_max_abs_diff": exported.max_abs_diff,
             }
+            for q, export in quantized.items():
+                key = f"{q}_max_abs_diff_normalized"
+                entry[f"{q}_onnx_mb"] = export.path.stat().st_size / 2**20
+                entry[key] = export.metadata[key]
             entry.update({key: _summary(runs[key]) for key in runs})
             if {"torch", "onnxruntime"} <= set(runs):
                 t, o = entry["torch"], entry["onnxruntime"]

@@ -148,6 +148,7 @@ def _backends(args: argparse.Namespace) -> int:
             steps=args.steps,
             rate_hz=args.rate,
             optimizations=tuple(args.optimization),
+            quantize=tuple(args.quantize),
         )
     except (RuntimeError, ValueError) as err:
         print(f"sdm bench backends: error: {err}", file=sys.stderr)
@@ -269,6 +270,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("disable", "basic", "extended", "all"),
         default=["all"],
         help="onnxruntime graph optimisation levels to run (default all)",
+    )
+    back.add_argument(
+        "--quantize",
+        nargs="+",
+        choices=("int8",),
+        default=[],
+        help="also run the dynamic int8 export (sdm export --quantize int8) as onnxruntime:int8",
     )
     back.add_argument("--out", type=Path, required=True, help="result JSON")
     back.set_defaults(func=_backends)
