@@ -1,0 +1,94 @@
+"""ROS 2 package hygiene, as the ROS examples check it in their test suites: the manifests are
+valid REP 149 (format 3) package.xml files, every ROS package the code and launch files import is
+declared, and the interfaces declare the packages their fields come from. (Lint and format are
+`ruff` in scripts/test.sh.) Needs no ROS: catkin_pkg parses the manifests as colcon does."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from catkin_pkg.package import parse_package
+
+from test.conftest import REPO
+
+# Imported by the code but never from a ROS package (pip packages and our own).
+NOT_ROS = {"sdm_policy_core", "sdm_policy_ros", "rosbags"}
+# ROS packages not importable on this machine (no PyPI build), known by name.
+ROS_NAMES = {"launch", "launch_ros", "launch_testing", "tf2_ros", "cv_bridge", "sensor_msgs_py"}
+
+
+def _is_ros_package(root: str) -> bool:
+    if root in NOT_ROS:
+        return False
+    if root in ROS_NAMES or root.endswith(("_msgs", "_srvs", "_interfaces")):
+        return True
+    return root.startswith(("rclpy", "rcl_", "ament_", "rosidl_", "builtin_interfaces"))
+
+
+def _imported_roots(files: list[Path]) -> dict[str, list[str]]:
+    roots: dict[str, list[str]] = {}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                roots.setdefault(name.split(".")[0], []).append(str(path.relative_to(REPO)))
+    return roots
+
+
+def _declared(package) -> set[str]:
+    deps = package.exec_depends + package.build_export_depends + package.build_depends
+    return {d.name for d in deps} | {d.name for d in package.buildtool_depends}
+
+
+def test_manifests_are_valid_format_3_and_match_the_python_package():
+    ros = parse_package(REPO / "package.xml")  # validates REP 149; raises InvalidPackage
+    msgs = parse_package(REPO / "sdm_msgs" / "package.xml")
+    assert (ros.name, msgs.name) == ("sdm_policy_ros", "sdm_msgs")
+    assert ros.package_format == msgs.package_format == 3
+    setup = (REPO / "setup.py").read_text()
+    assert f'version="{ros.version}"' in setup, "package.xml and setup.py versions differ"
+    assert ros.get_build_type() == "ament_python" and msgs.get_build_type() == "ament_cmake"
+    assert ros.licenses and msgs.licenses and ros.maintainers and msgs.maintainers
+    assert (REPO / "resource" / ros.name).is_file()  # the ament index marker setup.py installs
+
+
+def test_every_ros_package_the_code_imports_is_declared():
+    files = sorted((REPO / "sdm_policy_ros").rglob("*.py")) + sorted(
+        (REPO / "launch").glob("*.py")
+    )
+    imported = {
+        root: where for root, where in _imported_roots(files).items() if _is_ros_package(root)
+    }
+    declared = _declared(parse_package(REPO / "package.xml"))
+    missing = {root: sorted(set(where))[:3] for root, where in imported.items()}
+    missing = {root: where for root, where in missing.items() if root not in declared}
+    assert missing == {}, f"declare these in package.xml (exec_depend): {missing}"
+
+
+def test_interfaces_declare_the_packages_of_their_fields():
+    package = parse_package(REPO / "sdm_msgs" / "package.xml")
+    used = set()
+    for path in sorted((REPO / "sdm_msgs").glob("*/*.*")):
+        if path.suffix in (".msg", ".srv", ".action"):
+            for line in path.read_text().splitlines():
+                match = re.match(r"\s*([A-Za-z_]\w*)/\w+", line.split("#")[0])
+                if match:
+                    used.add(match.group(1))
+    assert used, "no interface uses a type of another package: is the parse wrong?"
+    declared = {d.name for d in package.build_depends + package.exec_depends}
+    assert used - declared == set()
+    cmake = (REPO / "sdm_msgs" / "CMakeLists.txt").read_text()
+    assert all(f"find_package({name} REQUIRED)" in cmake for name in used)
+
+
+def test_launch_files_define_a_launch_description():
+    for path in sorted((REPO / "launch").glob("*.launch.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        assert "generate_launch_description" in functions, path.name
