@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sdm_policy_core.models.unet1d import SinusoidalPosEmb
+from sdm_policy_core.models.unet1d import DiffusionStepEncoder
 
 
 class FiLMResidualBlock(nn.Module):
@@ -61,14 +61,10 @@ class MlpDenoiser(nn.Module):
             )
         self.input_dim, self.horizon = input_dim, horizon
         self.global_cond_dim = global_cond_dim
-        dsed = diffusion_step_embed_dim
-        self.diffusion_step_encoder = nn.Sequential(
-            SinusoidalPosEmb(dsed),
-            nn.Linear(dsed, 4 * dsed),
-            nn.Mish(),
-            nn.Linear(4 * dsed, dsed),
+        self.diffusion_step_encoder = DiffusionStepEncoder(
+            diffusion_step_embed_dim, global_cond_dim
         )
-        cond_dim = dsed + global_cond_dim
+        cond_dim = self.diffusion_step_encoder.cond_dim
         flat = horizon * input_dim
         self.input_projection = nn.Linear(flat, hidden_dim)
         self.blocks = nn.ModuleList(
@@ -90,15 +86,7 @@ class MlpDenoiser(nn.Module):
                 f"sample must be (B, {self.horizon}, {self.input_dim}), got {tuple(sample.shape)}"
             )
         B = sample.shape[0]
-        timesteps = torch.as_tensor(timestep, device=sample.device)
-        if timesteps.dim() == 0:
-            timesteps = timesteps[None]
-        cond = self.diffusion_step_encoder(timesteps.expand(B))
-        if self.global_cond_dim:
-            if global_cond is None or global_cond.shape != (B, self.global_cond_dim):
-                got = None if global_cond is None else tuple(global_cond.shape)
-                raise ValueError(f"global_cond must be ({B}, {self.global_cond_dim}), got {got}")
-            cond = torch.cat([cond, global_cond], dim=-1)
+        cond = self.diffusion_step_encoder.condition(timestep, B, global_cond)
         x = self.input_projection(sample.reshape(B, -1))
         for block in self.blocks:
             x = block(x, cond)

@@ -33,6 +33,38 @@ class SinusoidalPosEmb(nn.Module):
         return torch.cat((args.sin(), args.cos()), dim=-1)
 
 
+class DiffusionStepEncoder(nn.Sequential):
+    """The diffusion step's embedding (sinusoidal -> Linear -> Mish -> Linear), and the
+    condition every FiLM block of a denoiser sees: that embedding ⊕ the global observation
+    features. Shared by the U-Net and the MLP denoiser (the same state-dict keys as
+    Diffusion Policy's `diffusion_step_encoder` Sequential)."""
+
+    def __init__(self, dim: int, global_cond_dim: int) -> None:
+        super().__init__(
+            SinusoidalPosEmb(dim), nn.Linear(dim, 4 * dim), nn.Mish(), nn.Linear(4 * dim, dim)
+        )
+        self.global_cond_dim = global_cond_dim
+        self.cond_dim = dim + global_cond_dim
+
+    def condition(
+        self, timestep: torch.Tensor | int, batch: int, global_cond: torch.Tensor | None
+    ) -> torch.Tensor:
+        """timestep (B,) or scalar, global_cond (B, G) -> (B, cond_dim)."""
+        param = self[1].weight
+        timesteps = torch.as_tensor(timestep, device=param.device)
+        if timesteps.dim() == 0:
+            timesteps = timesteps[None]
+        cond = self(timesteps.expand(batch))
+        if self.global_cond_dim:
+            if global_cond is None or global_cond.shape != (batch, self.global_cond_dim):
+                got = None if global_cond is None else tuple(global_cond.shape)
+                raise ValueError(
+                    f"global_cond must be ({batch}, {self.global_cond_dim}), got {got}"
+                )
+            cond = torch.cat([cond, global_cond], dim=-1)
+        return cond
+
+
 class Downsample1d(nn.Module):
     """Stride-2 convolution: (B, C, T) -> (B, C, T / 2)."""
 
@@ -147,14 +179,10 @@ class ConditionalUnet1D(nn.Module):
         self.down_dims = down_dims
         self.downsample_factor = 2 ** (len(down_dims) - 1)
 
-        dsed = diffusion_step_embed_dim
-        self.diffusion_step_encoder = nn.Sequential(
-            SinusoidalPosEmb(dsed),
-            nn.Linear(dsed, 4 * dsed),
-            nn.Mish(),
-            nn.Linear(4 * dsed, dsed),
+        self.diffusion_step_encoder = DiffusionStepEncoder(
+            diffusion_step_embed_dim, global_cond_dim
         )
-        cond_dim = dsed + global_cond_dim
+        cond_dim = self.diffusion_step_encoder.cond_dim
 
         def block(c_in: int, c_out: int) -> ConditionalResidualBlock1D:
             return ConditionalResidualBlock1D(c_in, c_out, cond_dim, kernel_size, n_groups)
@@ -218,16 +246,7 @@ class ConditionalUnet1D(nn.Module):
                 f"horizon T={T} must be divisible by {self.downsample_factor} "
                 f"for down_dims={self.down_dims}"
             )
-        timesteps = torch.as_tensor(timestep, device=sample.device)
-        if timesteps.dim() == 0:
-            timesteps = timesteps[None]
-        timesteps = timesteps.expand(B)
-        cond = self.diffusion_step_encoder(timesteps)
-        if self.global_cond_dim:
-            if global_cond is None or global_cond.shape != (B, self.global_cond_dim):
-                got = None if global_cond is None else tuple(global_cond.shape)
-                raise ValueError(f"global_cond must be ({B}, {self.global_cond_dim}), got {got}")
-            cond = torch.cat([cond, global_cond], dim=-1)
+        cond = self.diffusion_step_encoder.condition(timestep, B, global_cond)
 
         x = sample.transpose(1, 2)  # (B, input_dim, T)
         skips: list[torch.Tensor] = []
