@@ -3,15 +3,18 @@ processes started and stopped by PID."""
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -23,7 +26,30 @@ REPO = Path(__file__).resolve().parents[1]
 # test runs on one machine do not see each other's nodes.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_LOCALHOST_ONLY"] = "1"
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(10, 99)))
+_DOMAIN_LOCKS: list[IO[str]] = []
+
+
+def _claim_domain() -> str:
+    """A ROS domain that no other test run on this machine holds: one lock file per domain,
+    locked while this process lives (a random pick alone collided now and then when several
+    runs shared the machine, and their nodes saw each other). The order tried is random per
+    process (SDM_TEST_DOMAIN_ORDER_SEED fixes it: the test of this claim uses it)."""
+    seed = int(os.environ.get("SDM_TEST_DOMAIN_ORDER_SEED", os.getpid()))
+    for domain in random.Random(seed).sample(range(10, 100), 90):
+        lock = Path(tempfile.gettempdir()) / f"sdm_policy_ros_domain_{domain}.lock"
+        handle = lock.open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _DOMAIN_LOCKS.append(handle)  # open, so locked, until this process ends
+        return str(domain)
+    raise RuntimeError("ROS domains 10-99 are all held by other test runs on this machine")
+
+
+if "ROS_DOMAIN_ID" not in os.environ:
+    os.environ["ROS_DOMAIN_ID"] = _claim_domain()
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
