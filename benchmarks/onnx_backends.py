@@ -8,7 +8,9 @@ the protocol with `sdm eval` (one process at a time, skipped when its JSON exist
 benchmarks/results/onnx_backends/, and applies the protocol's rules with
 `sdm_policy_core.eval.paired_difference`: a rule holds when the interval lies within its margin,
 fails when it excludes 0 and crosses the margin, and is otherwise undecided; an undecided variant
-rule is rerun once on the extended seeds (both rows) and decided there. Writes summary.{json,md}.
+rule is rerun once on the extended seeds (both rows) and decided there; `follow_up` rows, declared
+after the registered runs, are run on the extended seeds and reported apart. Writes
+summary.{json,md}.
 """
 
 from __future__ import annotations
@@ -69,25 +71,31 @@ def verdict(ci: tuple[float, float], margin: list[float]) -> str:
     return "fails" if ci[0] > 0 or ci[1] < 0 else "undecided"
 
 
-def compare(protocol: dict, name: str, rule: dict, b: str) -> dict:
-    """One rule on one policy: B - A with its interval and verdict (rerun once if undecided)."""
+def paired_row(protocol: dict, name: str, rule: dict, b: str, extended: bool = False) -> dict:
+    """B - A of one rule on one policy, on the protocol's seeds or the extended ones."""
     level = 0.90 if "ci90_within" in rule else 0.95
     margin = rule["ci90_within"] if level == 0.90 else rule["ci95_within"]
-    seeds = protocol["eval_seeds"]
-    row = {"policy": name, "rule": rule["name"], "a": rule["a"], "b": b, "level": level}
-    for tag in ("", "_extended"):
-        if tag:
-            seeds = list(range(seeds[0], seeds[0] + protocol["extended_seeds"]))
-        ra, rb = (evaluation(protocol, name, r, seeds, tag) for r in (rule["a"], b))
-        diff = paired_difference([ra], [rb], level=level)
-        row.update(
-            episodes=diff["pairs"], success_a=ra["success_rate"], success_b=rb["success_rate"],
-            difference=diff["difference"], ci=list(diff["ci"]), only_a=diff["only_a"],
-            only_b=diff["only_b"], latency_p50_a=ra["latency_ms"]["p50"],
-            latency_p50_b=rb["latency_ms"]["p50"], verdict=verdict(diff["ci"], margin),
-        )  # fmt: skip
-        if row["verdict"] != "undecided" or isinstance(rule["b"], str):
-            break  # only variant rules (b a list) are rerun
+    seeds, tag = protocol["eval_seeds"], ""
+    if extended:
+        seeds = list(range(seeds[0], seeds[0] + protocol["extended_seeds"]))
+        tag = f"__{len(seeds) * protocol['episodes']}ep"  # not a row name
+    ra, rb = (evaluation(protocol, name, r, seeds, tag) for r in (rule["a"], b))
+    diff = paired_difference([ra], [rb], level=level)
+    return {
+        "policy": name, "rule": rule["name"], "a": rule["a"], "b": b, "level": level,
+        "episodes": diff["pairs"], "success_a": ra["success_rate"],
+        "success_b": rb["success_rate"], "difference": diff["difference"],
+        "ci": list(diff["ci"]), "only_a": diff["only_a"], "only_b": diff["only_b"],
+        "latency_p50_a": ra["latency_ms"]["p50"], "latency_p50_b": rb["latency_ms"]["p50"],
+        "verdict": verdict(diff["ci"], margin),
+    }  # fmt: skip
+
+
+def compare(protocol: dict, name: str, rule: dict, b: str) -> dict:
+    """One rule on one policy; an undecided variant rule (b a list) is rerun once, extended."""
+    row = paired_row(protocol, name, rule, b)
+    if row["verdict"] == "undecided" and not isinstance(rule["b"], str):
+        row = paired_row(protocol, name, rule, b, extended=True)
     return row
 
 
@@ -127,9 +135,17 @@ def main() -> int:
         if not isinstance(rule["b"], str)
         for b in rule["b"]
     }
+    rules = {rule["name"]: rule for rule in protocol["rules"]}
+    follow_ups = [  # declared after the registered runs; reported apart from them
+        paired_row(protocol, f["policy"], rules[f["rule"]], rules[f["rule"]]["b"], extended=True)
+        for f in protocol.get("follow_up", [])
+    ]
     summary = {"protocol": str(args.protocol), "rows": rows, "variants_kept": kept}
+    summary["follow_up"] = follow_ups
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = markdown(rows) + "\nVariants kept: " + ", ".join(f"{k} {v}" for k, v in kept.items())
+    if follow_ups:
+        table += "\n\nFollow-up (declared after the registered runs):\n\n" + markdown(follow_ups)
     (RESULTS / "summary.md").write_text(table + "\n")
     print(table)
     return 0
