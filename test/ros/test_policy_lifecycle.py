@@ -177,22 +177,22 @@ def test_an_unexpected_error_in_a_transition_goes_through_error_processing(
 
         monkeypatch.setattr(node, "_load", failing_load)
         assert node.trigger_configure() == TransitionCallbackReturn.ERROR
-        assert node.lifecycle_state() == "unconfigured" and node._controller is None
-        assert "error in a transition from unconfigured" in node._message
-        assert "the disk went away" in node._message  # the cause is not swallowed
+        assert node.lifecycle_state() == "unconfigured" and node.session.controller is None
+        assert "error in a transition from unconfigured" in node.session.message
+        assert "the disk went away" in node.session.message  # the cause is not swallowed
         monkeypatch.setattr(node, "_load", real_load)
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.lifecycle_state() == "inactive" and node._controller is not None
+        assert node.lifecycle_state() == "inactive" and node.session.controller is not None
         # Asked again in the wrong state: refused, nothing changes.
         assert node.trigger_configure() != TransitionCallbackReturn.SUCCESS
         assert node.lifecycle_state() == "inactive"
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert node._controller.enabled
+        assert node.session.controller.enabled
         assert node.trigger_cleanup() != TransitionCallbackReturn.SUCCESS  # active: refused
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-        assert not node._controller.enabled
+        assert not node.session.controller.enabled
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-        assert node._controller is None and node.lifecycle_state() == "unconfigured"
+        assert node.session.controller is None and node.lifecycle_state() == "unconfigured"
     finally:
         if node is not None:
             node.close()

@@ -2,13 +2,14 @@
 -> the exact states and commands committed in `reference/controller_commands.json`.
 
 The messages are what a robot sends to policy_node (sensor_msgs/PointCloud2 and JointState, built
-with the rosbags typestore: no ROS needed), in a fixed episode that exercises every branch the
-node's control path takes: disabled, waiting for data, running while the arm follows, malformed
-messages (counted, never acted on), stale joint states (holding), a fresh plan after they return,
-a stuck arm (tracking fault), re-enabling, disabling. Three deployments: SDM one-step receding
-horizon, a teacher's DDIM-2 trajectories, SDM with temporal ensembling. Refactors of the
-controller, the state assembly or the decoding must leave these records unchanged
-(numbers to 1e-6, single thread; states, messages and counters exactly).
+with the rosbags typestore: no ROS needed), handed to `deploy.session.ControlSession` as the node
+hands them (decoding, state assembly, the state machine, the controller's step), in a fixed
+episode that exercises every branch of that path: disabled, waiting for data, running while the
+arm follows, malformed messages (counted, never acted on), stale joint states (holding), a fresh
+plan after they return, a stuck arm (tracking fault), re-enabling, disabling. Three deployments:
+SDM one-step receding horizon, a teacher's DDIM-2 trajectories, SDM with temporal ensembling.
+Refactors of the controller, the session, the state assembly or the decoding must leave these
+records unchanged (numbers to 1e-6, single thread; states, messages and counters exactly).
 
 Regenerate only for an intended change of behaviour, and say so in the commit:
 `SDM_REGENERATE_REFERENCE=1 python -m pytest test/training/test_controller_reference.py`.
@@ -17,6 +18,7 @@ Regenerate only for an intended change of behaviour, and say so in the commit:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,18 +29,14 @@ from rosbags.typesys import Stores, get_typestore
 
 from sdm_policy_core import control
 from sdm_policy_core.config import DeploymentConfig
-from sdm_policy_core.conversions import (
-    ConversionError,
-    array_to_pointcloud2_fields,
-    joint_state_to_array,
-    pointcloud2_to_array,
-    stamp_to_seconds,
-)
-from sdm_policy_core.robot import RobotProfile, StateAssembler
+from sdm_policy_core.conversions import array_to_pointcloud2_fields
+from sdm_policy_core.deploy.session import ControlSession
+from sdm_policy_core.robot import RobotProfile
 from sdm_policy_core.runtime import PolicyRuntime
 from test.training.test_policy_reference import REFERENCE, REGENERATE, build_checkpoints
 
 COMMANDS = REFERENCE / "controller_commands.json"
+LOG = logging.getLogger(__name__)
 TYPES = get_typestore(Stores.ROS2_KILTED).types
 PROFILE = RobotProfile(
     name="reference_arm",
@@ -97,62 +95,18 @@ def _joint_msg(position: np.ndarray, t: float, drop: str = ""):
     )
 
 
-class _NodePath:
-    """What policy_node does with the messages: decode (a malformed one is counted and
-    dropped), assemble agent_pos, hand over to the PolicyController, tick."""
-
-    def __init__(self, runtime: PolicyRuntime, cfg: DeploymentConfig) -> None:
-        self.assembler = StateAssembler(PROFILE)
-        self.controller = control.PolicyController(runtime, PROFILE, cfg)
-
-    def _decoded(self, msg, what: str, decode):
-        try:
-            stamp = stamp_to_seconds(msg.header.stamp)
-            if stamp <= 0:
-                raise ConversionError("header.stamp is zero")
-            return decode(msg), stamp
-        except (ConversionError, ValueError) as err:
-            self.controller.reject(what, str(err))
-            return None
-
-    def cloud(self, msg) -> None:
-        def decode(msg):
-            points = pointcloud2_to_array(msg, channels=self.controller.channels)
-            points = points[np.isfinite(points).all(axis=1)]
-            if len(points) == 0:
-                raise ConversionError("no finite points")
-            return points
-
-        if (got := self._decoded(msg, "cloud", decode)) is not None:
-            self.controller.update_cloud(*got)
-
-    def joint_state(self, msg) -> None:
-        def decode(msg):
-            return joint_state_to_array(msg, self.assembler.joint_names)
-
-        if (got := self._decoded(msg, "state", decode)) is not None:
-            self.assembler.update_joints(*got)
-            if (assembled := self.assembler.assemble()) is not None:
-                self.controller.update_state(*assembled)
-
-    def enable(self, on: bool) -> None:
-        self.controller.set_enabled(on)
-
-    def tick(self, now: float) -> control.TickResult:
-        return self.controller.tick(now)
-
-    def counters(self) -> dict:
-        c = self.controller.counters
-        return {
-            "rejected_point_clouds": c.rejected_point_clouds,
-            "rejected_states": c.rejected_states,
-            "skipped_ticks": c.skipped_ticks,
-            "inferences": c.inferences,
-            "commands": c.commands,
-            "faults": c.faults,
-            "reasons": dict(sorted(c.reasons.items())),
-            "seams": [c.seams.count, c.seams.last, c.seams.max],
-        }
+def _counters(session: ControlSession) -> dict:
+    c = session.controller.counters
+    return {
+        "rejected_point_clouds": c.rejected_point_clouds,
+        "rejected_states": c.rejected_states,
+        "skipped_ticks": c.skipped_ticks,
+        "inferences": c.inferences,
+        "commands": c.commands,
+        "faults": c.faults,
+        "reasons": dict(sorted(c.reasons.items())),
+        "seams": [c.seams.count, c.seams.last, c.seams.max],
+    }
 
 
 def _record(result: control.TickResult) -> dict:
@@ -171,7 +125,7 @@ def _record(result: control.TickResult) -> dict:
     }
 
 
-def _episode(path: _NodePath) -> dict:
+def _episode(session: ControlSession) -> dict:
     """The fixed episode; the arm (j1-j3) moves to each command unless it is stuck."""
     rng = np.random.default_rng(17)
     position = np.array([0.1, -0.1, 0.2, 0.05])
@@ -179,26 +133,26 @@ def _episode(path: _NodePath) -> dict:
     t = 1.0
 
     def tick(follow: bool = True) -> None:
-        ticks.append(_record(result := path.tick(t + 0.01)))
+        ticks.append(_record(result := session.step(t + 0.01)))
         if follow and result.command is not None:
             position[:3] = result.command
 
     def observe(follow: bool = True, joints: bool = True) -> None:
         nonlocal t
-        path.cloud(_cloud_msg(rng, t))
+        session.receive("points", _cloud_msg(rng, t))
         if joints:
-            path.joint_state(_joint_msg(position, t))
+            session.receive("joint_states", _joint_msg(position, t))
         tick(follow)
         t += 0.1
 
     tick()  # disabled
-    path.enable(True)
+    session.activate()
     tick()  # waiting for data
     for _ in range(6):
         observe()
     # Malformed: a cloud of NaN only, a joint state without j2 (counted, never acted on).
-    path.cloud(_cloud_msg(rng, t, finite=False))
-    path.joint_state(_joint_msg(position, t, drop="j2"))
+    session.receive("points", _cloud_msg(rng, t, finite=False))
+    session.receive("joint_states", _joint_msg(position, t, drop="j2"))
     tick()
     t += 0.1
     for _ in range(7):  # the joint states stop: stale after stale_age_s
@@ -207,12 +161,12 @@ def _episode(path: _NodePath) -> dict:
         observe()
     for _ in range(8):  # the arm is stuck: a tracking fault
         observe(follow=False)
-    path.enable(True)  # re-enabled after the operator checked the arm
+    session.rearm()  # re-enabled after the operator checked the arm
     for _ in range(3):
         observe()
-    path.enable(False)
+    session.deactivate()
     observe()
-    return {"ticks": ticks, "counters": path.counters()}
+    return {"ticks": ticks, "counters": _counters(session)}
 
 
 def _run(checkpoints: dict[str, Path], name: str) -> dict:
@@ -220,7 +174,9 @@ def _run(checkpoints: dict[str, Path], name: str) -> dict:
     runtime = PolicyRuntime(
         checkpoints[kind], sampler=sampler, steps=steps, seed=7, warmup=False, threads=1
     )
-    return _episode(_NodePath(runtime, DeploymentConfig(stale_age_s=0.25, **settings)))
+    session = ControlSession(PROFILE, DeploymentConfig(stale_age_s=0.25, **settings), LOG)
+    session.install(runtime)
+    return _episode(session)
 
 
 @pytest.fixture(scope="module")
