@@ -176,7 +176,8 @@ SIM_EVAL_ARGUMENTS = (
     LaunchArgument(
         "sim",
         "mujoco",
-        "simulator: mujoco (the embedded MetaWorld sim bridge, started here), gazebo (gz sim + "
+        "simulator: mujoco (the embedded sim bridge, started here: MetaWorld on MuJoCo, or "
+        "obstacle-2d(-cue), a point mass with agent_pos only), gazebo (gz sim + "
         "ros_gz_bridge with config/gazebo) or isaac (Isaac Sim's ROS 2 bridge, config/isaac); "
         "gazebo and isaac run on their own, this starts the policy node against them",
     ),
@@ -193,7 +194,9 @@ SIM_EVAL_ARGUMENTS = (
         "configured sampler, as sdm eval)",
     ),
     LaunchArgument("steps", "0", "denoising steps for ddim/ddpm; 0: the checkpoint's default"),
-    LaunchArgument("task", "button-press-v3", "mujoco: MetaWorld v3 task of the episodes"),
+    LaunchArgument(
+        "task", "button-press-v3", "mujoco: task of the episodes (MetaWorld v3, obstacle-2d(-cue))"
+    ),
     LaunchArgument(
         "episodes",
         "0",
@@ -204,7 +207,11 @@ SIM_EVAL_ARGUMENTS = (
         "seeds", "0", "mujoco: evaluation seeds, comma separated (sdm eval's seeds: 0,1,2)"
     ),
     LaunchArgument("result", "", "mujoco: path of the driver's result JSON (sdm eval keys)"),
-    LaunchArgument("max_episode_steps", "200", "mujoco: steps before an episode fails"),
+    LaunchArgument(
+        "max_episode_steps",
+        "0",
+        "mujoco: steps before an episode fails; 0: the task's own (MetaWorld 200, obstacle-2d 60)",
+    ),
     LaunchArgument("control_rate_hz", "10.0", "[Hz] control rate (sim time per step = 1/rate)"),
     LaunchArgument(
         "step_mode",
@@ -219,7 +226,8 @@ SIM_EVAL_ARGUMENTS = (
     LaunchArgument(
         "robot",
         "",
-        "robot profile; empty: the simulator profile's (metaworld_sim, gazebo_arm, isaac_franka)",
+        "robot profile; empty: the simulator profile's (metaworld_sim, gazebo_arm, isaac_franka; "
+        "obstacle_2d / obstacle_2d_cue for those tasks)",
     ),
     LaunchArgument(
         "params_file", "", "policy node parameters (default: the package's config/policy.yaml)"
@@ -232,6 +240,10 @@ SIM_EVAL_ARGUMENTS = (
         "profile's",
     ),
 )
+
+
+# Robot profiles (config/robots) of the sim bridge's tasks that are not MetaWorld's.
+SIM_ROBOTS = {"obstacle-2d": "obstacle_2d", "obstacle-2d-cue": "obstacle_2d_cue"}
 
 
 def sim_profile(sim: str) -> dict:
@@ -285,8 +297,9 @@ def checkpoint_settings(checkpoint: str, sampler: str, steps: int) -> dict[str, 
 def sim_eval_nodes(args: dict[str, str]) -> list[NodeSpec]:
     """The processes of sim_eval.launch.py for launch arguments `args` (defaults filled in).
 
-    mujoco: sim_bridge_node (lockstep), policy_node (robot metaworld_sim, sim time, one action
-    per observation, waiting for the state of the same step), and with episodes > 0
+    mujoco: sim_bridge_node (lockstep), policy_node (robot metaworld_sim, or the task's profile
+    in SIM_ROBOTS; sim time, one action per observation, waiting for the state of the same
+    step), and with episodes > 0
     sim_eval_driver. gazebo / isaac: the policy node only, with the profile's robot,
     parameters and topic remappings (config/<sim>/sim_profile.yaml); the simulator and its
     bridge are started by the user.
@@ -337,7 +350,7 @@ def sim_eval_nodes(args: dict[str, str]) -> list[NodeSpec]:
     )
     policy.parameters.update(
         {
-            "robot": values["robot"] or "metaworld_sim",
+            "robot": values["robot"] or SIM_ROBOTS.get(values["task"], "metaworld_sim"),
             # One action per observation: each simulation step gives one cloud, and every
             # predicted action of a chunk is executed before re-planning, as sdm eval does.
             "trigger": "observation",
@@ -414,6 +427,11 @@ def sim_record_nodes(args: dict[str, str]) -> list[NodeSpec]:
     values = _with_defaults(SIM_RECORD_ARGUMENTS, args)
     if not values["bag"]:
         raise ValueError("bag:=DIR is required (the rosbag2 bag to create)")
+    if values["task"] in SIM_ROBOTS:
+        raise ValueError(
+            f"sim_record drives MetaWorld's scripted experts; record {values['task']} "
+            f"demonstrations with `sdm demos --task {values['task']}` (no bag needed)"
+        )
     ns = values["namespace"]
     stop_on_success = int(values["stop_on_success"])
     image_size = int(values["image_size"])

@@ -1,4 +1,6 @@
-"""`sim_bridge_node`: the embedded MuJoCo / MetaWorld simulator as a ROS 2 robot (`sim_bridge`).
+"""`sim_bridge_node`: the embedded simulator as a ROS 2 robot (`sim_bridge`): MetaWorld on
+MuJoCo, or a task of the evaluation registry that can be served (obstacle-2d, obstacle-2d-cue:
+a point mass, agent_pos only; sdm_policy_core.sim.episode.served_task lists them).
 
 It speaks the robot side of the contract in ARCHITECTURE.md, so the policy node, a teleoperator
 and a recorder cannot tell it from a real arm:
@@ -7,28 +9,30 @@ Publishes (all stamped with simulation time, frame `frame_id`, default `world`):
 - `/clock` (rosgraph_msgs/Clock): simulation time; run the other nodes with use_sim_time:=true.
   Published before the observations of every step, and at `control_rate_hz` while idle.
   Order per step: /clock, episode_status, joint_states, image, points, expert_observation.
-- `points` (sensor_msgs/PointCloud2): (num_points, 3) float32 xyz [m] in the world frame
+- `points` (sensor_msgs/PointCloud2, MetaWorld only): (num_points, 3) float32 xyz [m] in the
+  world frame
   (+ rgb with `cloud_channels` 6),
   already cropped to the workspace and farthest-point sampled (DP3's MetaWorld observation).
-- `image` (sensor_msgs/Image, rgb8): only when `image_size` > 0.
+- `image` (sensor_msgs/Image, rgb8): MetaWorld only, when `image_size` > 0.
 - `joint_states` (sensor_msgs/JointState): agent_pos as positions [m] under the names
-  hand_{x,y,z}, right_finger_{x,y,z}, left_finger_{x,y,z} (config/robots/metaworld_sim.yaml).
+  hand_{x,y,z}, right_finger_{x,y,z}, left_finger_{x,y,z} (config/robots/metaworld_sim.yaml);
+  obstacle-2d: x, y (config/robots/obstacle_2d.yaml; obstacle-2d-cue adds side, ±1).
 - `episode_status` (sdm_msgs/EpisodeStatus, reliable, transient local): on every reset and
   step, before that step's observations, and at 1 Hz while idle.
 - `~/expert_observation` (std_msgs/Float64MultiArray): MetaWorld's (39,) state vector of the
   step (what the scripted experts act on, see expert_teleop_node); layout.dim[0].label is the
-  task name, dim[0].size 39. Only with `publish_expert_observation`.
+  task name, dim[0].size 39. MetaWorld only, with `publish_expert_observation`.
 
 Subscribes `joint_commands` (std_msgs/Float64MultiArray): MetaWorld's action (dx, dy, dz, grip)
-in [-1, 1] (hand displacement in cm per step, gripper effort). Malformed commands are counted
-and dropped.
+in [-1, 1] (hand displacement in cm per step, gripper effort); obstacle-2d's (vx, vy) in
+[-1, 1] (5 cm per step at full command). Malformed commands are counted and dropped.
 
 Stepping (`step_mode`):
 - `lockstep` (default): the simulator advances one control step per received command, as fast
   as commands come (Gazebo's lockstep, Isaac Sim's step-on-demand): a slow policy slows the
   simulation instead of missing steps, which is what makes a ROS evaluation reproduce the
   in-process `sdm eval`. When no command arrives within `command_timeout_s` (wall time), the
-  robot holds: a zero-displacement step (gripper effort unchanged) every control period until
+  robot holds: a zero-command step (MetaWorld: gripper effort unchanged) every control period until
   commands come back; held steps count towards `max_episode_steps`. Before that, every
   `observation_resend_s` without a command the newest observation (joint states, image, cloud:
   the same messages, same stamps) is published again, so a subscriber that matched late or lost
@@ -40,9 +44,11 @@ After each step the new observation is published; after the step that ends the e
 the final `episode_status` (done) is, and the robot waits for the next reset.
 
 Episodes end on success (held on `stop_on_success` steps; 0 = never end early), at
-`max_episode_steps`, on `~/end_episode`, or on a new reset. Services:
+`max_episode_steps`, on a terminal failure of the task (obstacle-2d: a collision, reason
+`failed`), on `~/end_episode`, or on a new reset. Services:
 - `~/reset_episode` (sdm_msgs/ResetEpisode): task (empty: keep) + seed -> success, message,
-  episode_id. An unknown task is refused with the list of valid ones.
+  episode_id. An unknown task is refused with the list of valid ones, and so is a task of
+  another family than the bridge's (MetaWorld tasks switch among themselves only).
 - `~/end_episode` (std_srvs/Trigger): end the running episode now (reason `ended`).
 - `~/report_success` (std_srvs/Trigger): success = the current or last episode succeeded;
   message = that episode as JSON (episode_id, task, seed, step, done, success, end_reason,
@@ -74,8 +80,8 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from std_srvs.srv import Trigger
 
 from sdm_policy_core.conversions import fill_image, fill_pointcloud2
-from sdm_policy_core.sim.episode import FULL_STATE_DIM, STATE_NAMES, EpisodeRunner
-from sdm_policy_core.sim.metaworld_env import SimulatorError, UnknownTaskError, resolve_task
+from sdm_policy_core.sim.episode import FULL_STATE_DIM, EpisodeRunner, served_task
+from sdm_policy_core.sim.metaworld_env import SimulatorError, UnknownTaskError
 from sdm_policy_ros.process import run_node
 
 NODE_NAME = "sim_bridge"
@@ -92,13 +98,17 @@ LATCHED = QoSProfile(
 )
 
 PARAMETERS: dict[str, tuple[object, str]] = {
-    "task": ("button-press-v3", "MetaWorld v3 task of the first episode"),
+    "task": ("button-press-v3", "task of the first episode: MetaWorld v3, or obstacle-2d(-cue)"),
     "seed": (0, "reset seed of the episode started at launch (start_episode)"),
     "start_episode": (True, "start an episode at launch; false: wait for ~/reset_episode"),
-    "num_points": (512, "points per published cloud (farthest point sampling)"),
-    "cloud_channels": (3, "3: xyz clouds; 6: xyz + rgb (float32 r, g, b fields in [0, 1])"),
-    "image_size": (0, "[px] side of the published RGB image; 0: no image topic"),
-    "max_episode_steps": (200, "control steps before an episode ends unsuccessfully"),
+    "num_points": (512, "MetaWorld: points per published cloud (farthest point sampling)"),
+    "cloud_channels": (3, "MetaWorld: 3 xyz clouds; 6 xyz + rgb (float32 r, g, b in [0, 1])"),
+    "image_size": (0, "[px] MetaWorld: side of the published RGB image; 0: no image topic"),
+    "max_episode_steps": (
+        0,
+        "control steps before an episode ends unsuccessfully; 0: the task's own (MetaWorld "
+        "200, obstacle-2d 60)",
+    ),
     "stop_on_success": (1, "end an episode after this many success steps; 0: never early"),
     "control_rate_hz": (10.0, "[Hz] control rate: simulated seconds per step = 1 / rate"),
     "step_mode": ("lockstep", "lockstep: one step per command; realtime: a wall-clock timer"),
@@ -153,18 +163,22 @@ class SimBridgeNode(Node):
                 "cloud_channels": int(p["cloud_channels"]),
             },
         )
-        self.image_size = int(p["image_size"])
+        keys = self.runner.observation_keys
 
         self._pub_clock = self.create_publisher(ClockMsg, "/clock", RELIABLE)
         self._pub_status = self.create_publisher(EpisodeStatus, "episode_status", LATCHED)
         self._pub_joints = self.create_publisher(JointState, "joint_states", RELIABLE)
-        self._pub_points = self.create_publisher(PointCloud2, "points", RELIABLE)
+        self._pub_points = (
+            self.create_publisher(PointCloud2, "points", RELIABLE)
+            if "point_cloud" in keys
+            else None
+        )
         self._pub_image = (
-            self.create_publisher(Image, "image", RELIABLE) if self.image_size else None
+            self.create_publisher(Image, "image", RELIABLE) if "image" in keys else None
         )
         self._pub_expert = (
             self.create_publisher(Float64MultiArray, "~/expert_observation", RELIABLE)
-            if p["publish_expert_observation"]
+            if p["publish_expert_observation"] and self.runner.full_state() is not None
             else None
         )
         self.create_subscription(Float64MultiArray, "joint_commands", self._on_command, RELIABLE)
@@ -189,14 +203,14 @@ class SimBridgeNode(Node):
             self._start_episode(int(p["seed"]), None)
         self.get_logger().info(
             f"started: {self.runner.task}, {self.step_mode} at {self.rate_hz:g} Hz, "
-            f"{int(p['max_episode_steps'])} steps per episode, "
+            f"{self.runner.max_episode_steps} steps per episode, "
             f"{'episode running' if self.runner.active else 'waiting for ~/reset_episode'}"
         )
 
     @staticmethod
     def _check_parameters(p: dict[str, object]) -> None:
         """Fail fast with a message naming the bad parameter and what is valid."""
-        resolve_task(str(p["task"]))  # UnknownTaskError lists the tasks
+        served_task(str(p["task"]))  # UnknownTaskError / ValueError list the tasks
         problems = []
         if p["step_mode"] not in STEP_MODES:
             problems.append(f"step_mode must be one of {list(STEP_MODES)}, got {p['step_mode']!r}")
@@ -210,10 +224,9 @@ class SimBridgeNode(Node):
             problems.append(
                 f"observation_resend_s must be >= 0 (0: never), got {p['observation_resend_s']}"
             )
-        for name in ("num_points", "max_episode_steps"):
-            if int(p[name]) < 1:
-                problems.append(f"{name} must be >= 1, got {p[name]}")
-        for name in ("image_size", "stop_on_success", "seed"):
+        if int(p["num_points"]) < 1:
+            problems.append(f"num_points must be >= 1, got {p['num_points']}")
+        for name in ("image_size", "stop_on_success", "seed", "max_episode_steps"):
             if int(p[name]) < 0:
                 problems.append(f"{name} must be >= 0, got {p[name]}")
         if problems:
@@ -279,7 +292,7 @@ class SimBridgeNode(Node):
         if obs is None:
             self._obs_wall = None
             return
-        joints = JointState(name=list(STATE_NAMES), position=obs["agent_pos"].tolist())
+        joints = JointState(name=list(self.runner.state_names), position=obs["agent_pos"].tolist())
         joints.header.stamp = stamp
         joints.header.frame_id = self.frame_id
         self._sent.append((self._pub_joints, joints))
@@ -288,10 +301,11 @@ class SimBridgeNode(Node):
             fill_image(image, obs["image"], "rgb8")
             image.header.stamp, image.header.frame_id = stamp, self.frame_id
             self._sent.append((self._pub_image, image))
-        cloud = PointCloud2()
-        fill_pointcloud2(cloud, obs["point_cloud"], PointField)
-        cloud.header.stamp, cloud.header.frame_id = stamp, self.frame_id
-        self._sent.append((self._pub_points, cloud))
+        if self._pub_points is not None:
+            cloud = PointCloud2()
+            fill_pointcloud2(cloud, obs["point_cloud"], PointField)
+            cloud.header.stamp, cloud.header.frame_id = stamp, self.frame_id
+            self._sent.append((self._pub_points, cloud))
         self._send_observation()
         self._obs_wall = time.monotonic()
         if self._pub_expert is not None:  # last: a teleoperator's command follows the cloud
@@ -326,9 +340,10 @@ class SimBridgeNode(Node):
     # -- commands and the clock ------------------------------------------------------------------
     def _on_command(self, msg: Float64MultiArray) -> None:
         action = np.asarray(msg.data, dtype=np.float64)
-        if action.shape != (4,) or not np.isfinite(action).all():
+        n = self.runner.action_dim
+        if action.shape != (n,) or not np.isfinite(action).all():
             self._rejected += 1
-            self._warn(f"rejected joint_commands {list(msg.data)}: need 4 finite values")
+            self._warn(f"rejected joint_commands {list(msg.data)}: need {n} finite values")
             return
         if not self.runner.active:
             return  # between episodes the robot ignores commands

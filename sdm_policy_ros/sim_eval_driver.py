@@ -83,7 +83,7 @@ class SimEvalDriver(Node):
             "checkpoint": "",
             "step_mode": "lockstep",
             "control_rate_hz": 10.0,
-            "max_episode_steps": 200,
+            "max_episode_steps": 0,
             "threads": 2,
             "mode": "eval",
             "min_success_steps": 5,
@@ -112,6 +112,7 @@ class SimEvalDriver(Node):
         self._first_stamp: dict[int, int] = {}  # episode_id -> stamp [ns] of its first status
         self._policy_status: PolicyStatus | None = None
         self._previous_end = 0  # [ns] sim time at the end of the previous episode
+        self._max_steps = 0  # episode length the bridge reported
         self._obs_arrival: dict[int, float] = {}  # observation stamp [ns] -> arrival (monotonic)
         self._chunks: list[tuple[int, float, float, str, int, str]] = []
         self.create_subscription(EpisodeStatus, "episode_status", self._on_status, LATCHED)
@@ -240,6 +241,7 @@ class SimEvalDriver(Node):
         if self.mode == "eval":
             self._set_policy_enabled(False)
         report = json.loads(self._call(self._report, Trigger.Request()).message)
+        self._max_steps = int(report.get("max_steps", 0))  # the bridge's (0: the task's own)
         time.sleep(0.05)  # chunks published just before the end are still on their way
         with self._lock:
             first = self._first_stamp.get(episode_id, self._previous_end + 1)
@@ -310,9 +312,11 @@ class SimEvalDriver(Node):
     def run(self) -> dict[str, Any]:
         from sdm_policy_core.eval.sim_in_loop import checkpoint_meta, sim_eval_result
         from sdm_policy_core.sim.demos import EVAL_STREAM, episode_seed
+        from sdm_policy_core.sim.episode import METAWORLD, served_task
 
         if self.mode == "demos":
             return self.run_demos()
+        family = served_task(str(self.p["task"]))[1]
         start = time.monotonic()
         self.wait_for_peers()
         n, total = int(self.p["episodes"]), int(self.p["episodes"]) * len(self.seeds)
@@ -348,8 +352,9 @@ class SimEvalDriver(Node):
             "wall_time_s": time.monotonic() - start,
             "step_mode": self.p["step_mode"],
             "control_rate_hz": float(self.p["control_rate_hz"]),
-            "max_episode_steps": int(self.p["max_episode_steps"]),
+            "max_episode_steps": self._max_steps or int(self.p["max_episode_steps"]),
             "threads": int(self.p["threads"]),
+            "sim": "mujoco" if family == METAWORLD else family,
             **(checkpoint_meta(self.p["checkpoint"]) if self.p["checkpoint"] else {}),
         }
         return sim_eval_result(meta, records)

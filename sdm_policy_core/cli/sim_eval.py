@@ -2,13 +2,15 @@
 
     sdm sim-eval --checkpoint CKPT_DIR --task button-press-v3 --episodes 20 --out RESULT.json
                  [--sampler one-step|ddim|ddpm] [--steps K] [--seed S | --seeds S1 S2 S3]
-                 [--max-episode-steps 200] [--control-rate-hz 10] [--step-mode lockstep]
+                 [--max-episode-steps N] [--control-rate-hz 10] [--step-mode lockstep]
                  [--command-timeout-s 5] [--threads 2] [--timeout-s T] [--domain-id D]
 
 Starts real ROS 2 processes (`python -m sdm_policy_ros.launch_runner sim_eval sim:=mujoco`):
-the MetaWorld sim bridge, the policy node (robot metaworld_sim, sim time) and the evaluation
-driver, which runs `sdm eval`'s protocol through the ROS interfaces a real robot uses: the same
-reset seeds per episode, the sampler noise seeded per seed, every action of a chunk executed.
+the sim bridge (MetaWorld v3 tasks on MuJoCo, or obstacle-2d / obstacle-2d-cue, state-only),
+the policy node (robot metaworld_sim, or obstacle_2d / obstacle_2d_cue; sim time) and the
+evaluation driver, which runs `sdm eval`'s protocol through the ROS interfaces a real robot
+uses: the same reset seeds per episode, the sampler noise seeded per seed, every action of a
+chunk executed.
 With lockstep stepping (default) the result is comparable with `sdm eval` of the same
 checkpoint and seeds. Writes RESULT.json with `sdm eval`'s keys (success_rate, episodes, seeds,
 sampler, steps, latency_ms {p50, p99}, control_hz, per_seed, ...) plus the ROS loop's
@@ -29,15 +31,15 @@ from sdm_policy_core.cli.eval import add_evaluation_arguments, evaluation_seeds,
 def _sim_eval(args: argparse.Namespace) -> int:
     from sdm_policy_core.eval.report import plot_result, write_json
     from sdm_policy_core.eval.sim_in_loop import SimEvalError, run_sim_eval
-    from sdm_policy_core.sim import UnknownTaskError, resolve_task
+    from sdm_policy_core.sim.episode import served_task
 
     def fail(text: str, code: int = 2) -> int:
         print(f"sdm sim-eval: error: {text}", file=sys.stderr)
         return code
 
     try:
-        task = resolve_task(args.task)
-    except UnknownTaskError as err:
+        task = served_task(args.task)[0]
+    except ValueError as err:  # UnknownTaskError too: both list the tasks
         return fail(str(err))
     if not (args.checkpoint / "config.json").is_file():
         return fail(f"{args.checkpoint} is not a checkpoint directory (no config.json)")
@@ -85,12 +87,17 @@ def _sim_eval(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sim-eval",
-        help="closed-loop evaluation with the MetaWorld simulator in the loop over ROS 2",
+        help="closed-loop evaluation with the simulator in the loop over ROS 2",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_evaluation_arguments(p, "result JSON (+ .png, .log beside)")
-    p.add_argument("--max-episode-steps", type=int, default=200, help="episode length (200)")
+    p.add_argument(
+        "--max-episode-steps",
+        type=int,
+        default=0,
+        help="episode length; 0 (default): the task's own (MetaWorld 200, obstacle-2d 60)",
+    )
     p.add_argument("--control-rate-hz", type=float, default=10.0, help="[Hz] control rate")
     p.add_argument(
         "--step-mode",

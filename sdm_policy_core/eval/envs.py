@@ -82,6 +82,9 @@ class EnvEntry:
     demos: what `sdm demos --task` runs for this task: (task, episodes, seed,
         max_episode_steps or None, progress) -> (ReplayBuffer, DemoSummary); None: the task
         has no scripted expert here (MetaWorld's is `sim.demos.record_demos`).
+    serve: (task, max_episode_steps or None) -> EvalEnv without a policy to check against:
+        what `sim_bridge_node` serves over ROS 2 (sim/episode.py); None: the bridge does not
+        serve the task (MetaWorld has its own path there).
     """
 
     name: str
@@ -90,6 +93,7 @@ class EnvEntry:
     make: Callable[[str, ObservationSpec, int | None], EvalEnv]
     summary: str = ""
     demos: Callable[[str, int, int, int | None, bool], tuple[Any, Any]] | None = None
+    serve: Callable[[str, int | None], EvalEnv] | None = None
 
 
 _REGISTRY: dict[str, EnvEntry] = {}
@@ -287,11 +291,15 @@ def _obstacle_check(task: str, spec: ObservationSpec, source: str) -> None:
     require_state_only(spec, source, task, 3 if task == TASK_CUE else 2, ACTION_DIM)
 
 
-def _obstacle_make(task: str, spec: ObservationSpec, max_episode_steps: int | None) -> EvalEnv:
+def _obstacle_serve(task: str, max_episode_steps: int | None) -> EvalEnv:
     from sdm_policy_core.sim.obstacle import DEFAULT_MAX_EPISODE_STEPS, TASK_CUE, ObstacleEnv
 
-    _obstacle_check(task, spec, task)
     return ObstacleEnv(task == TASK_CUE, max_episode_steps or DEFAULT_MAX_EPISODE_STEPS)
+
+
+def _obstacle_make(task: str, spec: ObservationSpec, max_episode_steps: int | None) -> EvalEnv:
+    _obstacle_check(task, spec, task)
+    return _obstacle_serve(task, max_episode_steps)
 
 
 def _obstacle_demos(
@@ -319,5 +327,6 @@ for _name, _summary in (
             _obstacle_make,
             _summary + " (state-only; 60 steps)",
             _obstacle_demos,
+            _obstacle_serve,
         )
     )

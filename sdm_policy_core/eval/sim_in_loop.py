@@ -4,12 +4,14 @@
                           seeds=(0,), out="results/sdm_ros.json")
 
 `run_sim_eval` starts `python -m sdm_policy_ros.launch_runner sim_eval sim:=mujoco ...` as a
-subprocess: the sim bridge (`sim_bridge_node`, lockstep), the policy node (`policy_node`,
-robot metaworld_sim, sim time, one action per observation) and the evaluation driver
+subprocess: the sim bridge (`sim_bridge_node`, lockstep; MetaWorld on MuJoCo, or a served
+registry task such as obstacle-2d), the policy node (`policy_node`, robot metaworld_sim or the
+task's profile, sim time, one action per observation) and the evaluation driver
 (`sim_eval_driver`), all real ROS 2 processes. The driver runs the same protocol as `sdm eval`:
 for each seed s the policy's sampler noise is seeded with s, and episode i of seed s is reset
 with `episode_seed(s, i, EVAL_STREAM)`; every predicted action of a chunk is executed, an
-episode succeeds at MetaWorld's first success flag and fails at `max_episode_steps`. Lockstep
+episode succeeds at the task's first success flag and fails at `max_episode_steps` (or, on
+obstacle-2d, at a collision). Lockstep
 stepping makes the observation sequence the same as in-process, so both evaluations of one
 checkpoint measure the same thing (`test/sim_ros/test_sim_eval.py` compares them).
 
@@ -155,13 +157,14 @@ def sim_eval_command(
     result: str | Path,
     sampler: str | None = None,
     steps: int | None = None,
-    max_episode_steps: int = 200,
+    max_episode_steps: int = 0,
     control_rate_hz: float = 10.0,
     step_mode: str = "lockstep",
     command_timeout_s: float = 5.0,
     threads: int = 2,
 ) -> list[str]:
-    """The launch-runner command line of one sim-in-the-loop evaluation (sim:=mujoco)."""
+    """The launch-runner command line of one sim-in-the-loop evaluation (sim:=mujoco, the
+    embedded sim bridge). max_episode_steps 0: the task's own (MetaWorld 200, obstacle-2d 60)."""
     args = {
         "sim": "mujoco",
         "checkpoint": os.path.abspath(checkpoint),
@@ -192,7 +195,7 @@ def run_sim_eval(
     out: str | Path,
     sampler: str | None = None,
     steps: int | None = None,
-    max_episode_steps: int = 200,
+    max_episode_steps: int = 0,
     control_rate_hz: float = 10.0,
     step_mode: str = "lockstep",
     command_timeout_s: float = 5.0,

@@ -1,8 +1,11 @@
-"""report.md of the main job: success, latency, control rate and training curves per policy.
+"""report.md of the main job: per task, success, latency, control rate, the paired differences
+between the rows with their 95 % intervals, and the training curves.
 
-Input: one evaluation JSON per row (keys of `sdm eval` / `sdm sim-eval`: success_rate,
-episodes, seeds, sampler, steps, latency_ms {p50, p99}, control_hz, optionally
-achieved_control_hz and the per-call latencies `latencies_ms`), and the training runs.
+Input: per task, one evaluation JSON per row (keys of `sdm eval` / `sdm sim-eval`:
+success_rate, episodes, seeds, sampler, steps, latency_ms {p50, p99}, control_hz, optionally
+achieved_control_hz, the per-call latencies `latencies_ms` and `episode_results`), and the
+training runs. Rows evaluated on the same episodes pair up: `difference_lines` states SDM −
+naive and SDM − DDIM-10 (`DIFFERENCES`) with `paired_difference`'s bootstrap interval.
 """
 
 from __future__ import annotations
@@ -55,6 +58,40 @@ HEADER = [
     "policy-bound rate (Hz)",
     "achieved loop rate (Hz)",
 ]
+
+
+# (B, A) row names: B - A on the same episodes, as the report states them.
+DIFFERENCES = (
+    ("SDM one-step", "teacher naive one-step"),
+    ("SDM one-step", "teacher DDIM-10"),
+)
+
+
+def differences(
+    rows: dict[str, dict[str, Any]], pairs: tuple[tuple[str, str], ...] = DIFFERENCES
+) -> list[dict[str, Any]]:
+    """`paired_difference` (95 %, one training run: the bootstrap over episodes) of every pair
+    (B, A) whose rows are both present, with `b` and `a` naming them."""
+    from sdm_policy_core.eval.protocol import paired_difference
+
+    out = []
+    for b, a in pairs:
+        if a in rows and b in rows:
+            out.append({"b": b, "a": a, **paired_difference([rows[a]], [rows[b]])})
+    return out
+
+
+def difference_lines(diffs: list[dict[str, Any]]) -> list[str]:
+    """One line per paired difference, in points with its 95 % interval."""
+    lines = []
+    for d in diffs:
+        lo, hi = d["ci"]
+        lines.append(
+            f"- {d['b']} − {d['a']}: {100 * d['difference']:+.1f} points, 95 % interval "
+            f"[{100 * lo:+.1f}, {100 * hi:+.1f}] over {d['pairs']} paired episodes (only "
+            f"{d['a']} solved {d['only_a']}, only {d['b']} solved {d['only_b']})"
+        )
+    return lines
 
 
 def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
@@ -113,24 +150,36 @@ def plot_rows(rows: dict[str, dict[str, Any]], out: Path) -> Path:
 def write_report(
     out_dir: Path,
     title: str,
-    rows: dict[str, dict[str, Any]],
+    tasks: dict[str, dict[str, dict[str, Any]]],
     runs: dict[str, Path],
     stages: dict[str, float],
     notes: list[str],
 ) -> Path:
-    """Write out_dir/report.md (+ plots) and return its path."""
+    """Write out_dir/report.md (+ plots, rows.json with each task's rows and differences) and
+    return its path. tasks: task section title -> {row name: evaluation result}."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot_rows(rows, out_dir / "evaluation.png")
-    lines = [f"# {title}", "", markdown_table(rows), "", "![evaluation](evaluation.png)", ""]
+    lines = [f"# {title}", ""]
+    saved: dict[str, Any] = {}
+    for i, (task, rows) in enumerate(tasks.items()):
+        plot = f"evaluation_{i}.png"
+        plot_rows(rows, out_dir / plot)
+        diffs = differences(rows)
+        lines += [f"## {task}", "", markdown_table(rows), ""]
+        if diffs:
+            lines += ["Paired differences (same episodes; bootstrap over episodes):", ""]
+            lines += [*difference_lines(diffs), ""]
+        lines += [f"![evaluation {task}]({plot})", ""]
+        saved[task] = {"rows": rows, "differences": diffs}
     for name, run in runs.items():
         plot = run / "plots" / "metrics.png"
         if plot.exists():
-            shutil.copyfile(plot, out_dir / f"training_{name}.png")
-            lines += [f"## Training: {name}", "", f"![{name}](training_{name}.png)", ""]
+            slug = name.replace(" ", "_")
+            shutil.copyfile(plot, out_dir / f"training_{slug}.png")
+            lines += [f"## Training: {name}", "", f"![{name}](training_{slug}.png)", ""]
     lines += ["## Stages (wall-clock seconds)", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in stages.items()]
     lines += ["", *notes, ""]
-    (out_dir / "rows.json").write_text(json.dumps(rows, indent=2))
+    (out_dir / "rows.json").write_text(json.dumps(saved, indent=2))
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

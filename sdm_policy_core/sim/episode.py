@@ -2,18 +2,22 @@
 
     runner = EpisodeRunner("button-press-v3", control_period_s=0.1)
     obs = runner.reset(seed=7)            # first observation; sim time advances one period
-    obs = runner.step(action)             # (4,) in [-1, 1]; None = hold
+    obs = runner.step(action)             # (action_dim,) in [-1, 1]; None = hold
     runner.status.done, runner.status.success, runner.summary()
 
-An `EpisodeRunner` wraps a `MetaWorldEnv` and keeps the bookkeeping a robot-in-the-loop
-evaluation needs, independent of ROS:
+An `EpisodeRunner` wraps a simulated task and keeps the bookkeeping a robot-in-the-loop
+evaluation needs, independent of ROS. The task is a MetaWorld v3 task (a `MetaWorldEnv`, point
+clouds + agent_pos) or a task of the evaluation registry that can be served (`EnvEntry.serve`,
+e.g. obstacle-2d: agent_pos only); `served_task` says which, and names the valid ones otherwise.
+A runner keeps to its family: a reset may switch between MetaWorld tasks, not to another one.
 
-- Hold: `step(None)` applies a zero hand displacement and keeps the last commanded gripper
-  effort (an object in the gripper stays held). Held steps count as episode steps.
-- End of an episode: MetaWorld's success flag held on `stop_on_success` steps (1: the first
-  success, as `sdm eval` stops; 0: never end early), `max_episode_steps` reached, or `end()`.
-  After the end no observation is rendered (`step()` returns None for the final step): the
-  policy has nothing left to act on.
+- Hold: `step(None)` applies a zero command; MetaWorld keeps the last commanded gripper effort
+  (an object in the gripper stays held). Held steps count as episode steps.
+- End of an episode: the success flag held on `stop_on_success` steps (1: the first success,
+  as `sdm eval` stops; 0: never end early, unless the task itself ends there),
+  `max_episode_steps` reached, a terminal failure of the task (`failed`, e.g. obstacle-2d's
+  collision), or `end()`. After the end no observation is rendered (`step()` returns None for
+  the final step): the policy has nothing left to act on.
 - Simulation time: starts at 0 and advances by `control_period_s` on every reset and step, so
   it is monotonic across episodes (ROS time must not jump backwards) and the first observation
   of an episode is never stamped 0.
@@ -27,12 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from sdm_policy_core.sim.metaworld_env import (
-    ACTION_DIM,
-    DEFAULT_MAX_EPISODE_STEPS,
-    MetaWorldEnv,
-    resolve_task,
-)
+from sdm_policy_core.sim.metaworld_env import DEFAULT_MAX_EPISODE_STEPS, MetaWorldEnv
 
 # Names of agent_pos's 9 values, in order (the metaworld_sim robot profile's state_names; the
 # sim bridge's JointState names).
@@ -49,7 +48,28 @@ STATE_NAMES = (
 )
 ACTION_NAMES = ("dx", "dy", "dz", "grip")  # MetaWorld's action, each in [-1, 1]
 FULL_STATE_DIM = 39  # MetaWorld's state vector (what the scripted experts act on)
-END_REASONS = ("running", "success", "max_steps", "ended", "reset")
+END_REASONS = ("running", "success", "max_steps", "failed", "ended", "reset")
+METAWORLD = "metaworld"
+
+
+def served_task(name: str) -> tuple[str, str]:
+    """(canonical task name, family) of a task the sim bridge can serve: family "metaworld"
+    for MetaWorld v3 tasks, else the registry name of the task (sdm_policy_core.eval.envs).
+    Raises UnknownTaskError listing the tasks, or ValueError for a registered task that is not
+    served (no `serve`)."""
+    from sdm_policy_core.eval.envs import METAWORLD as REGISTRY_METAWORLD
+    from sdm_policy_core.eval.envs import registered_tasks, resolve_eval_task
+
+    task, entry = resolve_eval_task(name)
+    if entry.name == REGISTRY_METAWORLD:
+        return task, METAWORLD
+    if entry.serve is None:
+        served = [t for t in registered_tasks() if resolve_eval_task(t)[1].serve is not None]
+        raise ValueError(
+            f"task {task!r} is not served by the sim bridge; it serves MetaWorld v3 tasks and "
+            f"{', '.join(served)} (evaluate {task} in process with `sdm eval --task {task}`)"
+        )
+    return task, entry.name
 
 
 @dataclass
@@ -78,33 +98,69 @@ class EpisodeStatus:
 class EpisodeRunner:
     """The simulator as a robot; see the module docstring.
 
-    task: MetaWorld v3 task of the first episode ('-v3' may be left out).
+    task: task of the first episode (`served_task`: MetaWorld v3, '-v3' may be left out, or a
+        served registry task such as obstacle-2d).
     control_period_s: [s] simulation time per control step (1 / control rate).
+    max_episode_steps: steps before an episode ends unsuccessfully; 0: the task's own
+        (MetaWorld 200, obstacle-2d 60).
     stop_on_success: end the episode once success was reported on this many steps (0: never).
-    env_kwargs: more MetaWorldEnv arguments (num_points, image_size, ...).
+    env_kwargs: more MetaWorldEnv arguments (num_points, image_size, ...); unused by the
+        registry tasks.
     """
 
     task: str
     control_period_s: float = 0.1
-    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS
+    max_episode_steps: int = 0
     stop_on_success: int = 1
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.task = resolve_task(self.task)
+        self.task, self.family = served_task(self.task)
         if not self.control_period_s > 0:
             raise ValueError(f"control_period_s must be > 0, got {self.control_period_s}")
-        if self.max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
+        if self.max_episode_steps < 0:
+            raise ValueError(
+                f"max_episode_steps must be >= 1 (0: the task's own), got {self.max_episode_steps}"
+            )
         if self.stop_on_success < 0:
             raise ValueError(f"stop_on_success must be >= 0, got {self.stop_on_success}")
         self.env = self._make_env(self.task)
+        self.max_episode_steps = int(self.env.max_episode_steps)
         self.status = EpisodeStatus(max_steps=self.max_episode_steps, task=self.task)
         self._period_ns = round(self.control_period_s * 1e9)
-        self._grip = 0.0  # gripper effort of the hold action: the last commanded one
+        self._grip = 0.0  # MetaWorld: gripper effort of the hold action, the last commanded one
 
-    def _make_env(self, task: str) -> MetaWorldEnv:
-        return MetaWorldEnv(task, max_episode_steps=self.max_episode_steps, **self.env_kwargs)
+    def _make_env(self, task: str) -> Any:
+        steps = self.max_episode_steps or None
+        if self.family == METAWORLD:
+            steps = steps or DEFAULT_MAX_EPISODE_STEPS
+            return MetaWorldEnv(task, max_episode_steps=steps, **self.env_kwargs)
+        from sdm_policy_core.eval.envs import resolve_eval_task
+
+        return resolve_eval_task(task)[1].serve(task, steps)
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.env.action_dim)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Names of agent_pos's values: MetaWorld's STATE_NAMES, else the env's `state_names`
+        (agent_pos_0, agent_pos_1, ... when it has none)."""
+        if self.family == METAWORLD:
+            return STATE_NAMES
+        names = getattr(self.env, "state_names", None)
+        if names:
+            return tuple(names)
+        return tuple(f"agent_pos_{i}" for i in range(self.env.state_dim))
+
+    @property
+    def observation_keys(self) -> tuple[str, ...]:
+        """Keys of the observations `reset`/`step` return ("point_cloud", "agent_pos", ...)."""
+        if self.family == METAWORLD:
+            keys = ("point_cloud", "agent_pos")
+            return keys + (("image",) if self.env.image_size else ())
+        return tuple(self.env.observation_keys)
 
     @property
     def active(self) -> bool:
@@ -113,15 +169,24 @@ class EpisodeRunner:
 
     @property
     def hold_action(self) -> np.ndarray:
-        """(4,) zero hand displacement, the last commanded gripper effort."""
-        return np.array([0.0, 0.0, 0.0, self._grip])
+        """A zero command: MetaWorld (4,) zero hand displacement with the last commanded
+        gripper effort; other tasks zeros (velocity commands: stand still)."""
+        if self.family == METAWORLD:
+            return np.array([0.0, 0.0, 0.0, self._grip])
+        return np.zeros(self.action_dim)
 
     def reset(self, seed: int, task: str | None = None) -> dict[str, np.ndarray]:
         """Start a new episode (ending a running one with reason 'reset'); returns its first
-        observation. Raises UnknownTaskError (listing the tasks) or ValueError (seed < 0)."""
+        observation. Raises UnknownTaskError (listing the tasks) or ValueError (seed < 0, a task
+        of another family than this runner's)."""
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        task = resolve_task(task) if task else self.task
+        task, family = served_task(task) if task else (self.task, self.family)
+        if family != self.family:
+            raise ValueError(
+                f"this sim bridge serves {self.task!r} ({self.family}); {task!r} needs a bridge "
+                f"of its own (task:={task})"
+            )
         if self.active:
             self.end("reset")
         if task != self.task:
@@ -143,8 +208,8 @@ class EpisodeRunner:
         return obs
 
     def step(self, action: np.ndarray | None) -> dict[str, np.ndarray] | None:
-        """One control step with `action` (4,) in [-1, 1] (None: hold). Returns the new
-        observation, or None when this step ended the episode. Raises RuntimeError when no
+        """One control step with `action` (action_dim,) in [-1, 1] (None: hold). Returns the
+        new observation, or None when this step ended the episode. Raises RuntimeError when no
         episode is running and ValueError for a malformed action."""
         if not self.active:
             raise RuntimeError("no episode is running: reset first")
@@ -154,11 +219,17 @@ class EpisodeRunner:
             st.held_steps += 1
         else:
             action = np.asarray(action, dtype=np.float64).reshape(-1)
-            if action.shape != (ACTION_DIM,) or not np.isfinite(action).all():
-                raise ValueError(f"action must be {ACTION_DIM} finite values, got {action}")
-            self._grip = float(np.clip(action[3], -1.0, 1.0))
+            if action.shape != (self.action_dim,) or not np.isfinite(action).all():
+                raise ValueError(f"action must be {self.action_dim} finite values, got {action}")
+            if self.family == METAWORLD:
+                self._grip = float(np.clip(action[3], -1.0, 1.0))
             st.commanded_steps += 1
-        _, reward, success, limit, _ = self.env.step(action, observe=False)
+        if self.family == METAWORLD:
+            _, reward, success, done, _ = self.env.step(action, observe=False)
+            obs = None
+        else:  # state-only tasks: observing costs nothing
+            obs, reward, done, info = self.env.step(action)
+            success = bool(info["success"])
         st.step += 1
         st.reward += reward
         st.sim_time_ns += self._period_ns
@@ -168,9 +239,12 @@ class EpisodeRunner:
                 st.success, st.first_success_step = True, st.step
         if self.stop_on_success and st.success_steps >= self.stop_on_success:
             self.end("success")
-        elif limit:
-            self.end("max_steps")
-        return None if st.done else self.env.observe()
+        elif done:  # MetaWorld: the step limit; other tasks also end on success or a failure
+            limit = st.step >= self.max_episode_steps
+            self.end("max_steps" if limit else "success" if success else "failed")
+        if st.done:
+            return None
+        return self.env.observe() if obs is None else obs
 
     def end(self, reason: str = "ended") -> None:
         """End the running episode (no-op when none runs)."""
@@ -180,9 +254,10 @@ class EpisodeRunner:
             self.status.done, self.status.end_reason = True, reason
             self.status.end_wall = time.monotonic()
 
-    def full_state(self) -> np.ndarray:
-        """(39,) float64 MetaWorld state vector of the newest step."""
-        return self.env.state
+    def full_state(self) -> np.ndarray | None:
+        """(39,) float64 MetaWorld state vector of the newest step (what the scripted experts
+        act on); None for other tasks."""
+        return self.env.state if self.family == METAWORLD else None
 
     def summary(self) -> dict[str, Any]:
         """The current (or last) episode as a JSON-able dict, with `wall_s` [s] from the reset

@@ -90,6 +90,9 @@ class ObstacleEnv:
         self.observation_keys: tuple[str, ...] = (AGENT_POS,)
         self.state_dim = 3 if cue else 2
         self.action_dim = ACTION_DIM
+        # agent_pos and action as a robot names them (config/robots/obstacle_2d*.yaml)
+        self.state_names: tuple[str, ...] = ("x", "y", "side") if cue else ("x", "y")
+        self.action_names: tuple[str, ...] = ("vx", "vy")
         self.position = np.zeros(2)
         self.episode = ObstacleEpisode()
 

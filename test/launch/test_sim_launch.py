@@ -22,6 +22,7 @@ from sdm_policy_ros.launch_spec import (
     LAUNCH_FILES,
     SIM_EVAL_ARGUMENTS,
     SIM_RECORD_ARGUMENTS,
+    SIM_ROBOTS,
     SIMS,
     policy_nodes,
     sim_eval_nodes,
@@ -122,6 +123,11 @@ def test_mujoco_spec_configures_bridge_policy_and_driver_from_the_checkpoint(tea
     assert [n.executable for n in nodes] == ["sim_bridge_node", "policy_node"]
     assert nodes[0].parameters["start_episode"] is True
     assert nodes[1].parameters["sampler"] == "one-step" and "ddim_steps" not in nodes[1].parameters
+    # obstacle-2d: the bridge serves it, the policy node gets its profile (which exists)
+    bridge, policy = sim_eval_nodes({"task": "obstacle-2d", "sampler": "one-step"})
+    assert bridge.parameters["task"] == "obstacle-2d"
+    assert policy.parameters["robot"] == "obstacle_2d" == load_robot_profile("obstacle_2d").name
+    assert load_robot_profile(SIM_ROBOTS["obstacle-2d-cue"]).state_names == ("x", "y", "side")
     with pytest.raises(ValueError, match="sim must be one of"):
         sim_eval_nodes({"sim": "webots"})
     with pytest.raises(ValueError, match="unknown launch arguments"):
@@ -131,6 +137,8 @@ def test_mujoco_spec_configures_bridge_policy_and_driver_from_the_checkpoint(tea
 
 
 def test_sim_record_spec_records_what_bag2zarr_reads(tmp_path):
+    with pytest.raises(ValueError, match="sdm demos --task obstacle-2d"):
+        sim_record_nodes({"bag": str(tmp_path / "bag"), "task": "obstacle-2d"})
     bridge, teleop, recorder, driver = sim_record_nodes(
         {"bag": str(tmp_path / "bag"), "episodes": "4", "stop_on_success": "5", "seed": "3"}
     )

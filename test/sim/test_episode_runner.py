@@ -114,3 +114,40 @@ def test_sim_eval_result_has_the_sdm_eval_keys_and_the_ros_loop_measurements():
     cmd = sim_eval_command("ck", "button-press-v3", 3, [0, 1], "r.json", sampler="ddim")
     assert cmd[1:4] == ["-m", "sdm_policy_ros.launch_runner", "sim_eval"]
     assert "seeds:=0,1" in cmd and "sampler:=ddim" in cmd and "sim:=mujoco" in cmd
+
+
+def test_the_runner_serves_obstacle_2d_state_only_with_its_own_ends_and_names():
+    """The bridge's runner on a registry task: agent_pos under the robot profile's names, a
+    zero command holds still, a collision ends the episode as `failed`, the expert's episode
+    as `success`; tasks it cannot serve are refused naming the ones it can."""
+    from sdm_policy_core.robot import load_robot_profile
+    from sdm_policy_core.sim.episode import served_task
+    from sdm_policy_core.sim.obstacle import ObstacleExpert
+
+    runner = EpisodeRunner("obstacle-2d", control_period_s=0.1)
+    assert (runner.family, runner.max_episode_steps, runner.action_dim) == ("obstacle-2d", 60, 2)
+    assert runner.state_names == load_robot_profile("obstacle_2d").state_names == ("x", "y")
+    assert runner.observation_keys == ("agent_pos",) and runner.full_state() is None
+    start = runner.reset(seed=3)["agent_pos"].copy()
+    obs = runner.step(None)
+    np.testing.assert_array_equal(obs["agent_pos"], start)  # hold: stand still
+    while obs is not None:
+        obs = runner.step(np.array([0.0, 1.0]))  # straight ahead: into the disc
+    st = runner.status
+    assert (st.end_reason, st.success, st.held_steps) == ("failed", False, 1) and st.step < 10
+    expert = ObstacleExpert()
+    obs = runner.reset(seed=3)
+    while obs is not None:
+        obs = runner.step(expert.act(runner.env))
+    assert runner.status.end_reason == "success" and runner.status.success
+    with pytest.raises(ValueError, match="2 finite values"):
+        runner.reset(seed=1)
+        runner.step(np.zeros(4))
+    with pytest.raises(ValueError, match="needs a bridge of its own"):
+        runner.reset(seed=1, task="button-press")
+    assert runner.task == "obstacle-2d"
+    assert EpisodeRunner("obstacle-2d-cue").state_names == ("x", "y", "side")
+    with pytest.raises(ValueError, match=r"not served by the sim bridge.*obstacle-2d"):
+        served_task("pusht")
+    with pytest.raises(UnknownTaskError, match="obstacle-2d, obstacle-2d-cue"):
+        served_task("obstacle-3d")
