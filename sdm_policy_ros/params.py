@@ -1,13 +1,18 @@
-"""ROS 2 parameters <-> the core's config dataclasses.
+"""ROS 2 parameters <-> typed dataclasses: the one way every node of this package declares them.
 
-Every field of a dataclass becomes a declared parameter with the field's default and its
-`metadata["help"]` as description. Values are validated by the dataclass itself, so a node and
-the core agree on what is valid and the error names the bad value.
+Each node's parameters are one dataclass (policy_node: `policy_params.PolicyNodeParameters`,
+sim_bridge_node and sim_eval_driver: theirs). Every field becomes a declared parameter with the
+field's default and its `metadata["help"]` as description; `metadata["read_only"]` makes it
+settable at start only; `metadata["choices"]` lists the valid values (checked before the types, so
+`autostart:=true` reads "autostart must be one of [...]"). Values are validated by the dataclass
+itself (types by `from_dict`, ranges by its `__post_init__`), so a node and the core agree on what
+is valid and the error names the bad parameter and value. Write fields with `parameter(...)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -17,6 +22,22 @@ from rclpy.parameter import Parameter
 from sdm_policy_core.config import ConfigError, from_dict
 
 T = TypeVar("T")
+
+
+def parameter(
+    default: Any, help: str, *, read_only: bool = False, choices: Sequence[Any] | None = None
+) -> Any:
+    """A dataclass field that is a node parameter (a list default is copied per instance)."""
+    metadata = {"help": help, "read_only": read_only, "choices": choices}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def declare_dataclass_parameters(node: Node, cls: type[T], prefix: str = "") -> T:
@@ -29,8 +50,12 @@ def declare_dataclass_parameters(node: Node, cls: type[T], prefix: str = "") -> 
     for f in dataclasses.fields(cls):
         node.declare_parameter(
             prefix + f.name,
-            f.default,
-            ParameterDescriptor(description=f.metadata.get("help", ""), dynamic_typing=True),
+            _default(f),
+            ParameterDescriptor(
+                description=f.metadata.get("help", ""),
+                read_only=bool(f.metadata.get("read_only", False)),
+                dynamic_typing=True,
+            ),
         )
     return dataclass_from_parameters(node, cls, prefix)
 
@@ -39,13 +64,18 @@ def dataclass_from_parameters(
     node: Node, cls: type[T], prefix: str = "", changed: list[Parameter] | None = None
 ) -> T:
     """Current parameter values (with `changed` applied on top) as a validated `cls`."""
-    values: dict[str, Any] = {
-        f.name: node.get_parameter(prefix + f.name).value for f in dataclasses.fields(cls)
-    }
+    fields = dataclasses.fields(cls)
+    values: dict[str, Any] = {f.name: node.get_parameter(prefix + f.name).value for f in fields}
     for param in changed or []:
         name = param.name[len(prefix) :] if param.name.startswith(prefix) else None
         if name in values:
             values[name] = param.value
+    for f in fields:
+        choices = f.metadata.get("choices")
+        if choices is not None and values[f.name] not in choices:
+            raise ConfigError(
+                f"{prefix}{f.name} must be one of {list(choices)}, got {values[f.name]!r}"
+            )
     return from_dict(cls, values)
 
 

@@ -1,8 +1,8 @@
-"""The policy node's outgoing messages, built by pure functions from arrays and the core's state.
+"""The policy node's messages, built by pure functions from arrays and the core's state.
 
 Kept apart from the node so that what the robot receives can be read (and tested) in one place:
-targets as JointTrajectory / Float64MultiArray / PoseStamped, the chunk, the status and the
-/diagnostics entry.
+the sensor topics it reads, targets as JointTrajectory / Float64MultiArray / PoseStamped, the
+chunk, the status and the /diagnostics entry.
 """
 
 from __future__ import annotations
@@ -15,13 +15,21 @@ from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from sdm_msgs.msg import ActionChunk, PolicyStatus
+from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from sdm_policy_core.control import PolicyController
+from sdm_policy_core.control import PolicyController, TickResult
 from sdm_policy_core.robot import RobotProfile
 from sdm_policy_core.runtime_base import ActionChunk as Chunk
 
+# sensor topic -> its type (sdm_policy_core.deploy.session.ControlSession.receive decodes them)
+SENSOR_TYPES = {
+    "points": PointCloud2,
+    "image": Image,
+    "joint_states": JointState,
+    "ee_pose": PoseStamped,
+}
 # robot profile `output` -> the message type published on the topic of that name
 OUTPUT_TYPES = {
     "joint_trajectory": JointTrajectory,
@@ -92,6 +100,26 @@ def command_msg(
     if profile.output == "joint_commands":
         return joint_commands_msg(command)
     return ee_target_msg(command, profile.base_frame, stamp)
+
+
+def step_msgs(
+    profile: RobotProfile, result: TickResult, dt: float, on_fault: str, stamp: TimeMsg
+) -> list[tuple[str, object]]:
+    """(topic, message) to publish for a control step's result, in order: on a halt with
+    on_fault stop, an empty JointTrajectory (joint_trajectory_controller stops where it is);
+    the chunk when the policy ran; the command."""
+    out: list[tuple[str, object]] = []
+    if result.halt and on_fault == "stop" and profile.output == "joint_trajectory":
+        out.append((profile.output, JointTrajectory()))
+    if result.chunk is not None:
+        chunk = action_chunk_msg(
+            result.chunk, result.obs_stamp, profile.action_names, profile.base_frame, dt
+        )
+        out.append(("action_chunk", chunk))
+    if result.command is not None:
+        command = command_msg(profile, result.command, result.trajectory, dt, stamp)
+        out.append((profile.output, command))
+    return out
 
 
 def joint_commands_msg(command: np.ndarray) -> Float64MultiArray:

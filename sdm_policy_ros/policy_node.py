@@ -5,7 +5,8 @@ Contract (ARCHITECTURE.md): subscribes `points` (sensor_msgs/PointCloud2) and `j
 (trajectory_msgs/JointTrajectory), `joint_commands` (std_msgs/Float64MultiArray) or `ee_target`
 (geometry_msgs/PoseStamped) — plus `action_chunk` (sdm_msgs/ActionChunk), `status`
 (sdm_msgs/PolicyStatus) and `/diagnostics`; serves `~/enable` (std_srvs/SetBool), `~/reset`
-(std_srvs/Trigger) and `~/load_checkpoint` (sdm_msgs/LoadCheckpoint).
+(std_srvs/Trigger) and `~/load_checkpoint` (sdm_msgs/LoadCheckpoint). Parameters:
+`policy_params.PolicyNodeParameters`.
 
 Lifecycle (rclpy.lifecycle; `~/get_state`, `~/change_state`): configure loads the checkpoint
 (`checkpoint` parameter or the last ~/load_checkpoint) and warms it up; inactive publishes no
@@ -16,31 +17,23 @@ start when `checkpoint` is set, as before lifecycle; never activates), unconfigu
 active. `~/enable` drives the same transitions: true = configure if needed, then activate (and
 clears a fault); false = deactivate.
 
-Sensor callbacks only decode and cache the newest message (malformed ones are counted and
-dropped); the control step runs at `control_rate_hz` on the steady clock (or on each new cloud,
-`trigger: observation`, the mode for simulators) in a thread of its own, outside the executor,
-and calls the core's PolicyController: no command from stale or invalid observations, every
-target within the profile's limits and `max_step` of the measured joints, a tracking fault when
-the arm does not follow (nothing more until re-enabled).
-
-With simulators (`use_sim_time`, e.g. sim_bridge_node): `trigger: observation` acts once per
-simulated step; `observation_sync_s` makes it wait for the joint state of the same step (clouds
-and states travel on separate topics); `sampler_seed` seeds the sampler's noise (set it again to
-re-seed, as `sdm sim-eval` does per evaluation seed). Status and /diagnostics run on the steady
-clock, so they keep reporting (HOLDING, "no observation for ... s") when /clock stops.
-A cloud already acted on is not acted on again when it comes back (same stamp): a lockstep
-simulator resends its observation until a command arrives. Lockstep simulators want
-`sensor_qos: reliable` (a lost message stalls the loop); real sensors the default best effort.
+This node is the ROS face of `sdm_policy_core.deploy`: the session decodes the sensor messages
+(malformed ones are counted and dropped), runs the enable / hold / fault state machine and the
+core's PolicyController (no command from stale or invalid observations, every target within the
+profile's limits and `max_step` of the measured joints, a tracking fault when the arm does not
+follow); the control loop steps at `control_rate_hz` on the steady clock, or on each new cloud
+(`trigger: observation`, for simulators, with `observation_sync_s` to wait for the joint state of
+the same step), in a thread of its own. What the node adds: the lifecycle, the services, the
+messages (`policy_messages`), and status and /diagnostics on the steady clock, so they keep
+reporting (HOLDING, "no observation for ... s") when /clock (`use_sim_time`) stops. Lockstep
+simulators want `sensor_qos: reliable` (a lost message stalls the loop); real sensors the default
+best effort.
 
 Clouds are placed in the base frame per `transform_source` (sdm_policy_ros.extrinsics): tf2
 lookups at each cloud's stamp where tf2_ros is importable, else the profile's camera mount; a
-cloud in a frame neither knows is rejected, never guessed.
-
-`backend`: `torch` runs the checkpoint with PyTorch (PolicyRuntime); `onnxruntime` runs the
-graph `sdm export --format onnx` wrote (a .onnx with its .onnx.json sidecar, or a checkpoint
-directory holding one) with OnnxPolicyRuntime, and the process never imports torch (each runtime
-is imported when a model is loaded). A model that does not fit is refused at configure with
-what differs.
+cloud in a frame neither knows is rejected, never guessed. `backend`: `torch` (PolicyRuntime) or
+`onnxruntime` (the graph `sdm export --format onnx` wrote; the process never imports torch). A
+model that does not fit is refused at configure with what differs.
 
     policy_node --ros-args --params-file config/policy.yaml \
         -p checkpoint:=runs/sdm/checkpoints/latest -p robot:=generic_7dof
@@ -53,8 +46,6 @@ import sys
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -62,15 +53,13 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sdm_msgs.msg import ActionChunk, PolicyStatus
 from sdm_msgs.srv import LoadCheckpoint
-from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory
 
 from sdm_policy_core import control
-from sdm_policy_core.config import ConfigError, DeploymentConfig, to_dict
+from sdm_policy_core.config import ConfigError, to_dict
 from sdm_policy_core.deploy.loop import ControlLoop
 from sdm_policy_core.deploy.session import LOAD_ERRORS, ControlSession
-from sdm_policy_core.robot import RobotProfile, load_robot_profile
+from sdm_policy_core.robot import load_robot_profile
 from sdm_policy_core.runtime_base import PolicyOutputError
 from sdm_policy_ros import policy_messages as messages
 from sdm_policy_ros.extrinsics import make_extrinsics
@@ -79,19 +68,13 @@ from sdm_policy_ros.params import (
     declare_dataclass_parameters,
     validating_callback,
 )
+from sdm_policy_ros.policy_params import PolicyNodeParameters
 from sdm_policy_ros.process import run_node
 
 NODE_NAME = "sdm_policy_node"
 SENSOR_QOS = {
     "sensor_data": qos_profile_sensor_data,
     "reliable": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
-}
-AUTOSTART = ("auto", "unconfigured", "inactive", "active")
-SENSORS = {
-    "points": PointCloud2,
-    "image": Image,
-    "joint_states": JointState,
-    "ee_pose": PoseStamped,
 }
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
@@ -108,110 +91,28 @@ def _profile_directory() -> Path | None:
 
 
 class PolicyNode(LifecycleNode):
-    """Runs a PolicyRuntime from sdm_policy_core on the robot's sensor streams."""
+    """Runs a policy from sdm_policy_core on the robot's sensor streams."""
 
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
-        self.config: DeploymentConfig = declare_dataclass_parameters(self, DeploymentConfig)
-        self.declare_parameter(
-            "robot",
-            "generic_7dof",
-            ParameterDescriptor(
-                description="robot profile: a name in config/robots or a YAML path", read_only=True
-            ),
-        )
-        self.declare_parameter(
-            "checkpoint",
-            "",
-            ParameterDescriptor(
-                description="checkpoint directory that configure loads (with autostart auto: "
-                "at start); empty: load later with ~/load_checkpoint",
-                read_only=True,
-            ),
-        )
-        self.declare_parameter(
-            "autostart",
-            "auto",
-            ParameterDescriptor(
-                description="lifecycle state reached at start: auto (inactive when checkpoint is "
-                "set, else unconfigured), unconfigured, inactive (loaded, no commands) or active "
-                "(commands as soon as fresh data arrive: only where the robot may move at once)",
-                read_only=True,
-                dynamic_typing=True,  # `autostart:=true` gets the error below, not a traceback
-            ),
-        )
-        self.declare_parameter(
-            "sampler_seed",
-            0,
-            ParameterDescriptor(
-                description="seed of the sampler's noise generator; applied at every checkpoint "
-                "load and whenever this parameter is set (sim-eval sets it per evaluation seed, "
-                "as sdm eval does)"
-            ),
-        )
-        self.declare_parameter(
-            "observation_sync_s",
-            0.0,
-            ParameterDescriptor(
-                description="[s] trigger: observation: wait up to this long (wall time) for a "
-                "joint state stamped at or after the cloud before acting, so that cloud and "
-                "state of one step form the observation; 0: act on the newest state at once",
-                dynamic_typing=True,
-            ),
-        )
-        self.declare_parameter(
-            "transform_source",
-            "auto",
-            ParameterDescriptor(
-                description="where clouds are placed in the base frame: tf (tf2_ros lookups at "
-                "each cloud's stamp), profile (the robot profile's camera mount), auto (tf when "
-                "tf2_ros is importable, else profile)",
-                read_only=True,
-            ),
-        )
-        self.declare_parameter(
-            "sensor_qos",
-            "sensor_data",
-            ParameterDescriptor(
-                description="QoS of the sensor subscriptions: sensor_data (best effort, depth 5: "
-                "real sensors) or reliable (depth 10: lockstep simulators, where a lost message "
-                "stalls the loop)",
-                read_only=True,
-            ),
-        )
-        self.add_on_set_parameters_callback(validating_callback(self, DeploymentConfig))
+        self.config = declare_dataclass_parameters(self, PolicyNodeParameters)
+        self.add_on_set_parameters_callback(validating_callback(self, PolicyNodeParameters))
         self.add_post_set_parameters_callback(self._on_parameters_set)
-        self.profile: RobotProfile = load_robot_profile(
-            self.get_parameter("robot").value, _profile_directory()
-        )
-        self._extrinsics = make_extrinsics(
-            self, self.profile, str(self.get_parameter("transform_source").value)
-        )
-        sensor_qos = str(self.get_parameter("sensor_qos").value)
-        if sensor_qos not in SENSOR_QOS:
-            raise ConfigError(f"sensor_qos must be one of {list(SENSOR_QOS)}, got {sensor_qos!r}")
-        qos = SENSOR_QOS[sensor_qos]
-
-        autostart = self.get_parameter("autostart").value
-        if autostart not in AUTOSTART:
-            raise ConfigError(f"autostart must be one of {list(AUTOSTART)}, got {autostart!r}")
-
+        self.profile = load_robot_profile(self.config.robot, _profile_directory())
+        self._extrinsics = make_extrinsics(self, self.profile, self.config.transform_source)
         self.session = ControlSession(
             self.profile, self.config, self.get_logger(), self._extrinsics.cloud_to_base
         )
-        self.session.checkpoint = str(
-            self.get_parameter("checkpoint").value
-        )  # what configure loads
+        self.session.checkpoint = self.config.checkpoint  # what configure loads
         self._load_error: Exception | None = None
-        self._sensor_group = MutuallyExclusiveCallbackGroup()
-        self._service_group = MutuallyExclusiveCallbackGroup()
-        for topic, msg_type in SENSORS.items():
+        sensors, services = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        for topic, msg_type in messages.SENSOR_TYPES.items():
             self.create_subscription(
                 msg_type,
                 topic,
                 lambda msg, topic=topic: self.session.receive(topic, msg),
-                qos,
-                callback_group=self._sensor_group,
+                SENSOR_QOS[self.config.sensor_qos],
+                callback_group=sensors,
             )
         # Command outputs are lifecycle publishers: they publish only while active.
         out = self.profile.output
@@ -219,33 +120,28 @@ class PolicyNode(LifecycleNode):
         self._pub_chunk = self.create_lifecycle_publisher(ActionChunk, "action_chunk", 10)
         self._status_pub = self.create_publisher(PolicyStatus, "status", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_service(
-            SetBool, "~/enable", self._on_enable, callback_group=self._service_group
-        )
-        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._service_group)
-        self.create_service(
-            LoadCheckpoint,
-            "~/load_checkpoint",
-            self._on_load_checkpoint,
-            callback_group=self._service_group,
-        )
+        for srv_type, name, callback in (
+            (SetBool, "~/enable", self._on_enable),
+            (Trigger, "~/reset", self._on_reset),
+            (LoadCheckpoint, "~/load_checkpoint", self._on_load_checkpoint),
+        ):
+            self.create_service(srv_type, name, callback, callback_group=services)
         # The control step runs in a thread of its own (sdm_policy_core.deploy.loop), and every
         # callback is short, so one SingleThreadedExecutor serves them all.
         self._loop = ControlLoop(
             self.session,
             now=lambda: self.get_clock().now().nanoseconds * 1e-9,
             publish=self._publish,
-            sync_s=lambda: float(self.get_parameter("observation_sync_s").value),
+            sync_s=lambda: self.config.observation_sync_s,
         )
         # Status runs on the steady clock: it keeps reporting when /clock (sim time) stops.
-        self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
+        self._status_group, self._steady_clock = services, Clock(clock_type=ClockType.STEADY_TIME)
         self._status_timer = self._make_status_timer()
-        self._autostart(autostart)
-        active = self.lifecycle_state() == "active"
+        self._autostart(self.config.autostart)
         self.get_logger().info(
-            f"started {'enabled' if active else 'disabled'} (lifecycle "
-            f"{self.lifecycle_state()}), robot {self.profile.name!r} ({out}), clouds placed by "
-            f"{self._extrinsics.source}, parameters "
+            f"started {'enabled' if self.lifecycle_state() == 'active' else 'disabled'} "
+            f"(lifecycle {self.lifecycle_state()}), robot {self.profile.name!r} ({out}), clouds "
+            f"placed by {self._extrinsics.source}, parameters "
             + json.dumps(to_dict(self.config), sort_keys=True)
         )
 
@@ -313,31 +209,27 @@ class PolicyNode(LifecycleNode):
         self.session.unload(why)
         return SUCCESS
 
-    # -- parameters -------------------------------------------------------------------------
+    # -- parameters, model ------------------------------------------------------------------
     def _on_parameters_set(self, params: list[Parameter]) -> None:
-        self.config = dataclass_from_parameters(self, DeploymentConfig)
+        self.config = dataclass_from_parameters(self, PolicyNodeParameters)
         names = {p.name for p in params}
         if "status_rate_hz" in names:
             self._status_timer.cancel()
             self.destroy_timer(self._status_timer)
             self._status_timer = self._make_status_timer()
-        self.session.configure(self.config, names, self._sampler_seed())
+        self.session.configure(self.config, names, self.config.sampler_seed)
 
     def _make_status_timer(self):
         return self.create_timer(
             1.0 / self.config.status_rate_hz,
             self._publish_status,
-            callback_group=self._service_group,
+            callback_group=self._status_group,
             clock=self._steady_clock,
         )
 
-    # -- model ------------------------------------------------------------------------------
     def _load(self, path: str, sampler: str, steps: int) -> str:
         """Load checkpoint `path` (disabled); raise (keeping the old one) if unfit."""
-        return self.session.load(path, sampler, steps, self._sampler_seed())
-
-    def _sampler_seed(self) -> int:
-        return int(self.get_parameter("sampler_seed").value)
+        return self.session.load(path, sampler, steps, self.config.sampler_seed)
 
     # -- the control thread -----------------------------------------------------------------
     def start(self) -> None:
@@ -350,22 +242,13 @@ class PolicyNode(LifecycleNode):
         self._loop.stop()
 
     def _publish(self, result: control.TickResult) -> None:
-        """What a control step decided, on the robot's topics."""
-        dt, p = 1.0 / self.config.control_rate_hz, self.profile
-        if result.halt and self.config.on_fault == "stop" and p.output == "joint_trajectory":
-            # An empty trajectory makes joint_trajectory_controller stop where it is.
-            self._pub_out.publish(JointTrajectory())
-        if result.chunk is not None:
-            self._pub_chunk.publish(
-                messages.action_chunk_msg(
-                    result.chunk, result.obs_stamp, p.action_names, p.base_frame, dt
-                )
-            )
-        if result.command is not None:
-            stamp = self.get_clock().now().to_msg()
-            self._pub_out.publish(
-                messages.command_msg(p, result.command, result.trajectory, dt, stamp)
-            )
+        """What a control step decided, on the robot's topics (from the control thread)."""
+        stamp = self.get_clock().now().to_msg()
+        dt = 1.0 / self.config.control_rate_hz
+        for topic, msg in messages.step_msgs(
+            self.profile, result, dt, self.config.on_fault, stamp
+        ):
+            (self._pub_chunk if topic == "action_chunk" else self._pub_out).publish(msg)
 
     # -- services ---------------------------------------------------------------------------
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
@@ -433,20 +316,19 @@ class PolicyNode(LifecycleNode):
 
     # -- status -----------------------------------------------------------------------------
     def _publish_status(self) -> None:
-        clock = self.get_clock().now()
-        lifecycle = self.lifecycle_state()
+        now, lifecycle = self.get_clock().now(), self.lifecycle_state()
         sim_time = bool(self.get_parameter("use_sim_time").value)
         state, message, rate = self.session.status(lifecycle, sim_time)
         with self.session.lock:
             msg = messages.status_msg(
-                clock.to_msg(),
+                now.to_msg(),
                 state,
                 message,
                 lifecycle,
                 self.session.policy_id,
                 rate,
                 self.session.controller,
-                clock.nanoseconds * 1e-9,
+                now.nanoseconds * 1e-9,
             )
         self._status_pub.publish(msg)
         extra = {"sampler": self.config.sampler, "transform_source": self._extrinsics.source}

@@ -26,38 +26,6 @@ if TYPE_CHECKING:
     from sdm_policy_core.deploy.session import ControlSession
 
 
-class Trigger:
-    """What the loop waits for with `trigger: observation`: the newest observation's stamp and
-    the newest joint state's (fed by the session's inputs)."""
-
-    def __init__(self) -> None:
-        self.wake = threading.Event()
-        self.stamp = -1.0  # [s] the newest observation
-        self.acted = -1.0  # [s] the observation of the last step that commanded
-        self._state_stamp = -1.0
-        self._state_arrived = threading.Condition()
-
-    def observation(self, stamp: float) -> None:
-        self.stamp = stamp
-        self.wake.set()
-
-    def state(self, stamp: float) -> None:
-        with self._state_arrived:
-            self._state_stamp = stamp
-            self._state_arrived.notify_all()
-
-    def wait_for_state(self, stamp: float, timeout: float) -> None:
-        """Wait up to `timeout` s for a joint state stamped at or after `stamp`."""
-        with self._state_arrived:
-            self._state_arrived.wait_for(lambda: self._state_stamp >= stamp, timeout)
-
-    def restart(self) -> None:
-        """Forget the stamps seen (activation, re-enable, reset: sim time may restart)."""
-        with self._state_arrived:
-            self._state_stamp = -1.0
-        self.acted = -1.0
-
-
 class ControlLoop:
     """Runs `session.step(now())` and hands each result to `publish` (see the module
     docstring). `sync_s()`: the current observation_sync_s."""

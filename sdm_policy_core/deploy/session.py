@@ -40,7 +40,6 @@ from sdm_policy_core.conversions import (
     pose_to_vector,
     stamp_to_seconds,
 )
-from sdm_policy_core.deploy.loop import Trigger
 from sdm_policy_core.robot import RobotProfile, StateAssembler
 from sdm_policy_core.runtime_base import PolicyOutputError, RuntimeBase
 
@@ -50,6 +49,38 @@ from sdm_policy_core.runtime_base import PolicyOutputError, RuntimeBase
 LOAD_ERRORS = (ConfigError, ValueError, OSError, PolicyOutputError, ImportError)
 RATE_WINDOW_S = 2.0  # [s] the command rate is counted over this window
 INPUT_TOPICS = ("points", "image", "joint_states", "ee_pose")
+
+
+class Trigger:
+    """What the loop waits for with `trigger: observation`: the newest observation's stamp and
+    the newest joint state's (fed by the session's inputs)."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.stamp = -1.0  # [s] the newest observation
+        self.acted = -1.0  # [s] the observation of the last step that commanded
+        self._state_stamp = -1.0
+        self._state_arrived = threading.Condition()
+
+    def observation(self, stamp: float) -> None:
+        self.stamp = stamp
+        self.wake.set()
+
+    def state(self, stamp: float) -> None:
+        with self._state_arrived:
+            self._state_stamp = stamp
+            self._state_arrived.notify_all()
+
+    def wait_for_state(self, stamp: float, timeout: float) -> None:
+        """Wait up to `timeout` s for a joint state stamped at or after `stamp`."""
+        with self._state_arrived:
+            self._state_arrived.wait_for(lambda: self._state_stamp >= stamp, timeout)
+
+    def restart(self) -> None:
+        """Forget the stamps seen (activation, re-enable, reset: sim time may restart)."""
+        with self._state_arrived:
+            self._state_stamp = -1.0
+        self.acted = -1.0
 
 
 def load_runtime(
