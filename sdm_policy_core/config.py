@@ -219,6 +219,19 @@ class DiffusionConfig:
     # "trailing" DDIM-2 = [99, 49], DDIM-10 = [99..9] (starts from the noisiest timestep).
     timestep_spacing: str = "leading"
 
+    def sampler_for(
+        self, kind: str, sampler: str | None = None, steps: int | None = None
+    ) -> tuple[str, int]:
+        """(sampler, steps) a checkpoint of `kind` runs: the one place for the defaults (the
+        runtime, the teacher's predict_action, the launch files). No sampler: an SDM checkpoint
+        'one-step', a teacher `sampler`; no steps: one-step 1, ddim `num_inference_steps`, ddpm
+        `num_train_timesteps`."""
+        sampler = sampler or ("one-step" if kind == "sdm" else self.sampler)
+        if sampler == "one-step":
+            return sampler, 1
+        default = self.num_train_timesteps if sampler == "ddpm" else self.num_inference_steps
+        return sampler, int(steps or default)
+
     def __post_init__(self) -> None:
         _require(
             self.num_train_timesteps >= 2,

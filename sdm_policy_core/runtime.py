@@ -110,8 +110,7 @@ class PolicyRuntime(RuntimeBase):
         one-step call (default T - 1; an epsilon-prediction teacher's fair baseline is its
         student's `distill.generator_timestep`). Sets `timesteps`, the denoiser's timesteps of
         one inference call, in order."""
-        if sampler is None or sampler == "":
-            sampler = "one-step" if self.kind == "sdm" else self.cfg.diffusion.sampler
+        sampler, steps = self.cfg.diffusion.sampler_for(self.kind, sampler, steps)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
         if self.kind == "sdm" and sampler != "one-step":
@@ -120,12 +119,6 @@ class PolicyRuntime(RuntimeBase):
                 f"(got {sampler!r}); load the teacher checkpoint for ddim/ddpm"
             )
         T = self.cfg.diffusion.num_train_timesteps
-        if sampler == "one-step":
-            steps = 1
-        elif sampler == "ddpm":
-            steps = steps or T
-        else:
-            steps = steps or self.cfg.diffusion.num_inference_steps
         if not 1 <= steps <= T:
             raise ValueError(f"steps must be in [1, {T}], got {steps}")
         if sampler == "ddpm" and self.noise_source == "numpy":

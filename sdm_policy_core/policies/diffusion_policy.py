@@ -57,8 +57,8 @@ class DiffusionPolicy(Policy):
     def sample_normalized(
         self,
         cond: Tensor,
-        sampler: str = "ddim",
-        steps: int = 10,
+        sampler: str | None = None,
+        steps: int | None = None,
         generator: torch.Generator | None = None,
         initial_noise: Tensor | None = None,
         *,
@@ -70,8 +70,10 @@ class DiffusionPolicy(Policy):
         sampler: "ddim" (K = steps), "ddpm" (steps, normally 100) or "one-step": the teacher's
         naive single call (x0 at `naive_timestep`, default the largest, no distillation) — the
         honest baseline; for an epsilon-prediction teacher call it at its student's timestep.
+        None / 0: the config's defaults (`DiffusionConfig.sampler_for`).
         spacing: where ddim/ddpm steps lie, "leading" or "trailing" (None: the config's).
         """
+        sampler, steps = self.cfg.diffusion.sampler_for("teacher", sampler, steps)
         shape = (cond.shape[0], *self.action_shape)
         if sampler == "one-step":
             return self.schedule.naive_one_step(
@@ -112,12 +114,6 @@ class DiffusionPolicy(Policy):
                  "action": (B, n_action_steps, Da) the actions to execute, starting at the
                  newest observation step (index n_obs_steps - 1 of the sequence)}.
         """
-        sampler = sampler or self.cfg.diffusion.sampler
-        steps = steps or (
-            self.cfg.diffusion.num_inference_steps
-            if sampler == "ddim"
-            else self.cfg.diffusion.num_train_timesteps
-        )
         naction = self.sample_normalized(
             self.encode(obs),
             sampler,

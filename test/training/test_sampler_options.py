@@ -194,3 +194,33 @@ def test_teacher_one_step_calls_the_denoiser_once_at_the_naive_timestep(
         runtime.set_sampler("ddim", 10, naive_timestep=85)
     with pytest.raises(ValueError, match=r"naive_timestep must be in \[0, 99\]"):
         runtime.set_sampler("one-step", naive_timestep=100)
+
+
+# -- default sampler and steps ------------------------------------------------------------------
+
+
+def test_default_sampler_and_steps_come_from_the_checkpoint_config(checkpoints) -> None:
+    """DiffusionConfig.sampler_for is the one place the defaults live; the runtime and the
+    teacher's predict_action follow it (a teacher configured for DDPM samples DDPM)."""
+    ddpm = DiffusionConfig(sampler="ddpm", num_inference_steps=4)
+    assert ddpm.sampler_for("teacher") == ("ddpm", 100)
+    assert ddpm.sampler_for("teacher", "ddim") == ("ddim", 4)
+    assert ddpm.sampler_for("teacher", "ddim", 7) == ("ddim", 7)
+    assert ddpm.sampler_for("teacher", "one-step", 7) == ("one-step", 1)
+    assert ddpm.sampler_for("sdm") == ("one-step", 1)
+    teacher = PolicyRuntime(checkpoints["teacher"], warmup=False)
+    diffusion = teacher.cfg.diffusion
+    assert (teacher.sampler, teacher.steps) == (diffusion.sampler, diffusion.num_inference_steps)
+    teacher.set_sampler("ddpm")
+    assert teacher.steps == diffusion.num_train_timesteps
+    sdm = PolicyRuntime(checkpoints["sdm"], warmup=False)
+    assert (sdm.sampler, sdm.steps) == ("one-step", 1)
+    # predict_action without a sampler runs the config's: DDIM K calls of the denoiser.
+    policy = teacher.policy
+    calls = _record_timesteps(policy.denoiser)
+    obs = {
+        k: torch.from_numpy(v)[None, None].expand(1, 2, *v.shape)
+        for k, v in _observation().items()
+    }
+    policy.predict_action(obs, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == diffusion.num_inference_steps
