@@ -266,23 +266,19 @@ def sim_profile(sim: str) -> dict:
 
 def checkpoint_settings(checkpoint: str, sampler: str, steps: int) -> dict[str, object]:
     """What a checkpoint's config.json implies for the nodes: sampler and steps as `sdm eval`
-    picks them (empty sampler: SDM one-step, teacher its configured sampler; steps 0: DDIM
-    num_inference_steps, DDPM num_train_timesteps), and the observation sizes."""
+    picks them (empty sampler / steps 0: the checkpoint's defaults, DiffusionConfig.sampler_for),
+    and the observation sizes."""
     import json
+
+    from sdm_policy_core.config import DiffusionConfig, from_dict
 
     path = Path(checkpoint) / "config.json"
     try:
         config = json.loads(path.read_text())
-        diffusion, obs = config.get("diffusion", {}), config["obs"]
-    except (OSError, ValueError, KeyError) as err:
+        diffusion, obs = from_dict(DiffusionConfig, config.get("diffusion", {})), config["obs"]
+    except (OSError, ValueError, KeyError) as err:  # ConfigError is a ValueError
         raise ValueError(f"checkpoint {checkpoint}: cannot read {path} ({err})") from None
-    if not sampler:
-        sampler = "one-step" if config.get("kind") == "sdm" else diffusion.get("sampler", "ddim")
-    if not steps:
-        steps = {
-            "ddim": int(diffusion.get("num_inference_steps", 10)),
-            "ddpm": int(diffusion.get("num_train_timesteps", 100)),
-        }.get(sampler, 1)
+    sampler, steps = diffusion.sampler_for(str(config.get("kind", "")), sampler, steps)
     cloud = obs.get("point_cloud_shape") or [512, 3]
     image = obs.get("image_shape")
     return {
