@@ -26,6 +26,8 @@ equal actions for equal noise, which `infer(noise=...)` on both supplies, or
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import json
 import time
@@ -79,6 +81,13 @@ def import_onnxruntime() -> Any:
             f"{DEPLOY_INSTALL}"
         ) from err
     return onnxruntime
+
+
+def release_free_heap() -> None:
+    """Return the C heap's free pages to the system (glibc's malloc_trim; elsewhere nothing).
+    Creating a session leaves the memory that parsing the graph used free but resident."""
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def find_onnx_model(path: str | Path) -> Path:
@@ -337,6 +346,12 @@ class OnnxPolicyRuntime(RuntimeBase):
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Same outputs, less memory and CPU (BENCHMARKS.md, issue 21): no memory pattern (the
+        # activations reuse the arena's chunks, not one more block planned for all of them:
+        # 5 MB less for simple_dp3); idle intra-op threads sleep instead of spinning on cores
+        # the node's other threads need (lower p50 and ready through the node, loaded 2 cores).
+        options.enable_mem_pattern = False
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = {
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -356,6 +371,7 @@ class OnnxPolicyRuntime(RuntimeBase):
                 f"{self.path}'s graph does not match its sidecar {self.model.sidecar.name}: "
                 f"{'; '.join(differences)}; export again"
             )
+        release_free_heap()  # what loading the graph freed: 7 MB for simple_dp3's 53 MB file
         self.providers = self.session.get_providers()
         checkpoint = meta.get("checkpoint") or self.path.parent  # where it was exported from
         self.policy_id = checkpoint_policy_id(checkpoint, meta.get("checkpoint_step"))

@@ -237,6 +237,9 @@ def test_session_options_reach_onnxruntime_and_are_validated(sdm_dir):
         assert (options.graph_optimization_level, options.intra_op_num_threads) == (want, 2)
     default = OnnxPolicyRuntime(sdm_dir, threads=1, warmup=False).session.get_session_options()
     assert default.graph_optimization_level == levels.ORT_ENABLE_ALL
+    # the memory and CPU settings the node's benchmark was measured with
+    assert not default.enable_mem_pattern
+    assert default.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     with pytest.raises(ValueError, match=r"optimization must be one of \['disable', 'basic', "):
         OnnxPolicyRuntime(sdm_dir, optimization="max")
     with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
