@@ -40,12 +40,15 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default
 
 
-def declare_dataclass_parameters(node: Node, cls: type[T], prefix: str = "") -> T:
+def declare_dataclass_parameters(
+    node: Node, cls: type[T], prefix: str = "", read_only: bool = False
+) -> T:
     """Declare one parameter per field of `cls` and return the validated dataclass.
 
     Raises ConfigError (naming the parameter and value) when the given values are invalid.
     Parameters are dynamically typed so that `-p rate:=20` works for a float field; the
-    dataclass converts and range-checks them.
+    dataclass converts and range-checks them. `read_only`: every field is (else those whose
+    metadata say so).
     """
     for f in dataclasses.fields(cls):
         node.declare_parameter(
@@ -53,7 +56,7 @@ def declare_dataclass_parameters(node: Node, cls: type[T], prefix: str = "") -> 
             _default(f),
             ParameterDescriptor(
                 description=f.metadata.get("help", ""),
-                read_only=bool(f.metadata.get("read_only", False)),
+                read_only=read_only or bool(f.metadata.get("read_only", False)),
                 dynamic_typing=True,
             ),
         )

@@ -65,10 +65,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -79,9 +79,11 @@ from sensor_msgs.msg import Image, JointState, PointCloud2, PointField
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from std_srvs.srv import Trigger
 
+from sdm_policy_core.config import ConfigError
 from sdm_policy_core.conversions import fill_image, fill_pointcloud2
 from sdm_policy_core.sim.episode import FULL_STATE_DIM, EpisodeRunner, served_task
 from sdm_policy_core.sim.metaworld_env import SimulatorError, UnknownTaskError
+from sdm_policy_ros.params import declare_dataclass_parameters, parameter
 from sdm_policy_ros.process import run_node
 
 NODE_NAME = "sim_bridge"
@@ -97,29 +99,76 @@ LATCHED = QoSProfile(
     durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
 )
 
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "task": ("button-press-v3", "task of the first episode: MetaWorld v3, or obstacle-2d(-cue)"),
-    "seed": (0, "reset seed of the episode started at launch (start_episode)"),
-    "start_episode": (True, "start an episode at launch; false: wait for ~/reset_episode"),
-    "num_points": (512, "MetaWorld: points per published cloud (farthest point sampling)"),
-    "cloud_channels": (3, "MetaWorld: 3 xyz clouds; 6 xyz + rgb (float32 r, g, b in [0, 1])"),
-    "image_size": (0, "[px] MetaWorld: side of the published RGB image; 0: no image topic"),
-    "max_episode_steps": (
+
+@dataclass
+class SimBridgeParameters:
+    """The node's parameters (all read-only: set at start), declared by sdm_policy_ros.params."""
+
+    task: str = parameter(
+        "button-press-v3", "task of the first episode: MetaWorld v3, or obstacle-2d(-cue)"
+    )
+    seed: int = parameter(0, "reset seed of the episode started at launch (start_episode)")
+    start_episode: bool = parameter(
+        True, "start an episode at launch; false: wait for ~/reset_episode"
+    )
+    num_points: int = parameter(
+        512, "MetaWorld: points per published cloud (farthest point sampling)"
+    )
+    cloud_channels: int = parameter(
+        3, "MetaWorld: 3 xyz clouds; 6 xyz + rgb (float32 r, g, b in [0, 1])"
+    )
+    image_size: int = parameter(
+        0, "[px] MetaWorld: side of the published RGB image; 0: no image topic"
+    )
+    max_episode_steps: int = parameter(
         0,
         "control steps before an episode ends unsuccessfully; 0: the task's own (MetaWorld "
         "200, obstacle-2d 60)",
-    ),
-    "stop_on_success": (1, "end an episode after this many success steps; 0: never early"),
-    "control_rate_hz": (10.0, "[Hz] control rate: simulated seconds per step = 1 / rate"),
-    "step_mode": ("lockstep", "lockstep: one step per command; realtime: a wall-clock timer"),
-    "command_timeout_s": (1.0, "[s] lockstep: wall time without a command before holding"),
-    "observation_resend_s": (
+    )
+    stop_on_success: int = parameter(
+        1, "end an episode after this many success steps; 0: never early"
+    )
+    control_rate_hz: float = parameter(
+        10.0, "[Hz] control rate: simulated seconds per step = 1 / rate"
+    )
+    step_mode: str = parameter(
+        "lockstep",
+        "lockstep: one step per command; realtime: a wall-clock timer",
+        choices=STEP_MODES,
+    )
+    command_timeout_s: float = parameter(
+        1.0, "[s] lockstep: wall time without a command before holding"
+    )
+    observation_resend_s: float = parameter(
         0.5,
         "[s] lockstep: resend the newest observation after this long without a command; 0: never",
-    ),
-    "frame_id": ("world", "frame of the cloud and image headers"),
-    "publish_expert_observation": (True, "publish ~/expert_observation for expert teleop"),
-}
+    )
+    frame_id: str = parameter("world", "frame of the cloud and image headers")
+    publish_expert_observation: bool = parameter(
+        True, "publish ~/expert_observation for expert teleop"
+    )
+
+    def __post_init__(self) -> None:
+        """Fail fast with a message naming the bad parameter and what is valid."""
+        served_task(self.task)  # UnknownTaskError / ValueError list the tasks
+        problems = []
+        if self.cloud_channels not in (3, 6):
+            problems.append(f"cloud_channels must be 3 or 6, got {self.cloud_channels}")
+        if not self.control_rate_hz > 0:
+            problems.append(f"control_rate_hz must be > 0, got {self.control_rate_hz}")
+        if not self.command_timeout_s > 0:
+            problems.append(f"command_timeout_s must be > 0, got {self.command_timeout_s}")
+        if not self.observation_resend_s >= 0:
+            problems.append(
+                f"observation_resend_s must be >= 0 (0: never), got {self.observation_resend_s}"
+            )
+        if self.num_points < 1:
+            problems.append(f"num_points must be >= 1, got {self.num_points}")
+        for name in ("image_size", "stop_on_success", "seed", "max_episode_steps"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -139,28 +188,21 @@ class SimBridgeNode(Node):
 
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
-        for name, (default, help_text) in PARAMETERS.items():
-            self.declare_parameter(
-                name,
-                default,
-                ParameterDescriptor(description=help_text, read_only=True, dynamic_typing=True),
-            )
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        self._check_parameters(p)
-        self.step_mode: str = p["step_mode"]
-        self.rate_hz = float(p["control_rate_hz"])
-        self.command_timeout_s = float(p["command_timeout_s"])
-        self.resend_s = float(p["observation_resend_s"])
-        self.frame_id: str = p["frame_id"]
+        p = declare_dataclass_parameters(self, SimBridgeParameters, read_only=True)
+        self.step_mode = p.step_mode
+        self.rate_hz = p.control_rate_hz
+        self.command_timeout_s = p.command_timeout_s
+        self.resend_s = p.observation_resend_s
+        self.frame_id = p.frame_id
         self.runner = EpisodeRunner(
-            p["task"],
+            p.task,
             control_period_s=1.0 / self.rate_hz,
-            max_episode_steps=int(p["max_episode_steps"]),
-            stop_on_success=int(p["stop_on_success"]),
+            max_episode_steps=p.max_episode_steps,
+            stop_on_success=p.stop_on_success,
             env_kwargs={
-                "num_points": int(p["num_points"]),
-                "image_size": int(p["image_size"]),
-                "cloud_channels": int(p["cloud_channels"]),
+                "num_points": p.num_points,
+                "image_size": p.image_size,
+                "cloud_channels": p.cloud_channels,
             },
         )
         keys = self.runner.observation_keys
@@ -178,7 +220,7 @@ class SimBridgeNode(Node):
         )
         self._pub_expert = (
             self.create_publisher(Float64MultiArray, "~/expert_observation", RELIABLE)
-            if p["publish_expert_observation"] and self.runner.full_state() is not None
+            if p.publish_expert_observation and self.runner.full_state() is not None
             else None
         )
         self.create_subscription(Float64MultiArray, "joint_commands", self._on_command, RELIABLE)
@@ -199,38 +241,13 @@ class SimBridgeNode(Node):
         self._rejected = 0
         self._last_warning = 0.0
         self._last_idle_status = 0.0
-        if p["start_episode"]:
-            self._start_episode(int(p["seed"]), None)
+        if p.start_episode:
+            self._start_episode(p.seed, None)
         self.get_logger().info(
             f"started: {self.runner.task}, {self.step_mode} at {self.rate_hz:g} Hz, "
             f"{self.runner.max_episode_steps} steps per episode, "
             f"{'episode running' if self.runner.active else 'waiting for ~/reset_episode'}"
         )
-
-    @staticmethod
-    def _check_parameters(p: dict[str, object]) -> None:
-        """Fail fast with a message naming the bad parameter and what is valid."""
-        served_task(str(p["task"]))  # UnknownTaskError / ValueError list the tasks
-        problems = []
-        if p["step_mode"] not in STEP_MODES:
-            problems.append(f"step_mode must be one of {list(STEP_MODES)}, got {p['step_mode']!r}")
-        if int(p["cloud_channels"]) not in (3, 6):
-            problems.append(f"cloud_channels must be 3 or 6, got {p['cloud_channels']}")
-        if not float(p["control_rate_hz"]) > 0:
-            problems.append(f"control_rate_hz must be > 0, got {p['control_rate_hz']}")
-        if not float(p["command_timeout_s"]) > 0:
-            problems.append(f"command_timeout_s must be > 0, got {p['command_timeout_s']}")
-        if not float(p["observation_resend_s"]) >= 0:
-            problems.append(
-                f"observation_resend_s must be >= 0 (0: never), got {p['observation_resend_s']}"
-            )
-        if int(p["num_points"]) < 1:
-            problems.append(f"num_points must be >= 1, got {p['num_points']}")
-        for name in ("image_size", "stop_on_success", "seed", "max_episode_steps"):
-            if int(p[name]) < 0:
-                problems.append(f"{name} must be >= 0, got {p[name]}")
-        if problems:
-            raise ValueError("; ".join(problems))
 
     # -- episodes -------------------------------------------------------------------------------
     def _start_episode(self, seed: int, task: str | None) -> None:

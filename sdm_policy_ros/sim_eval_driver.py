@@ -35,10 +35,10 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -49,7 +49,9 @@ from sdm_msgs.srv import ResetEpisode
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 
+from sdm_policy_core.config import ConfigError
 from sdm_policy_core.conversions import stamp_to_nanoseconds
+from sdm_policy_ros.params import declare_dataclass_parameters, parameter
 from sdm_policy_ros.process import run_node
 
 NODE_NAME = "sim_eval_driver"
@@ -66,42 +68,50 @@ class DriverError(RuntimeError):
     """The evaluation cannot go on (a peer is missing or refused)."""
 
 
+@dataclass
+class SimEvalParameters:
+    """The driver's parameters, declared by sdm_policy_ros.params (sdm sim-eval and
+    sim_eval.launch.py set them)."""
+
+    task: str = parameter("button-press-v3", "task of the episodes (the bridge resets to it)")
+    episodes: int = parameter(10, "episodes per evaluation seed (demos: demonstrations kept)")
+    seeds: tuple[int, ...] = parameter([0], "evaluation seeds (sdm eval's episode seeds)")
+    result: str = parameter("", "path of the result JSON (sdm eval's keys); empty: none")
+    bridge: str = parameter("sim_bridge", "name of the sim bridge node")
+    policy: str = parameter("sdm_policy_node", "name of the policy node")
+    startup_timeout_s: float = parameter(180.0, "[s] wait for the bridge and the policy node")
+    episode_timeout_s: float = parameter(600.0, "[s] wall time of one episode at most")
+    checkpoint: str = parameter("", "the policy's checkpoint (recorded in the result)")
+    step_mode: str = parameter("lockstep", "the bridge's step mode (recorded in the result)")
+    control_rate_hz: float = parameter(10.0, "[Hz] the control rate (recorded in the result)")
+    max_episode_steps: int = parameter(
+        0, "episode length recorded when the bridge reports none; 0: the task's own"
+    )
+    threads: int = parameter(2, "the policy's inference threads (recorded in the result)")
+    mode: str = parameter(
+        "eval",
+        "eval: evaluate the policy; demos: record expert demonstrations",
+        choices=("eval", "demos"),
+    )
+    min_success_steps: int = parameter(5, "demos: success steps an episode needs to be kept")
+    recorder: str = parameter("bag_recorder", "demos: name of the bag recorder node")
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or not self.seeds or min(self.seeds) < 0:
+            raise ConfigError(
+                f"episodes must be >= 1 and seeds non-negative integers, got "
+                f"{self.episodes} and {list(self.seeds)}"
+            )
+
+
 class SimEvalDriver(Node):
     """Service calls from the main thread; subscriptions on an executor thread."""
 
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
-        defaults: dict[str, Any] = {
-            "task": "button-press-v3",
-            "episodes": 10,
-            "seeds": [0],
-            "result": "",
-            "bridge": "sim_bridge",
-            "policy": "sdm_policy_node",
-            "startup_timeout_s": 180.0,
-            "episode_timeout_s": 600.0,
-            "checkpoint": "",
-            "step_mode": "lockstep",
-            "control_rate_hz": 10.0,
-            "max_episode_steps": 0,
-            "threads": 2,
-            "mode": "eval",
-            "min_success_steps": 5,
-            "recorder": "bag_recorder",
-        }
-        for name, value in defaults.items():
-            self.declare_parameter(name, value, ParameterDescriptor(dynamic_typing=True))
-        self.p = {name: self.get_parameter(name).value for name in defaults}
-        self.seeds = [int(s) for s in self.p["seeds"]]
-        self.mode = str(self.p["mode"])
-        if self.mode not in ("eval", "demos"):
-            raise ValueError(f"mode must be eval or demos, got {self.mode!r}")
-        if int(self.p["episodes"]) < 1 or not self.seeds or min(self.seeds) < 0:
-            raise ValueError(
-                f"episodes must be >= 1 and seeds non-negative integers, got "
-                f"{self.p['episodes']} and {self.p['seeds']}"
-            )
-        bridge, policy = self.p["bridge"], self.p["policy"]
+        self.p = declare_dataclass_parameters(self, SimEvalParameters)
+        self.seeds, self.mode = list(self.p.seeds), self.p.mode
+        bridge, policy = self.p.bridge, self.p.policy
         self._reset = self.create_client(ResetEpisode, f"{bridge}/reset_episode")
         self._report = self.create_client(Trigger, f"{bridge}/report_success")
         self._end = self.create_client(Trigger, f"{bridge}/end_episode")
@@ -176,12 +186,12 @@ class SimEvalDriver(Node):
     def wait_for_peers(self) -> None:
         """Bridge services, then (eval) policy services and a loaded checkpoint, or (demos) a
         teleoperator publishing joint_commands and the recorder, within startup_timeout_s."""
-        deadline = time.monotonic() + float(self.p["startup_timeout_s"])
+        deadline = time.monotonic() + self.p.startup_timeout_s
         if self.mode == "demos":
             for client in (self._reset, self._report, self._end):
                 if not client.wait_for_service(timeout_sec=max(deadline - time.monotonic(), 0.1)):
                     raise DriverError(f"{client.srv_name} did not appear: is the bridge running?")
-            recorder = str(self.p["recorder"])
+            recorder = self.p.recorder
             while time.monotonic() < deadline:
                 subscribers = {i.node_name for i in self.get_subscriptions_info_by_topic("points")}
                 if self.count_publishers("joint_commands") and (
@@ -196,14 +206,14 @@ class SimEvalDriver(Node):
             if not client.wait_for_service(timeout_sec=left):
                 raise DriverError(f"{client.srv_name} did not appear: is the node running?")
         if not self._params.wait_for_services(timeout_sec=max(deadline - time.monotonic(), 0.1)):
-            raise DriverError(f"parameter services of {self.p['policy']} did not appear")
+            raise DriverError(f"parameter services of {self.p.policy} did not appear")
         while time.monotonic() < deadline:
             status = self._policy_status
             if status is not None and status.policy_id:
                 break
             time.sleep(0.1)
         else:
-            raise DriverError(f"{self.p['policy']} reports no loaded checkpoint")
+            raise DriverError(f"{self.p.policy} reports no loaded checkpoint")
         # The first observation must not be lost: wait until the policy's subscription and
         # publisher are in the graph (discovery), then give the matching a moment.
         while time.monotonic() < deadline:
@@ -221,12 +231,12 @@ class SimEvalDriver(Node):
             self._set_policy_enabled(True)  # a fresh history and plan
         start = time.monotonic()
         response = self._call(
-            self._reset, ResetEpisode.Request(task=self.p["task"], seed=int(reset_seed))
+            self._reset, ResetEpisode.Request(task=self.p.task, seed=int(reset_seed))
         )
         if not response.success:
             raise DriverError(f"bridge refused the reset: {response.message}")
         episode_id = response.episode_id
-        deadline = start + float(self.p["episode_timeout_s"])
+        deadline = start + self.p.episode_timeout_s
         timed_out = False
         while True:
             with self._lock:
@@ -280,7 +290,7 @@ class SimEvalDriver(Node):
 
         start = time.monotonic()
         self.wait_for_peers()
-        wanted, seed = int(self.p["episodes"]), self.seeds[0]
+        wanted, seed = self.p.episodes, self.seeds[0]
         max_attempts = max(2 * wanted, wanted + 10)
         kept: list[dict[str, Any]] = []
         discarded: list[dict[str, Any]] = []
@@ -288,7 +298,7 @@ class SimEvalDriver(Node):
             attempt = len(kept) + len(discarded)
             record = self.run_episode(seed, attempt, episode_seed(seed, attempt, DEMO_STREAM))
             summary = {k: record[k] for k in ("episode_id", "reset_seed", "length", "success")}
-            ok = record["success_steps"] >= int(self.p["min_success_steps"])
+            ok = record["success_steps"] >= self.p.min_success_steps
             (kept if ok else discarded).append(summary)
             print(
                 f"{PROGRESS} demo {len(kept)}/{wanted} (attempt {attempt + 1}): "
@@ -298,7 +308,7 @@ class SimEvalDriver(Node):
             )
         return {
             "mode": "demos",
-            "task": self.p["task"],
+            "task": self.p.task,
             "seed": seed,
             "episodes": len(kept),
             "requested": wanted,
@@ -316,10 +326,10 @@ class SimEvalDriver(Node):
 
         if self.mode == "demos":
             return self.run_demos()
-        family = served_task(str(self.p["task"]))[1]
+        family = served_task(self.p.task)[1]
         start = time.monotonic()
         self.wait_for_peers()
-        n, total = int(self.p["episodes"]), int(self.p["episodes"]) * len(self.seeds)
+        n, total = self.p.episodes, self.p.episodes * len(self.seeds)
         records: list[dict[str, Any]] = []
         for s in self.seeds:
             self._set_sampler_seed(s)
@@ -342,20 +352,20 @@ class SimEvalDriver(Node):
             status = self._policy_status
             sampler, steps, policy_id = "", 0, status.policy_id if status else ""
         meta = {
-            "task": self.p["task"],
-            "checkpoint": self.p["checkpoint"],
+            "task": self.p.task,
+            "checkpoint": self.p.checkpoint,
             "policy_id": policy_id,
             "sampler": sampler,
             "steps": steps,
             "seeds": self.seeds,
             "episodes": n,
             "wall_time_s": time.monotonic() - start,
-            "step_mode": self.p["step_mode"],
-            "control_rate_hz": float(self.p["control_rate_hz"]),
-            "max_episode_steps": self._max_steps or int(self.p["max_episode_steps"]),
-            "threads": int(self.p["threads"]),
+            "step_mode": self.p.step_mode,
+            "control_rate_hz": self.p.control_rate_hz,
+            "max_episode_steps": self._max_steps or self.p.max_episode_steps,
+            "threads": self.p.threads,
             "sim": "mujoco" if family == METAWORLD else family,
-            **(checkpoint_meta(self.p["checkpoint"]) if self.p["checkpoint"] else {}),
+            **(checkpoint_meta(self.p.checkpoint) if self.p.checkpoint else {}),
         }
         return sim_eval_result(meta, records)
 
@@ -390,8 +400,8 @@ def _drive(node: SimEvalDriver, executor, _stop) -> int:
                 flush=True,
             )
             code = 0
-        if node.p["result"]:
-            _write_json(result, Path(node.p["result"]))
+        if node.p.result:
+            _write_json(result, Path(node.p.result))
     except DriverError as err:
         print(f"[{NODE_NAME}] error: {err}", file=sys.stderr, flush=True)
         code = 1
