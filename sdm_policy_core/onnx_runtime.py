@@ -86,7 +86,7 @@ def import_onnxruntime() -> Any:
 def release_free_heap() -> None:
     """Return the C heap's free pages to the system (glibc's malloc_trim; elsewhere nothing).
     Creating a session leaves the memory that parsing the graph used free but resident."""
-    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # not glibc (or Windows)
         ctypes.CDLL(None).malloc_trim(0)
 
 
