@@ -10,10 +10,8 @@ What policy_node did around the PolicyController, in one place that is tested wi
   (DISABLED: no new targets);
 - the stale watch: with `trigger: observation` or sim time no step runs once the sensors or the
   simulator stop, so `status` reports HOLDING after stale_age_s of wall time without data;
-- the inputs: `receive(topic, msg)` decodes a sensor message (sensor_msgs/PointCloud2 `points`,
-  Image `image`, JointState `joint_states`, geometry_msgs/PoseStamped `ee_pose`; any object with
-  their fields), assembles agent_pos and hands it to the controller; a malformed message is
-  counted, logged (throttled) and dropped, never acted on;
+- the inputs: `receive(topic, msg)` hands a sensor message to `deploy.inputs.SensorInputs`
+  (decoding, state assembly; a malformed message is counted and dropped, never acted on);
 - `step(now)`: one tick of the controller (the loop in `deploy.loop` calls it).
 
 `log` is any logger with info / warning / error (rclpy's or the logging module's).
@@ -32,15 +30,8 @@ import numpy as np
 from sdm_policy_core import control
 from sdm_policy_core.config import ConfigError, DeploymentConfig
 from sdm_policy_core.control import DISABLED, FAULT, HOLDING, NO_CHECKPOINT, RUNNING
-from sdm_policy_core.conversions import (
-    ConversionError,
-    image_to_rgb,
-    joint_state_to_array,
-    pointcloud2_to_array,
-    pose_to_vector,
-    stamp_to_seconds,
-)
-from sdm_policy_core.robot import RobotProfile, StateAssembler
+from sdm_policy_core.deploy.inputs import SensorInputs
+from sdm_policy_core.robot import RobotProfile
 from sdm_policy_core.runtime_base import PolicyOutputError, RuntimeBase
 
 # Errors of a checkpoint that cannot be used here: the load is refused, the caller carries on.
@@ -48,39 +39,6 @@ from sdm_policy_core.runtime_base import PolicyOutputError, RuntimeBase
 # sdm_policy_core.checkpoint would import torch; ImportError: onnxruntime not installed.)
 LOAD_ERRORS = (ConfigError, ValueError, OSError, PolicyOutputError, ImportError)
 RATE_WINDOW_S = 2.0  # [s] the command rate is counted over this window
-INPUT_TOPICS = ("points", "image", "joint_states", "ee_pose")
-
-
-class Trigger:
-    """What the loop waits for with `trigger: observation`: the newest observation's stamp and
-    the newest joint state's (fed by the session's inputs)."""
-
-    def __init__(self) -> None:
-        self.wake = threading.Event()
-        self.stamp = -1.0  # [s] the newest observation
-        self.acted = -1.0  # [s] the observation of the last step that commanded
-        self._state_stamp = -1.0
-        self._state_arrived = threading.Condition()
-
-    def observation(self, stamp: float) -> None:
-        self.stamp = stamp
-        self.wake.set()
-
-    def state(self, stamp: float) -> None:
-        with self._state_arrived:
-            self._state_stamp = stamp
-            self._state_arrived.notify_all()
-
-    def wait_for_state(self, stamp: float, timeout: float) -> None:
-        """Wait up to `timeout` s for a joint state stamped at or after `stamp`."""
-        with self._state_arrived:
-            self._state_arrived.wait_for(lambda: self._state_stamp >= stamp, timeout)
-
-    def restart(self) -> None:
-        """Forget the stamps seen (activation, re-enable, reset: sim time may restart)."""
-        with self._state_arrived:
-            self._state_stamp = -1.0
-        self.acted = -1.0
 
 
 def load_runtime(
@@ -118,35 +76,14 @@ class ControlSession:
         cloud_to_base: Callable[[str, Any], np.ndarray] | None = None,
     ) -> None:
         self.profile, self.config, self.log = profile, config, log
-        self.cloud_to_base = cloud_to_base
-        self.assembler = StateAssembler(profile)
-        self.trigger = Trigger()
+        self.inputs = SensorInputs(profile, log, cloud_to_base)
+        self.assembler, self.trigger = self.inputs.assembler, self.inputs.trigger
         self.lock = threading.RLock()
         self.controller: control.PolicyController | None = None
         self.checkpoint = ""  # what the last load loaded (or the caller's default)
         self.policy_id = ""
         self.state, self.message = NO_CHECKPOINT, "no checkpoint loaded"
-        # Wall time of the newest accepted observation: with sim time or observation triggers
-        # no step runs when the data stop, so `status` reports it.
-        self.last_observation_wall: float | None = None
         self._command_times: deque[float] = deque()
-        self._last_warning = 0.0
-        self._inputs = {  # topic -> (wanted, counted as, decode, deliver)
-            "points": (lambda c: c.uses_cloud, "cloud", self._decode_cloud, self._on_cloud),
-            "image": (lambda c: c.uses_image, "image", self._decode_image, self._on_image),
-            "joint_states": (
-                lambda c: self.assembler.needs_joints,
-                "state",
-                self._decode_joints,
-                self._on_joints,
-            ),
-            "ee_pose": (
-                lambda c: self.assembler.needs_pose,
-                "state",
-                self._decode_pose,
-                self._on_pose,
-            ),
-        }
 
     # -- the model -------------------------------------------------------------------------------
     def load(self, path: str, sampler: str, steps: int, seed: int) -> str:
@@ -239,78 +176,12 @@ class ControlSession:
 
     # -- inputs ----------------------------------------------------------------------------------
     def receive(self, topic: str, msg: Any) -> None:
-        """A sensor message of `topic` (one of INPUT_TOPICS): decoded and handed on, or counted
-        and dropped when malformed; ignored while no model is loaded or the model needs none."""
+        """A sensor message of `topic` (points, image, joint_states or ee_pose): decoded and
+        handed on, or counted and dropped when malformed; ignored while no model is loaded or
+        the model needs none."""
         controller = self.controller
-        wanted, what, decode, deliver = self._inputs[topic]
-        if controller is None or not wanted(controller):
-            return
-        try:
-            stamp = stamp_to_seconds(msg.header.stamp)
-            if stamp <= 0:
-                raise ConversionError("header.stamp is zero")
-            value = decode(controller, msg)
-        except (ConversionError, ValueError) as err:
-            controller.reject(what, str(err))
-            self._throttled_warning(f"rejected {type(msg).__name__}: {err}")
-            return
-        deliver(controller, value, stamp)
-
-    def _decode_cloud(self, controller, msg) -> tuple[np.ndarray, np.ndarray | None]:
-        to_base = None
-        if self.cloud_to_base is not None:
-            to_base = self.cloud_to_base(msg.header.frame_id, msg.header.stamp)
-        points = pointcloud2_to_array(msg, channels=controller.channels)
-        points = points[np.isfinite(points).all(axis=1)]
-        if len(points) == 0:
-            raise ConversionError("no finite points")
-        return points, to_base
-
-    def _decode_image(self, controller, msg) -> np.ndarray:
-        return image_to_rgb(msg)
-
-    def _decode_joints(self, controller, msg) -> np.ndarray:
-        return joint_state_to_array(msg, self.assembler.joint_names)
-
-    def _decode_pose(self, controller, msg) -> np.ndarray:
-        return pose_to_vector(msg)
-
-    def _on_cloud(self, controller, value, stamp: float) -> None:
-        points, to_base = value
-        controller.update_cloud(points, stamp, to_base)
-        self._observed(stamp)
-
-    def _on_image(self, controller, rgb: np.ndarray, stamp: float) -> None:
-        controller.update_image(rgb, stamp)
-        self.last_observation_wall = time.monotonic()
-
-    def _on_joints(self, controller, positions: np.ndarray, stamp: float) -> None:
-        self.assembler.update_joints(positions, stamp)
-        self._forward_state(controller)
-
-    def _on_pose(self, controller, vector: np.ndarray, stamp: float) -> None:
-        self.assembler.update_pose(vector, stamp)
-        self._forward_state(controller)
-
-    def _forward_state(self, controller) -> None:
-        assembled = self.assembler.assemble()
-        if assembled is None:  # a source of agent_pos has not arrived yet
-            return
-        controller.update_state(*assembled)
-        self.trigger.state(assembled[1])
-        if not (controller.uses_cloud or controller.uses_image):
-            self._observed(assembled[1])  # a state-only policy: the state is its observation
-
-    def _observed(self, stamp: float) -> None:
-        self.last_observation_wall = time.monotonic()
-        if self.config.trigger == "observation":
-            self.trigger.observation(stamp)
-
-    def _throttled_warning(self, text: str) -> None:
-        now = time.monotonic()
-        if now - self._last_warning > 2.0:
-            self._last_warning = now
-            self.log.warning(text)
+        if controller is not None:
+            self.inputs.receive(controller, topic, msg, self.config.trigger == "observation")
 
     # -- the step --------------------------------------------------------------------------------
     def step(self, now: float) -> control.TickResult | None:
@@ -363,7 +234,7 @@ class ControlSession:
         or the simulator stop, so no command is sent; this makes the status say why. The plan is
         left to the step, which drops it on stale data.
         """
-        last, cfg = self.last_observation_wall, self.config
+        last, cfg = self.inputs.last_observation_wall, self.config
         if last is None or (cfg.trigger != "observation" and not sim_time):
             return  # the timer runs on wall time, and its steps report staleness themselves
         silent = time.monotonic() - last
