@@ -5,12 +5,26 @@
 lib/sdm_policy_ros, launch and config files under share/sdm_policy_ros).
 """
 
+from distutils.command.build_scripts import build_scripts  # setuptools provides distutils
 from glob import glob
 from os.path import dirname, isfile
 
 from setuptools import find_packages, setup
+from setuptools.command.develop import develop
 
 PACKAGE = "sdm_policy_ros"
+# The ROS executables: bin/<name>, a script that imports sdm_policy_ros.executables directly.
+# As console_scripts, setuptools' wrapper would first import importlib.metadata (which the
+# nodes never need otherwise: ~2 MB resident) and search the installed distributions for the
+# entry point, before the executable's signal handlers are installed (a SIGINT there: a
+# KeyboardInterrupt traceback).
+EXECUTABLES = (
+    "policy_node",
+    "sim_bridge_node",
+    "expert_teleop_node",
+    "bag_recorder",
+    "sim_eval_driver",
+)
 
 
 def _tree(folder: str) -> list[tuple[str, list[str]]]:
@@ -21,6 +35,35 @@ def _tree(folder: str) -> list[tuple[str, list[str]]]:
             continue
         entries.setdefault(f"share/{PACKAGE}/{dirname(path)}", []).append(path)
     return sorted(entries.items())
+
+
+class BuildScripts(build_scripts):
+    """`setup.py install` (colcon without --symlink-install): the scripts' shebang is this
+    build's interpreter. setuptools >= 78 writes "#!python" for an installer to replace
+    (pypa/setuptools#4934), which `setup.py install` never does; a wheel build keeps it (its
+    executable is "python", and pip replaces it)."""
+
+    def copy_scripts(self):
+        outfiles, updated = super().copy_scripts()
+        for path in updated:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if text.startswith("#!python\n"):
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(f"#!{self.executable}\n" + text.split("\n", 1)[1])
+        return outfiles, updated
+
+
+class Develop(develop):
+    """`setup.py develop` (colcon --symlink-install): each script is installed as itself with
+    its shebang rewritten, not as setuptools' development wrapper (which imports pkg_resources
+    and reads every installed distribution before running the script)."""
+
+    def install_script(self, dist, script_name, script_text, dev_path=None):
+        from setuptools.command.easy_install import ScriptWriter
+
+        body = script_text.split("\n", 1)[1] if script_text.startswith("#!") else script_text
+        self.write_script(script_name, (ScriptWriter.get_header(script_text) + body).encode(), "b")
 
 
 setup(
@@ -53,14 +96,7 @@ setup(
         "psutil>=5.9",
     ],
     zip_safe=True,
-    entry_points={
-        "console_scripts": [
-            "sdm = sdm_policy_core.cli:main",
-            "policy_node = sdm_policy_ros.executables:policy_node",
-            "sim_bridge_node = sdm_policy_ros.executables:sim_bridge_node",
-            "expert_teleop_node = sdm_policy_ros.executables:expert_teleop_node",
-            "bag_recorder = sdm_policy_ros.executables:bag_recorder",
-            "sim_eval_driver = sdm_policy_ros.executables:sim_eval_driver",
-        ],
-    },
+    scripts=[f"bin/{name}" for name in EXECUTABLES],
+    entry_points={"console_scripts": ["sdm = sdm_policy_core.cli:main"]},
+    cmdclass={"build_scripts": BuildScripts, "develop": Develop},
 )

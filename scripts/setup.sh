@@ -82,7 +82,7 @@ fi
 
 # --- 4. colcon build of sdm_msgs and sdm_policy_ros ---------------------------------------------
 BUILD_STAMP="$ROOT/install/.sdm-build.sha256"
-build_inputs=(package.xml setup.py setup.cfg colcon_defaults.yaml sdm_msgs/package.xml
+build_inputs=(package.xml setup.py setup.cfg colcon_defaults.yaml bin/* sdm_msgs/package.xml
               sdm_msgs/CMakeLists.txt sdm_msgs/msg/* sdm_msgs/srv/*)
 # symlink-install links every data file once: a new or removed launch/config file needs a build.
 build_hash=$( { hash_of "${build_inputs[@]}"; { find launch config -type f 2>/dev/null || true; } | sort; } | sha256sum \

@@ -5,7 +5,7 @@
     python -m sdm_policy_ros.launch_runner policy --show-args
     python -m sdm_policy_ros.launch_runner sim_eval sim:=mujoco checkpoint:=CKPT episodes:=10
 
-Each process is this package's console script (from the colcon install space, else
+Each process is this package's executable (from the colcon install space, else
 `python -m sdm_policy_ros <executable>`), started with the spec's `--ros-args`. SIGINT/SIGTERM
 are forwarded; the runner exits when any process exits, with its code.
 """

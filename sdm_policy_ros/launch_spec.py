@@ -24,7 +24,7 @@ class LaunchArgument:
 
 @dataclass
 class NodeSpec:
-    """One process: a console script of this package with its ROS arguments."""
+    """One process: an executable of this package with its ROS arguments."""
 
     executable: str
     name: str

@@ -1,7 +1,7 @@
 """sim_eval.launch.py and the Gazebo / Isaac Sim profiles, checked statically (neither simulator
-runs here): files parse, every executable the specs start is a console script, every parameter
-file and robot profile exists, and every remapped topic lands on a contract topic of the right
-type on the simulator's side (ros_gz_bridge YAML / the Isaac Sim bridge topic list)."""
+runs here): files parse, every executable the specs start is installed by setup.py, every
+parameter file and robot profile exists, and every remapped topic lands on a contract topic of
+the right type on the simulator's side (ros_gz_bridge YAML / the Isaac Sim bridge topic list)."""
 
 from __future__ import annotations
 
@@ -42,16 +42,17 @@ GZ_TYPES = {
 }
 
 
-def console_scripts() -> dict[str, str]:
-    """name -> "module:function" of setup.py's console_scripts, read without running it."""
+def setup_value(name: str):
+    """The literal value of setup.py's keyword or constant `name`, read without running it."""
     tree = ast.parse((REPO / "setup.py").read_text())
     for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values, strict=True):
-                if isinstance(key, ast.Constant) and key.value == "console_scripts":
-                    entries = [ast.literal_eval(e) for e in value.elts]
-                    return {e.split("=")[0].strip(): e.split("=")[1].strip() for e in entries}
-    raise AssertionError("setup.py has no console_scripts")
+        if isinstance(node, ast.keyword) and node.arg == name:
+            return ast.literal_eval(node.value)
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+            name
+        ]:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"setup.py has no {name}")
 
 
 @pytest.fixture
@@ -86,19 +87,24 @@ def test_launch_files_parse_and_stay_thin_over_their_specs():
     assert all(len(a.description) > 20 for a in SIM_EVAL_ARGUMENTS + SIM_RECORD_ARGUMENTS)
 
 
-def test_every_executable_is_a_console_script_with_a_module():
-    scripts = console_scripts()
-    assert scripts.pop("sdm") == "sdm_policy_core.cli:main"
-    # Each node starts through sdm_policy_ros.executables (signal handlers before the heavy
-    # imports: test/ros/test_shutdown.py), which runs the node module's main.
-    assert scripts == {name: f"sdm_policy_ros.executables:{name}" for name in MODULES}
+def test_every_executable_is_a_launcher_of_its_module():
+    assert setup_value("entry_points") == {"console_scripts": ["sdm = sdm_policy_core.cli:main"]}
+    # Each node is a script bin/<name> (no console-script wrapper: test/ros/test_shutdown.py)
+    # that starts through sdm_policy_ros.executables (signal handlers before the heavy imports),
+    # which runs the node module's main.
+    names = setup_value("EXECUTABLES")
+    assert set(names) == set(MODULES)
+    for name in names:
+        launcher = REPO / "bin" / name
+        assert launcher.stat().st_mode & 0o111, f"{launcher} is not executable"
+        assert f"from sdm_policy_ros.executables import {name}\n" in launcher.read_text()
     for module in MODULES.values():
         assert importlib.util.find_spec(module) is not None, module
     started = {spec.executable for spec in policy_nodes({})}
     for sim in SIMS:
         started |= {spec.executable for spec in sim_eval_nodes({"sim": sim, "episodes": "1"})}
     started |= {spec.executable for spec in sim_record_nodes({"bag": "b"})}
-    assert started == set(scripts)  # every node is started by some launch file
+    assert started == set(names)  # every node is started by some launch file
 
 
 def test_mujoco_spec_configures_bridge_policy_and_driver_from_the_checkpoint(teacher_config):

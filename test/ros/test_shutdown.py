@@ -8,6 +8,7 @@ came before), and without a traceback. Real processes, real DDS, real signals.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from sdm_policy_core.bench.latency import make_checkpoints
+from sdm_policy_ros.executables import MODULES
 from test.conftest import PYTHON, REPO, wait_for
 from test.ros.test_policy_node import PARAMS_FILE, ROBOT, _enable
 from test.ros.test_policy_node import robot_yaml as robot_yaml  # the fixture
@@ -157,6 +159,41 @@ def test_a_signal_before_the_imports_finish_ends_with_the_shell_convention(tmp_p
         code = proc.wait(PROMPT_S)
         text = log.read_text(errors="replace")
         assert code == 128 + sig and "Traceback" not in text, (code, text[-2000:])
+
+
+def test_installed_executables_install_their_handlers_before_any_other_work(tmp_path):
+    """Each installed executable imports sdm_policy_ros.executables first: no console-script
+    wrapper that imports importlib.metadata (or pkg_resources) and reads the installed
+    distributions. A signal just after the handlers are installed: 130 / 143, no traceback."""
+    for k, name in enumerate(MODULES):
+        sig = (signal.SIGINT, signal.SIGTERM)[k % 2]
+        log = tmp_path / f"{name}.log"
+
+        def imports(log=log) -> list[str]:  # modules in the order their imports finished
+            text = log.read_text(errors="replace")
+            return [ln.rsplit("|", 1)[1].strip() for ln in text.splitlines() if "|" in ln]
+
+        with log.open("w") as handle:
+            proc = subprocess.Popen(
+                [str(INSTALL / name)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+            )
+        # An import that finished after sdm_policy_ros.executables is the node module's: the
+        # handlers are installed (sdm_policy_ros.process.run_executable).
+        wait_for(
+            lambda p=proc: "sdm_policy_ros.executables" in imports()[:-1] or p.poll() is not None,
+            30,
+            what=f"{name} past sdm_policy_ros.executables",
+        )
+        proc.send_signal(sig)
+        code = proc.wait(PROMPT_S)
+        first = imports()[: imports().index("sdm_policy_ros.executables")]
+        assert not {"importlib.metadata", "pkg_resources"} & set(first), (name, first)
+        text = log.read_text(errors="replace")
+        assert code == 128 + sig and "Traceback" not in text, (name, code, text[-2000:])
 
 
 def test_every_executable_exits_zero_on_sigterm_while_running(tmp_path, processes):
