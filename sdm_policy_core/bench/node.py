@@ -8,7 +8,10 @@ With several backends (`torch`, `onnxruntime`: the node's `backend` parameter; t
 are exported to ONNX into their directories first) each runs in the same way, one after the
 other, and each run also reports the node's start: process start -> node ready (its log says
 "started"), -> first command at the peer; and its resident memory (VmRSS sampled while it runs,
-VmHWM at the end).
+VmHWM at the end). `quantize=("int8",)` adds a variant, "onnxruntime:int8": the onnxruntime node
+on the dynamic int8 export (`sdm export --quantize int8`, a file of its own outside the
+checkpoint directory). Each run names the model file the node logged loading; with torch among
+the backends, `vs_torch` gives every other variant's memory and latency p50 over torch's.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def _memory_mb(pid: int) -> dict[str, float]:
 # The node's own log stamps its lines: "[INFO] [<wall seconds>] [policy_node]: started ...".
 LOG_FORMAT = "[{severity}] [{time}] [{name}]: {message}"
 _STARTED = re.compile(r"^\[\w+\] \[(?P<time>\d+(?:\.\d+)?)\] \[[^\]]*\]: started ", re.M)
+_LOADING = re.compile(r"\]: loading (?P<path>\S+) \((?P<backend>\w+)\)$", re.M)
 
 
 def _ready_wall(log_text: str) -> float | None:
@@ -80,6 +84,7 @@ def _run_one(
     threads: int,
     log_dir: Path,
     backend: str = "torch",
+    variant: str | None = None,
 ) -> dict[str, Any]:
     env = {
         **os.environ,
@@ -87,7 +92,8 @@ def _run_one(
         "ROS_LOCALHOST_ONLY": "1",
         "RCUTILS_CONSOLE_OUTPUT_FORMAT": LOG_FORMAT,
     }
-    log_path = log_dir / f"node_{backend}_{sampler}.log"
+    variant = variant or backend
+    log_path = log_dir / f"node_{variant.replace(':', '_')}_{sampler}.log"
     node_log = log_path.open("w")
     params = {
         "backend": backend,
@@ -159,8 +165,14 @@ def _run_one(
         )
     result = json.loads(lines[-1][len("RESULT ") :])
     first = result.pop("first_command_wall", None)
+    loading = _LOADING.search(log_path.read_text())  # what the node itself says it loaded
+    model = Path(loading.group("path")) if loading else None
+    if model is not None and model.is_dir() and backend == "onnxruntime":
+        model = model / "policy.onnx"
     result.update(
         backend=backend,
+        model=model.name if model is not None else None,
+        model_mb=model.stat().st_size / 2**20 if model is not None and model.is_file() else None,
         ready_s=ready_s,
         first_command_s=first - started if first is not None else None,
         rss_mb=max(rss) if rss else None,
@@ -168,6 +180,22 @@ def _run_one(
         torch_mapped=torch_mapped,
     )
     return result
+
+
+def _vs_torch(backends: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Every variant's resident memory and latency p50 over torch's, per policy."""
+    torch_runs = backends["torch"]
+    return {
+        key: {
+            name: {
+                "rss": r["rss_mb"] / torch_runs[name]["rss_mb"],
+                "latency_p50": r["latency_ms"]["p50"] / torch_runs[name]["latency_ms"]["p50"],
+            }
+            for name, r in runs.items()
+        }
+        for key, runs in backends.items()
+        if key != "torch"
+    }
 
 
 def run_node_bench(
@@ -178,13 +206,24 @@ def run_node_bench(
     threads: int = 2,
     backends: tuple[str, ...] = ("torch",),
     preset: str = "cpu_small",
+    quantize: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The JSON of `sdm bench node`: per policy (one_step, teacher) latency_ms {p50, p99} and
     rate_hz, measured in one run on this machine (the first backend's at the top level; every
-    backend's under `backends`, with ready_s, first_command_s, rss_mb, peak_rss_mb)."""
+    backend's and quantised variant's under `backends`, with ready_s, first_command_s, rss_mb,
+    peak_rss_mb, model, model_mb; `vs_torch` with torch among them)."""
+    from sdm_policy_core.export import QUANTIZATIONS, export_policy
+
     unknown = [b for b in backends if b not in ("torch", "onnxruntime")]
     if unknown or not backends:
         raise ValueError(f"backends must be among ['torch', 'onnxruntime'], got {list(backends)}")
+    if any(q not in QUANTIZATIONS for q in quantize) or (
+        quantize and "onnxruntime" not in backends
+    ):
+        raise ValueError(
+            f"quantize must be among {list(QUANTIZATIONS)}, with the onnxruntime backend; got "
+            f"{list(quantize)}"
+        )
     with tempfile.TemporaryDirectory(prefix="sdm-bench-node-") as tmp:
         tmp_path = Path(tmp)
         robot = tmp_path / "bench_arm.yaml"
@@ -219,22 +258,34 @@ def run_node_bench(
             started=time.strftime("%Y-%m-%dT%H:%M:%S"),
         )
         if "onnxruntime" in backends and checkpoint is None:  # a given one: export it first
-            from sdm_policy_core.export import export_policy
-
             export_policy(student, student / "policy.onnx", "onnx")
             export_policy(teacher, teacher / "policy.onnx", "onnx", steps=10)  # ddim_steps
-        result["backends"] = {}
-        for backend in backends:
-            runs = {
-                "one_step": _run_one(
-                    student, "one-step", robot, points, rate, duration, threads, tmp_path, backend
-                )
+        # (result key, backend, {policy: model}) of each node run; a quantised export is a file
+        # of its own beside the checkpoint directories (no config.json beside it)
+        policies = {"one_step": (student, "one-step", None)}
+        if teacher is not None:
+            policies["teacher"] = (teacher, "ddim", 10)  # its DDIM steps, as ddim_steps
+        variants = [(b, b, {k: ckpt for k, (ckpt, *_) in policies.items()}) for b in backends]
+        for q in quantize:
+            models = {
+                key: export_policy(
+                    ckpt, tmp_path / f"{ckpt.name}.{q}.onnx", "onnx", steps=steps, quantize=q
+                ).path
+                for key, (ckpt, _, steps) in policies.items()
             }
-            if teacher is not None:
-                runs["teacher"] = _run_one(
-                    teacher, "ddim", robot, points, rate, duration, threads, tmp_path, backend
+            variants.append((f"onnxruntime:{q}", "onnxruntime", models))
+        result["backends"] = {}
+        for key, backend, models in variants:
+            runs = {}
+            for name, model in models.items():
+                sampler = policies[name][1]
+                runs[name] = _run_one(
+                    model, sampler, robot, points, rate, duration, threads, tmp_path, backend, key
                 )
+            if "teacher" in runs:
                 runs["teacher"]["sampler"] = "ddim10"
-            result["backends"][backend] = runs
+            result["backends"][key] = runs
         result.update(result["backends"][backends[0]])
+        if "torch" in backends:
+            result["vs_torch"] = _vs_torch(result["backends"])
     return result

@@ -75,6 +75,7 @@ def _node(args: argparse.Namespace) -> int:
             threads=args.threads,
             backends=tuple(args.backend),
             preset=args.preset,
+            quantize=tuple(args.quantize),
         )
     except (RuntimeError, OSError, ValueError) as err:
         print(f"sdm bench node: error: {err}", file=sys.stderr)
@@ -89,6 +90,12 @@ def _node(args: argparse.Namespace) -> int:
                 f"ms  rate {r['rate_hz']:.1f} Hz  ({r['chunks']} chunks); ready "
                 f"{ready if ready is None else f'{ready:.2f}'} s, first command "
                 f"{first if first is None else f'{first:.2f}'} s, RSS {r['rss_mb']:.0f} MB"
+            )
+    for variant, runs in result.get("vs_torch", {}).items():
+        for key, ratio in runs.items():
+            print(
+                f"{variant} {key} / torch: resident memory {ratio['rss']:.3f}, latency p50 "
+                f"{ratio['latency_p50']:.2f}"
             )
     return 0
 
@@ -239,6 +246,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=sorted(PRESETS),
         default="cpu_small",
         help="random-weight checkpoints of this preset when no --checkpoint (cpu_small)",
+    )
+    node.add_argument(
+        "--quantize",
+        nargs="+",
+        choices=("int8",),
+        default=[],
+        help="also run the onnxruntime node on the dynamic int8 export (sdm export --quantize "
+        "int8, written outside the checkpoint) as onnxruntime:int8",
     )
     node.add_argument("--out", type=Path, required=True, help="result JSON")
     node.set_defaults(func=_node)

@@ -88,6 +88,26 @@ def test_bench_node_onnxruntime_reports_start_memory_and_no_torch(tmp_path):
         assert 0 < r["rss_mb"] <= r["peak_rss_mb"] and r["torch_mapped"] is False
 
 
+def test_bench_node_quantize_int8_runs_the_node_on_the_int8_file(tmp_path, capsys):
+    from sdm_policy_core.cli import main as sdm
+
+    out = tmp_path / "node.json"
+    args = ["bench", "node", "--points", "256", "--duration", "2", "--out", str(out)]
+    assert sdm([*args, "--quantize", "int8"]) == 2  # torch alone: nothing to quantise for
+    assert "with the onnxruntime backend" in capsys.readouterr().err and not out.exists()
+    assert sdm([*args, "--backend", "onnxruntime", "--quantize", "int8"]) == 0
+    result = json.loads(out.read_text())
+    assert list(result["backends"]) == ["onnxruntime", "onnxruntime:int8"]
+    for key, name in (("one_step", "sdm"), ("teacher", "teacher")):
+        float_run = result["backends"]["onnxruntime"][key]
+        int8_run = result["backends"]["onnxruntime:int8"][key]
+        # the file each node logged loading: the checkpoint's graph, then the int8 export
+        assert float_run["model"] == "policy.onnx" and int8_run["model"] == f"{name}.int8.onnx"
+        assert 0 < int8_run["model_mb"] < float_run["model_mb"]
+        assert int8_run["backend"] == "onnxruntime" and int8_run["torch_mapped"] is False
+        assert int8_run["chunks"] > 0 and 0 < int8_run["ready_s"] <= int8_run["first_command_s"]
+
+
 def test_torch_and_onnxruntime_nodes_plan_equal_chunks(processes, sdm_ckpt, tmp_path):
     """Two nodes side by side on the same observations: torch (numpy noise) and onnxruntime,
     the same sampler_seed: every chunk equal within the export tolerance."""
