@@ -47,6 +47,9 @@ OBSTACLE_SDM = "sdm_dm_sigma2"
 
 
 THREADS = ["train.threads=2"]
+# obstacle-2d's networks are small MLPs: one thread, as the study ran them. Two threads gained
+# nothing there and, on a busy machine, made a teacher's steps 5x slower (BENCHMARKS.md).
+OBSTACLE_THREADS = 1
 
 
 def _say(text: str) -> None:
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         stage(
             f"{OBSTACLE}: train teacher",
             _trained(teacher, a.obstacle_teacher_steps),
-            lambda: _run(train + THREADS),
+            lambda: _run([*train, f"train.threads={OBSTACLE_THREADS}"]),
         )
         distill = [*sdm, "distill", "--teacher", teacher / "checkpoints" / "latest"]
         distill += ["--dataset", data, "--out", student, *distill_set]
@@ -207,10 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         stage(
             f"{OBSTACLE}: distill SDM ({OBSTACLE_SDM})",
             _trained(student, a.obstacle_distill_steps),
-            lambda: _run(distill + THREADS),
+            lambda: _run([*distill, f"train.threads={OBSTACLE_THREADS}"]),
         )
-        seeds = ["--episodes", str(a.obstacle_episodes), "--seeds"]
-        seeds += [str(s) for s in a.obstacle_seeds]
+        seeds = ["--threads", str(OBSTACLE_THREADS), "--episodes", str(a.obstacle_episodes)]
+        seeds += ["--seeds", *(str(s) for s in a.obstacle_seeds)]
         tasks[OBSTACLE] = evaluate(
             f"{OBSTACLE}: ", OBSTACLE, teacher, student, root / "eval", seeds
         )
@@ -220,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{OBSTACLE}: {a.obstacle_demos} scripted demos (`sdm demos`, seed 0); state-only "
             f"MLP teacher {a.obstacle_teacher_steps} steps and SDM `{OBSTACLE_SDM}` "
             f"{a.obstacle_distill_steps} steps with the settings of "
-            f"{OBSTACLE_PROTOCOL.relative_to(REPO)}; {episodes} sim-in-the-loop episodes per row "
+            f"{OBSTACLE_PROTOCOL.relative_to(REPO)} (one thread); {episodes} sim-in-the-loop "
+            "episodes per row "
             f"(seeds {' '.join(map(str, a.obstacle_seeds))} x {a.obstacle_episodes}), the same "
             "episodes for every row. One training run: the intervals cover evaluation noise "
             "only (the study in BENCHMARKS.md bootstraps over five training seeds too)."

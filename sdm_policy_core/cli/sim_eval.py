@@ -23,15 +23,19 @@ Exit codes: 0 done, 1 the ROS processes failed, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from sdm_policy_core.cli.eval import add_evaluation_arguments, evaluation_seeds, per_seed_text
 
 
 def _sim_eval(args: argparse.Namespace) -> int:
+    from sdm_policy_core.config import ObservationSpec, from_dict
+    from sdm_policy_core.eval.envs import resolve_eval_task
     from sdm_policy_core.eval.report import plot_result, write_json
     from sdm_policy_core.eval.sim_in_loop import SimEvalError, run_sim_eval
     from sdm_policy_core.sim.episode import served_task
+    from sdm_policy_core.sim.metaworld_env import SimulatorError
 
     def fail(text: str, code: int = 2) -> int:
         print(f"sdm sim-eval: error: {text}", file=sys.stderr)
@@ -43,6 +47,12 @@ def _sim_eval(args: argparse.Namespace) -> int:
         return fail(str(err))
     if not (args.checkpoint / "config.json").is_file():
         return fail(f"{args.checkpoint} is not a checkpoint directory (no config.json)")
+    try:  # before any process starts: can this policy act in the task?
+        obs = json.loads((args.checkpoint / "config.json").read_text())["obs"]
+        spec = from_dict(ObservationSpec, obs, "obs")
+        resolve_eval_task(task)[1].check(task, spec, str(args.checkpoint))
+    except (KeyError, TypeError, ValueError, SimulatorError) as err:
+        return fail(f"{args.checkpoint} cannot act in {task}: {err}")
     if args.episodes < 1:
         return fail(f"--episodes must be >= 1, got {args.episodes}")
     seeds = evaluation_seeds(args)

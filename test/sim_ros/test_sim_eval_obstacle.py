@@ -65,7 +65,7 @@ def test_main_job_evaluates_obstacle_2d_through_the_policy_node_and_states_the_d
         seeds=[0, 1],
         sampler="ddim",
         steps=10,
-        threads=2,
+        threads=1,  # as the main job's obstacle part runs the policy node
         progress=False,
     )
     for r, e in zip(
@@ -94,12 +94,14 @@ def test_main_job_evaluates_obstacle_2d_through_the_policy_node_and_states_the_d
         assert line in report and line in printed
 
 
-def test_sim_eval_refuses_a_task_the_bridge_does_not_serve_naming_those_it_does(tmp_path, capsys):
-    (tmp_path / "config.json").write_text("{}")
+def test_sim_eval_refuses_a_task_it_cannot_serve_or_the_checkpoint_cannot_act_in(tmp_path, capsys):
+    obs = {"point_cloud_shape": [128, 3], "image_shape": None, "state_dim": 9, "action_dim": 4}
+    (tmp_path / "config.json").write_text(json.dumps({"obs": obs}))  # a MetaWorld DP3 policy
     for task, says in (
         ("obstacle-3d", "Did you mean obstacle-2d, obstacle-2d-cue?"),
         ("pusht", "not served by the sim bridge; it serves MetaWorld v3 tasks and obstacle-2d"),
+        ("obstacle-2d", "cannot act in obstacle-2d: "),  # refused before any process starts
     ):
-        args = ["sim-eval", "--checkpoint", str(tmp_path), "--task", task]
+        args = ["sim-eval", "--checkpoint", str(tmp_path), "--task", task, "--episodes", "1"]
         assert sdm_main([*args, "--out", str(tmp_path / "r.json")]) == 2
         assert says in capsys.readouterr().err
