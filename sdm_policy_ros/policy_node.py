@@ -43,14 +43,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sdm_msgs.msg import ActionChunk, PolicyStatus
 from sdm_msgs.srv import LoadCheckpoint
 from std_srvs.srv import SetBool, Trigger
@@ -68,26 +66,11 @@ from sdm_policy_ros.params import (
     declare_dataclass_parameters,
     validating_callback,
 )
-from sdm_policy_ros.policy_params import PolicyNodeParameters
+from sdm_policy_ros.policy_params import SENSOR_QOS, PolicyNodeParameters, profile_directory
 from sdm_policy_ros.process import run_node
 
 NODE_NAME = "sdm_policy_node"
-SENSOR_QOS = {
-    "sensor_data": qos_profile_sensor_data,
-    "reliable": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
-}
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-
-
-def _profile_directory() -> Path | None:
-    """config/robots of the installed package (None: the core's source-tree default)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        share = Path(get_package_share_directory("sdm_policy_ros")) / "config" / "robots"
-        return share if share.is_dir() else None
-    except Exception:  # not installed with colcon: use the source tree
-        return None
 
 
 class PolicyNode(LifecycleNode):
@@ -98,7 +81,7 @@ class PolicyNode(LifecycleNode):
         self.config = declare_dataclass_parameters(self, PolicyNodeParameters)
         self.add_on_set_parameters_callback(validating_callback(self, PolicyNodeParameters))
         self.add_post_set_parameters_callback(self._on_parameters_set)
-        self.profile = load_robot_profile(self.config.robot, _profile_directory())
+        self.profile = load_robot_profile(self.config.robot, profile_directory())
         self._extrinsics = make_extrinsics(self, self.profile, self.config.transform_source)
         self.session = ControlSession(
             self.profile, self.config, self.get_logger(), self._extrinsics.cloud_to_base

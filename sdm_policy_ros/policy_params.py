@@ -1,16 +1,35 @@
 """policy_node's parameters: the deployment settings of the core (DeploymentConfig) and the
-node's own, as one dataclass declared through `sdm_policy_ros.params`."""
+node's own, as one dataclass declared through `sdm_policy_ros.params`; what `robot` and
+`sensor_qos` name."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from sdm_policy_core.config import ConfigError, DeploymentConfig
 from sdm_policy_ros.extrinsics import TRANSFORM_SOURCES
 from sdm_policy_ros.params import parameter
 
 AUTOSTART = ("auto", "unconfigured", "inactive", "active")
-SENSOR_QOS = ("sensor_data", "reliable")
+SENSOR_QOS = {  # sensor_qos -> the QoS of the sensor subscriptions
+    "sensor_data": qos_profile_sensor_data,
+    "reliable": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+}
+
+
+def profile_directory() -> Path | None:
+    """config/robots of the installed package, where `robot` names are looked up (None: the
+    core's source-tree default)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        share = Path(get_package_share_directory("sdm_policy_ros")) / "config" / "robots"
+        return share if share.is_dir() else None
+    except Exception:  # not installed with colcon: use the source tree
+        return None
 
 
 @dataclass
@@ -56,7 +75,7 @@ class PolicyNodeParameters(DeploymentConfig):
         "QoS of the sensor subscriptions: sensor_data (best effort, depth 5: real sensors) or "
         "reliable (depth 10: lockstep simulators, where a lost message stalls the loop)",
         read_only=True,
-        choices=SENSOR_QOS,
+        choices=tuple(SENSOR_QOS),
     )
 
     def __post_init__(self) -> None:
