@@ -44,11 +44,9 @@ OBSTACLE = "obstacle-2d"
 OBSTACLE_PROTOCOL = REPO / "benchmarks" / "protocols" / "obstacle_2d.yaml"
 # The study's headline SDM: the distillation with the best development success (BENCHMARKS.md).
 OBSTACLE_SDM = "sdm_dm_sigma2"
-
-
 THREADS = ["train.threads=2"]
-# obstacle-2d's networks are small MLPs: one thread, as the study ran them. Two threads gained
-# nothing there and, on a busy machine, made a teacher's steps 5x slower (BENCHMARKS.md).
+# obstacle-2d's networks are small MLPs: one thread, as the study ran them. On the busy 2-core
+# machine two threads made the teacher's and the distillation's steps 4-6x slower (BENCHMARKS.md).
 OBSTACLE_THREADS = 1
 
 
@@ -133,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         stages[name] = time.monotonic() - start
         _say(f"{name}: {stages[name]:.0f} s")
 
-    def evaluate(label: str, task: str, teacher: Path, student: Path, out_dir: Path, seeds):
+    def evaluate(label: str, task: str, teacher: Path, student: Path, out_dir: Path, args):
         """The three rows through the policy node, on the same seeds and episodes."""
         rows = {
             "teacher DDIM-10": (teacher, ["--sampler", "ddim", "--steps", "10"]),
@@ -144,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (run, sampler) in rows.items():
             out = out_dir / (name.replace(" ", "_").lower() + ".json")
             cmd = [*sdm, "sim-eval", "--checkpoint", run / "checkpoints" / "latest"]
-            cmd += ["--task", task, *seeds, *sampler, "--out", out]
+            cmd += ["--task", task, *args, *sampler, "--out", out]
             stage(f"{label}sim-in-the-loop eval: {name}", out.is_file(), lambda c=cmd: _run(c))
             results[name] = json.loads(out.read_text())
         return results
@@ -177,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         distill += ["train.batch_size=32", "train.warmup_steps=20", "train.val_every=100"]
         distill += ["train.checkpoint_every=100"]
         stage("distill SDM", _trained(student, a.distill_steps), lambda: _run(distill + THREADS))
-        seeds = ["--episodes", str(a.eval_episodes), "--seed", "0"]
-        tasks[a.task] = evaluate("", a.task, teacher, student, work / "eval", seeds)
+        args = ["--episodes", str(a.eval_episodes), "--seed", "0"]
+        tasks[a.task] = evaluate("", a.task, teacher, student, work / "eval", args)
         runs.update({"teacher": teacher, "sdm": student})
         notes.append(
             f"{a.task}: {a.demos} scripted-expert episodes recorded through ROS 2; "
@@ -212,10 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             _trained(student, a.obstacle_distill_steps),
             lambda: _run([*distill, f"train.threads={OBSTACLE_THREADS}"]),
         )
-        seeds = ["--threads", str(OBSTACLE_THREADS), "--episodes", str(a.obstacle_episodes)]
-        seeds += ["--seeds", *(str(s) for s in a.obstacle_seeds)]
+        args = ["--threads", str(OBSTACLE_THREADS), "--episodes", str(a.obstacle_episodes)]
+        args += ["--seeds", *(str(s) for s in a.obstacle_seeds)]
         tasks[OBSTACLE] = evaluate(
-            f"{OBSTACLE}: ", OBSTACLE, teacher, student, root / "eval", seeds
+            f"{OBSTACLE}: ", OBSTACLE, teacher, student, root / "eval", args
         )
         runs.update({f"{OBSTACLE} teacher": teacher, f"{OBSTACLE} sdm": student})
         episodes = a.obstacle_episodes * len(a.obstacle_seeds)
