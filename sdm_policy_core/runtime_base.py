@@ -12,6 +12,7 @@ This module imports numpy and the config dataclasses only: a robot's torch-free 
 
 from __future__ import annotations
 
+import abc
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ class NumpyNoise:
         return self._rng.standard_normal(shape, dtype=np.float32)
 
 
-class RuntimeBase:
+class RuntimeBase(abc.ABC):
     """Observation history of `n_obs_steps` and its validation; subclasses set `spec`,
     `n_obs_steps`, `n_action_steps`, `horizon` and call `_init_history()`, and implement
     `infer(noise=None) -> ActionChunk`."""
@@ -159,10 +160,10 @@ class RuntimeBase:
             raise ValueError("noise contains NaN or Inf values")
         return value
 
+    @abc.abstractmethod
     def infer(self, noise: np.ndarray | None = None) -> ActionChunk:
         """An action chunk from the current history; `noise` (1, horizon, Da) replaces the
         sampler's own draw of initial noise."""
-        raise NotImplementedError
 
     def _require_history(self) -> None:
         if not self._history:
