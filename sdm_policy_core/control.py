@@ -24,6 +24,7 @@ per seam (`counters.seams`); with temporal ensembling every tick starts from a n
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -174,6 +175,7 @@ class ControllerCounters:
     commands: int = 0
     faults: int = 0
     last_inference_time: float = 0.0
+    last_preprocess_time: float = 0.0  # [s] the newest observation's assembly (crop, FPS)
     reasons: dict[str, int] = field(default_factory=dict)
     seams: SeamStats = field(default_factory=SeamStats)
 
@@ -361,6 +363,7 @@ class PolicyController:
         if fault is not None:
             self.set_fault(fault)
             return TickResult(FAULT, fault, halt=True)
+        started = time.perf_counter()
         try:
             obs = {"agent_pos": self._state.value}
             if self.uses_cloud:
@@ -376,6 +379,7 @@ class PolicyController:
             if self.uses_image:
                 obs["image"] = resize_rgb(self._image.value, self.image_hw)
             self.runtime.push(obs)
+            self.counters.last_preprocess_time = time.perf_counter() - started
         except ValueError as err:  # empty after crop, wrong shape, NaN state
             self.reject(
                 "cloud" if self.uses_cloud else "image" if self.uses_image else "state", str(err)

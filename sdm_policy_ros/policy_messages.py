@@ -174,6 +174,17 @@ def status_msg(
     return msg
 
 
+def latency_values(timing: dict) -> dict[str, str]:
+    """/diagnostics values of a `deploy.timing` summary: "latency_ms.<stage>" (and ".total",
+    cloud stamp -> command published) = "p50 <ms> / p99 <ms>" over the newest planned steps."""
+    rows = {**timing["stages_ms"], "total": timing["total_ms"]}
+    return {
+        f"latency_ms.{name}": f"p50 {v['p50']:.2f} / p99 {v['p99']:.2f}"
+        for name, v in rows.items()
+        if v
+    }
+
+
 def diagnostics_msg(status: PolicyStatus, name: str, values: dict[str, object]) -> DiagnosticArray:
     """One /diagnostics entry for `status`: OK running, ERROR fault, WARN otherwise."""
     if status.state == PolicyStatus.STATE_RUNNING:

@@ -114,7 +114,8 @@ class PolicyNode(LifecycleNode):
         self._loop = ControlLoop(
             self.session,
             now=lambda: self.get_clock().now().nanoseconds * 1e-9,
-            publish=self._publish,
+            build=self._messages,
+            send=self._send,
             sync_s=lambda: self.config.observation_sync_s,
         )
         # Status runs on the steady clock: it keeps reporting when /clock (sim time) stops.
@@ -220,17 +221,25 @@ class PolicyNode(LifecycleNode):
         self._loop.start()
 
     def close(self) -> None:
-        """Stop the control thread and the status timer before the node and context go."""
+        """Stop the control thread and the status timer before the node and context go; log
+        where the latency of the newest planned steps went (`sdm bench node` reads it)."""
         self._status_timer.cancel()
         self._loop.stop()
+        timing = self.session.timing.summary()
+        if timing["steps"]:
+            self.get_logger().info(
+                f"pipeline latency of the last {timing['steps']} planned steps [ms]: "
+                + json.dumps(timing, sort_keys=True)
+            )
 
-    def _publish(self, result: control.TickResult) -> None:
-        """What a control step decided, on the robot's topics (from the control thread)."""
+    def _messages(self, result: control.TickResult) -> list[tuple[str, object]]:
+        """What a control step decided, as (topic, message) (from the control thread)."""
         stamp = self.get_clock().now().to_msg()
         dt = 1.0 / self.config.control_rate_hz
-        for topic, msg in messages.step_msgs(
-            self.profile, result, dt, self.config.on_fault, stamp
-        ):
+        return messages.step_msgs(self.profile, result, dt, self.config.on_fault, stamp)
+
+    def _send(self, msgs: list[tuple[str, object]]) -> None:
+        for topic, msg in msgs:
             (self._pub_chunk if topic == "action_chunk" else self._pub_out).publish(msg)
 
     # -- services ---------------------------------------------------------------------------
@@ -314,7 +323,11 @@ class PolicyNode(LifecycleNode):
                 now.nanoseconds * 1e-9,
             )
         self._status_pub.publish(msg)
-        extra = {"sampler": self.config.sampler, "transform_source": self._extrinsics.source}
+        extra = {
+            "sampler": self.config.sampler,
+            "transform_source": self._extrinsics.source,
+            **messages.latency_values(self.session.timing.summary()),
+        }
         self._diag_pub.publish(
             messages.diagnostics_msg(msg, self.get_fully_qualified_name(), extra)
         )

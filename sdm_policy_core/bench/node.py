@@ -12,6 +12,12 @@ VmHWM at the end). `quantize=("int8",)` adds a variant, "onnxruntime:int8": the 
 on the dynamic int8 export (`sdm export --quantize int8`, a file of its own outside the
 checkpoint directory). Each run names the model file the node logged loading; with torch among
 the backends, `vs_torch` gives every other variant's memory and latency p50 over torch's.
+
+Where the time goes: each run reports `pipeline`, the node's own breakdown of its newest
+planned steps (`sdm_policy_core.deploy.timing`: transport, decode, queueing, preprocess,
+inference, control, build, publish; p50 / p99 / mean [ms], logged by the node at close), and
+`isolated_call_ms`, the same model's call alone in this process right after the node stopped
+(the same backend, threads and call rate, no ROS): latency p50 minus its p50 is what the node adds.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from sdm_policy_core.bench.latency import make_checkpoints
+from sdm_policy_core.bench.latency import _observations, make_checkpoints, percentile
 
 JOINTS = ["j1", "j2", "j3", "j4"]
 
@@ -57,6 +63,40 @@ def _memory_mb(pid: int) -> dict[str, float]:
 LOG_FORMAT = "[{severity}] [{time}] [{name}]: {message}"
 _STARTED = re.compile(r"^\[\w+\] \[(?P<time>\d+(?:\.\d+)?)\] \[[^\]]*\]: started ", re.M)
 _LOADING = re.compile(r"\]: loading (?P<path>\S+) \((?P<backend>\w+)\)$", re.M)
+
+
+_PIPELINE = re.compile(
+    r"\]: pipeline latency of the last \d+ planned steps \[ms\]: (?P<json>\{.*\})$", re.M
+)
+
+
+def _pipeline(log_text: str) -> dict[str, Any] | None:
+    """The breakdown the node logged at close (None: it planned nothing, or did not close)."""
+    match = _PIPELINE.search(log_text)
+    return json.loads(match.group("json")) if match else None
+
+
+def _isolated_call_ms(
+    model: Path, backend: str, sampler: str, threads: int, rate: float, calls: int = 60
+) -> dict[str, float]:
+    """p50 / p99 [ms] of the policy's call alone (runtime.infer after a new observation: the
+    inference_time the node reports), in this process, `threads` threads, one call per 1/rate
+    s as in the node (back to back, torch's threads compete with the machine's other work)."""
+    from sdm_policy_core.config import DeploymentConfig
+    from sdm_policy_core.deploy.session import load_runtime
+
+    config = DeploymentConfig(backend=backend, torch_threads=threads)
+    runtime = load_runtime(str(model), config, sampler, 10, 0)
+    observations, times = _observations(runtime.spec), []
+    next_call = time.monotonic()
+    for k in range(calls + 5):
+        next_call += 1.0 / rate
+        runtime.push(next(observations))
+        chunk = runtime.infer()
+        if k >= 5:  # warm-up calls untimed
+            times.append(chunk.inference_time)
+        time.sleep(max(0.0, next_call - time.monotonic()))
+    return {"p50": percentile(times, 50) * 1e3, "p99": percentile(times, 99) * 1e3}
 
 
 def _ready_wall(log_text: str) -> float | None:
@@ -178,7 +218,13 @@ def _run_one(
         rss_mb=max(rss) if rss else None,
         peak_rss_mb=peak or None,
         torch_mapped=torch_mapped,
+        pipeline=_pipeline(log_path.read_text()),
+        isolated_call_ms=_isolated_call_ms(checkpoint, backend, sampler, threads, rate),
     )
+    if result["latency_ms"]["p50"] is not None:
+        result["over_isolated_p50_ms"] = (
+            result["latency_ms"]["p50"] - result["isolated_call_ms"]["p50"]
+        )
     return result
 
 

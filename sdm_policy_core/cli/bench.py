@@ -91,6 +91,14 @@ def _node(args: argparse.Namespace) -> int:
                 f"{ready if ready is None else f'{ready:.2f}'} s, first command "
                 f"{first if first is None else f'{first:.2f}'} s, RSS {r['rss_mb']:.0f} MB"
             )
+            iso = r["isolated_call_ms"]
+            print(f"{'':>22} isolated call p50 {iso['p50']:.1f} ms  p99 {iso['p99']:.1f} ms")
+            if r["pipeline"]:  # the node's own breakdown of its planned steps
+                rows = {**r["pipeline"]["stages_ms"], "total": r["pipeline"]["total_ms"]}
+                print(
+                    f"{'':>22} node pipeline p50/p99 ms: "
+                    + ", ".join(f"{k} {v['p50']:.1f}/{v['p99']:.1f}" for k, v in rows.items())
+                )
     for variant, runs in result.get("vs_torch", {}).items():
         for key, ratio in runs.items():
             print(

@@ -81,6 +81,10 @@ class SensorInputs:
         # Wall time of the newest accepted observation: with sim time or observation triggers
         # no step runs when the data stop, so the session's status reports it.
         self.last_observation_wall: float | None = None
+        # (stamp, received, delivered) of the newest observation: perf_counter times of its
+        # message reaching receive() and its arrays the controller (deploy.timing)
+        self.last_observation_times: tuple[float, float, float] | None = None
+        self._received = 0.0
         self._last_warning = 0.0
         self._inputs = {  # topic -> (wanted, counted as, decode, deliver)
             "points": (lambda c: c.uses_cloud, "cloud", self._decode_cloud, self._on_cloud),
@@ -105,6 +109,7 @@ class SensorInputs:
         """A message of `topic` (points, image, joint_states or ee_pose) for `controller`;
         ignored when the controller's model needs none. `observation_trigger`: a new
         observation wakes the control loop (`trigger: observation`)."""
+        self._received = time.perf_counter()
         wanted, what, decode, deliver = self._inputs[topic]
         if not wanted(controller):
             return
@@ -170,6 +175,7 @@ class SensorInputs:
 
     def _observation(self, stamp: float) -> float:
         self.last_observation_wall = time.monotonic()
+        self.last_observation_times = (stamp, self._received, time.perf_counter())
         return stamp
 
     def _throttled_warning(self, text: str) -> None:

@@ -11,6 +11,9 @@ The step runs in this thread of its own, outside any executor. Measured with 102
 at 30 Hz on 2 cores: with the step inside a ROS MultiThreadedExecutor, a DDIM-10 chunk took
 1-5 s (executor threads competing with the inference for the GIL and the cores); this way it
 takes ~75 ms, the one-step chunk ~9 ms (`sdm bench node`).
+
+Each step that planned from a new observation records its stages (`deploy.timing`) in
+`session.timing`: the loop's perf_counter stamps around the step, the build and the send.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sdm_policy_core.control import TickResult
 
@@ -27,17 +30,19 @@ if TYPE_CHECKING:
 
 
 class ControlLoop:
-    """Runs `session.step(now())` and hands each result to `publish` (see the module
-    docstring). `sync_s()`: the current observation_sync_s."""
+    """Runs `session.step(now())`, turns each result into messages with `build` and hands
+    them to `send` (see the module docstring). `sync_s()`: the current observation_sync_s."""
 
     def __init__(
         self,
         session: ControlSession,
         now: Callable[[], float],
-        publish: Callable[[TickResult], None],
+        build: Callable[[TickResult], list[Any]],
+        send: Callable[[list[Any]], None],
         sync_s: Callable[[], float] = lambda: 0.0,
     ) -> None:
-        self.session, self.now, self.publish, self.sync_s = session, now, publish, sync_s
+        self.session, self.now, self.sync_s = session, now, sync_s
+        self.build, self.send = build, send
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sdm_control", daemon=True)
 
@@ -84,10 +89,30 @@ class ControlLoop:
 
     def _step(self) -> bool:
         """One step; True when it published a command."""
-        result = self.session.step(self.now())
+        observed = self.session.inputs.last_observation_times
+        started = time.perf_counter()
+        now = self.now()
+        result = self.session.step(now)
         if result is None or self._stop.is_set():
             return False  # closing: the publishers are about to go with the node
-        self.publish(result)
+        stepped = time.perf_counter()
+        messages = self.build(result)
+        built = time.perf_counter()
+        self.send(messages)
+        if result.chunk is not None and observed is not None and observed[0] == result.obs_stamp:
+            stamp, received, delivered = observed
+            preprocess = self.session.last_preprocess_time()
+            inference = result.chunk.inference_time
+            self.session.timing.record(
+                transport=now - stamp - (started - received),  # on the node's clock
+                decode=delivered - received,
+                queueing=started - delivered,
+                preprocess=preprocess,
+                inference=inference,
+                control=stepped - started - preprocess - inference,
+                build=built - stepped,
+                publish=time.perf_counter() - built,
+            )
         if result.command is None:
             return False
         self.session.commanded()

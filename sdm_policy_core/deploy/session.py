@@ -12,7 +12,8 @@ What policy_node did around the PolicyController, in one place that is tested wi
   simulator stop, so `status` reports HOLDING after stale_age_s of wall time without data;
 - the inputs: `receive(topic, msg)` hands a sensor message to `deploy.inputs.SensorInputs`
   (decoding, state assembly; a malformed message is counted and dropped, never acted on);
-- `step(now)`: one tick of the controller (the loop in `deploy.loop` calls it).
+- `step(now)`: one tick of the controller (the loop in `deploy.loop` calls it);
+- `timing`: where the latency of the newest planned steps went (`deploy.timing`).
 
 `log` is any logger with info / warning / error (rclpy's or the logging module's).
 """
@@ -31,6 +32,7 @@ from sdm_policy_core import control
 from sdm_policy_core.config import ConfigError, DeploymentConfig
 from sdm_policy_core.control import DISABLED, FAULT, HOLDING, NO_CHECKPOINT, RUNNING
 from sdm_policy_core.deploy.inputs import SensorInputs
+from sdm_policy_core.deploy.timing import PipelineTimes
 from sdm_policy_core.robot import RobotProfile
 from sdm_policy_core.runtime_base import PolicyOutputError, RuntimeBase
 
@@ -84,6 +86,7 @@ class ControlSession:
         self.policy_id = ""
         self.state, self.message = NO_CHECKPOINT, "no checkpoint loaded"
         self._command_times: deque[float] = deque()
+        self.timing = PipelineTimes()  # the control loop records each planned step's stages
 
     # -- the model -------------------------------------------------------------------------------
     def load(self, path: str, sampler: str, steps: int, seed: int) -> str:
@@ -140,6 +143,7 @@ class ControlSession:
             self.controller.set_enabled(True)
             self.state, self.message = control.WAITING_FOR_DATA, "activated"
         self.trigger.restart()  # sim time may restart (a new simulator)
+        self.timing.clear()  # the latency of this activation's steps
         self.log.info("activated: commanding from fresh observations")
 
     def deactivate(self) -> None:
@@ -204,6 +208,11 @@ class ControlSession:
         if result.state == FAULT and result.halt:
             self.log.error(result.message)
         return result
+
+    def last_preprocess_time(self) -> float:
+        """[s] the controller's newest observation assembly (0 while none is loaded)."""
+        controller = self.controller
+        return controller.counters.last_preprocess_time if controller is not None else 0.0
 
     def commanded(self) -> None:
         """A command was published (the status's control rate counts them)."""

@@ -16,6 +16,7 @@ from sdm_policy_core import control
 from sdm_policy_core.config import DeploymentConfig
 from sdm_policy_core.deploy.loop import ControlLoop
 from sdm_policy_core.deploy.session import ControlSession
+from sdm_policy_core.deploy.timing import STAGES
 from sdm_policy_core.runtime import PolicyRuntime
 from test.conftest import wait_for
 from test.training.test_controller_reference import PROFILE, _cloud_msg, _joint_msg
@@ -152,11 +153,11 @@ def test_the_loop_acts_once_per_new_observation(make):
     published: list[control.TickResult] = []
     done = threading.Event()
 
-    def publish(result):
-        published.append(result)
+    def send(results):
+        published.extend(results)
         done.set()
 
-    loop = ControlLoop(session, now=lambda: 1.05, publish=publish)
+    loop = ControlLoop(session, now=lambda: 1.05, build=lambda result: [result], send=send)
     session.activate()
     loop.start()
     try:
@@ -172,3 +173,40 @@ def test_the_loop_acts_once_per_new_observation(make):
     finally:
         loop.stop()
     assert not loop._thread.is_alive()
+
+
+def test_each_planned_step_reports_where_its_latency_went(make):
+    """The loop's breakdown (deploy.timing) of a planned step: every stage, none negative, and
+    together its cloud stamp -> command latency: no less than the stamp -> the send call, no
+    more than the stamp -> the step seen recorded (one clock, the wall's, as a robot's)."""
+    session, rng = make(trigger="observation"), np.random.default_rng(5)
+    sent: list[float] = []
+    loop = ControlLoop(
+        session,
+        now=time.time,
+        build=lambda result: [result],
+        send=lambda _: sent.append(time.time()),
+    )
+    session.activate()
+    loop.start()
+    try:
+        for _ in range(2):
+            session.reset()  # a fresh plan: the next cloud is planned from
+            stamp = time.time()
+            session.receive("joint_states", _joint_msg(np.zeros(4), stamp))
+            session.receive("points", _cloud_msg(rng, stamp))
+            wait_for(lambda: session.timing.summary()["steps"] == 1, 10.0, what="a planned step")
+            seen = time.time()
+            timing = session.timing.summary()
+            stages = timing["stages_ms"]
+            assert set(stages) == set(STAGES)
+            assert all(stages[name]["p50"] >= 0 for name in STAGES if name != "transport")
+            total = timing["total_ms"]["mean"]
+            assert sum(stages[name]["mean"] for name in STAGES) == pytest.approx(total)
+            assert (sent[-1] - stamp) * 1e3 <= total <= (seen - stamp) * 1e3
+            assert stages["inference"]["p50"] == pytest.approx(
+                session.controller.counters.last_inference_time * 1e3
+            )
+            session.timing.clear()
+    finally:
+        loop.stop()

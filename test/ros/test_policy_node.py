@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from sdm_policy_core.bench.latency import make_checkpoints
+from sdm_policy_core.deploy.timing import STAGES
 from test.conftest import PYTHON, REPO, wait_for
 
 PEERS = str(REPO / "test" / "ros" / "peers.py")
@@ -300,6 +301,16 @@ def test_bench_node_measures_both_policies(tmp_path):
         r = result[key]
         assert r["latency_ms"]["p50"] > 0 and r["latency_ms"]["p99"] >= r["latency_ms"]["p50"]
         assert r["rate_hz"] > 5 and r["chunks"] > 0
+        # where the time went: the node's own breakdown of its planned steps, whose stages add
+        # up to its stamp -> publish latency, and the same model's call alone
+        pipeline, total = r["pipeline"], r["pipeline"]["total_ms"]
+        assert pipeline["steps"] > 0 and set(pipeline["stages_ms"]) == set(STAGES)
+        means = [pipeline["stages_ms"][name]["mean"] for name in STAGES]
+        assert sum(means) == pytest.approx(total["mean"]) and total["p99"] >= total["p50"] > 0
+        assert r["isolated_call_ms"]["p50"] > 0
+        assert r["over_isolated_p50_ms"] == pytest.approx(
+            r["latency_ms"]["p50"] - r["isolated_call_ms"]["p50"]
+        )
     assert result["points"] == 256 and result["teacher"]["sampler"] == "ddim10"
 
 
