@@ -25,7 +25,9 @@ follow); the control loop steps at `control_rate_hz` on the steady clock, or on 
 (`trigger: observation`, for simulators, with `observation_sync_s` to wait for the joint state of
 the same step), in a thread of its own. What the node adds: the lifecycle, the services, the
 messages (`policy_messages`), and status and /diagnostics on the steady clock, so they keep
-reporting (HOLDING, "no observation for ... s") when /clock (`use_sim_time`) stops. Lockstep
+reporting (HOLDING, "no observation for ... s") when /clock (`use_sim_time`) stops.
+/diagnostics also says where the latency of the newest planned steps went (`latency_ms.<stage>`,
+p50 / p99: `sdm_policy_core.deploy.timing`), and the node logs the breakdown at close. Lockstep
 simulators want `sensor_qos: reliable` (a lost message stalls the loop); real sensors the default
 best effort.
 
@@ -70,6 +72,7 @@ from sdm_policy_ros.policy_params import SENSOR_QOS, PolicyNodeParameters, profi
 from sdm_policy_ros.process import run_node
 
 NODE_NAME = "sdm_policy_node"
+SWITCH_INTERVAL_S = 0.0005  # [s] see start()
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
@@ -110,7 +113,8 @@ class PolicyNode(LifecycleNode):
         ):
             self.create_service(srv_type, name, callback, callback_group=services)
         # The control step runs in a thread of its own (sdm_policy_core.deploy.loop), and every
-        # callback is short, so one SingleThreadedExecutor serves them all.
+        # callback is short, so one executor thread serves them all (main: rclpy's C++
+        # EventsExecutor).
         self._loop = ControlLoop(
             self.session,
             now=lambda: self.get_clock().now().nanoseconds * 1e-9,
@@ -218,6 +222,10 @@ class PolicyNode(LifecycleNode):
     # -- the control thread -----------------------------------------------------------------
     def start(self) -> None:
         """Start the control thread (sdm_policy_ros.process calls it once the node spins)."""
+        # A woken thread waits for the GIL up to the switch interval (5 ms by default) while
+        # another runs Python: the control step after the executor's callback, the inference's
+        # Python between its ops while the executor takes the next message.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._loop.start()
 
     def close(self) -> None:
@@ -339,7 +347,17 @@ def main(args: list[str] | None = None) -> int:
         PolicyNode,
         args=args,
         startup_errors=(ConfigError, PolicyOutputError, ValueError, ImportError),
+        executor_factory=_events_executor,
     )
+
+
+def _events_executor():
+    """rclpy's EventsExecutor: waits and dispatches in C++, where the SingleThreadedExecutor
+    rebuilt its wait set in Python for every message, holding the GIL the control step needs
+    (`sdm bench node`, BENCHMARKS.md: queueing p50 0.3 -> 0.0 ms, p99 2.0 -> 0.1 ms)."""
+    from rclpy.experimental import EventsExecutor
+
+    return EventsExecutor()
 
 
 if __name__ == "__main__":

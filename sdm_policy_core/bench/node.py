@@ -17,7 +17,9 @@ Where the time goes: each run reports `pipeline`, the node's own breakdown of it
 planned steps (`sdm_policy_core.deploy.timing`: transport, decode, queueing, preprocess,
 inference, control, build, publish; p50 / p99 / mean [ms], logged by the node at close), and
 `isolated_call_ms`, the same model's call alone in this process right after the node stopped
-(the same backend, threads and call rate, no ROS): latency p50 minus its p50 is what the node adds.
+(the same backend, threads and call rate, no ROS): `over_isolated_p50_ms`, latency p50 minus
+its p50, and `over_inference_p50_ms`, minus the node's own inference p50 (under load the two
+calls differ; the second is the pipeline's time alone).
 """
 
 from __future__ import annotations
@@ -225,6 +227,9 @@ def _run_one(
         result["over_isolated_p50_ms"] = (
             result["latency_ms"]["p50"] - result["isolated_call_ms"]["p50"]
         )
+        if result["pipeline"]:  # the same over the call inside the node
+            inference = result["pipeline"]["stages_ms"]["inference"]["p50"]
+            result["over_inference_p50_ms"] = result["latency_ms"]["p50"] - inference
     return result
 
 
