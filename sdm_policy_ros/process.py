@@ -9,10 +9,6 @@ A SIGINT or SIGTERM can arrive in any phase of a process's life, and each phase 
 - **building** (rclpy initialised; declaring parameters, loading a checkpoint) — the signal
   interrupts construction where it is (`Shutdown` raised in the main thread); the partial node is
   dropped, the context shut down, status 0.
-- In both starting phases a signal ends the process within `START_GRACE_S` even where Python
-  cannot act on it at once (the main thread inside one long C call: a shared library loading
-  under load, a library that turns the interruption into something it waits out): a watchdog
-  thread then exits with the phase's status. Nothing has been published or written yet.
 - **running** — the signal only sets `ProcessSignals.requested`; the spin loop returns within
   `SPIN_PERIOD_S`, then the node's own `close()` stops its threads and timers, the executor is
   shut down and the node destroyed *before* the context goes (no publisher ever outlives its
@@ -27,16 +23,13 @@ down under a node that is still being built (a traceback from `declare_parameter
 from __future__ import annotations
 
 import importlib
-import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 SPIN_PERIOD_S = 0.1  # the longest a running node takes to notice a signal
-START_GRACE_S = 4.0  # the longest a process lives after a signal while it starts
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -55,29 +48,11 @@ class ProcessSignals:
         self.requested = threading.Event()
         self.signum: int | None = None
         self._interrupt = True  # raise Shutdown in the main thread (starting phases)
-        self._starting = True  # the watchdog may end the process (cleared once it runs)
-        self.forced_status: int | None = None  # the watchdog's status; None: 128 + signal
 
     def install(self) -> ProcessSignals:
         for signum in HANDLED:
             signal.signal(signum, self._handle)
-        threading.Thread(target=self._watchdog, name="sdm_start_watchdog", daemon=True).start()
         return self
-
-    def _watchdog(self) -> None:
-        """A signal while starting ends the process within START_GRACE_S, whatever the main
-        thread is doing (see the module docstring)."""
-        self.requested.wait()
-        time.sleep(START_GRACE_S)
-        if self._starting:
-            status = self.exit_status if self.forced_status is None else self.forced_status
-            sys.stderr.flush()
-            os._exit(status)
-
-    def started(self) -> None:
-        """The process runs: from now on it closes itself after a signal (its close may write
-        files: the watchdog never cuts it short)."""
-        self._starting = False
 
     def _handle(self, signum: int, _frame: Any) -> None:
         first = not self.requested.is_set()
@@ -154,7 +129,6 @@ def run_node(
         if signals.requested.is_set():
             return signals.exit_status
         raise
-    signals.forced_status = 0  # a node interrupted while it is built ends with 0
     node = executor = None
     status = 0
     running = False
@@ -175,7 +149,6 @@ def run_node(
             signals.defer()
         if signals.requested.is_set():
             return 0
-        signals.started()
         running = True
         executor = (executor_factory or SingleThreadedExecutor)()
         executor.add_node(node)

@@ -59,7 +59,10 @@ def test_same_seed_gives_the_same_first_cloud_as_the_in_process_simulator(proces
 
 
 def test_expert_teleop_drives_the_bridge_to_success(processes):
-    start_bridge(processes, command_timeout_s=5.0)
+    # No resends: the expert answers every observation it gets, so a resend on a loaded machine
+    # (the expert slower than observation_resend_s) would add a command for that step (a CI
+    # failure, 58 commands for 49 steps); resends are the next test's subject.
+    start_bridge(processes, command_timeout_s=5.0, observation_resend_s=0.0)
     teleop = processes.start([str(BIN / "expert_teleop_node")], "teleop")
     # matched both ways: a command lost to discovery would count as a held step
     wait_for(lambda: "connected:" in processes.log(teleop), 60, what="the teleoperator")
