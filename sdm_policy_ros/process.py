@@ -22,11 +22,12 @@ down under a node that is still being built (a traceback from `declare_parameter
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 SPIN_PERIOD_S = 0.1  # the longest a running node takes to notice a signal
@@ -62,6 +63,21 @@ class ProcessSignals:
         if first and self._interrupt:
             self._interrupt = False  # one interruption only: the clean-up runs undisturbed
             raise Shutdown(signum)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Inside, a signal only sets `requested`; on leaving, the first one raises Shutdown.
+
+        For code where an exception raised by the handler cannot unwind: C++ that calls back
+        into Python (torch's import, through pybind11) aborts the process (std::terminate,
+        status -6) when the handler raises inside the callback."""
+        was, self._interrupt = self._interrupt, False
+        try:
+            yield
+        finally:
+            self._interrupt = was and not self.requested.is_set()
+        if was and self.requested.is_set():
+            raise Shutdown(self.signum or signal.SIGINT)
 
     def defer(self) -> None:
         """From now on a signal only sets `requested` (running and closing phases)."""
