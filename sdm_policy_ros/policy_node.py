@@ -69,7 +69,7 @@ from sdm_policy_ros.params import (
     validating_callback,
 )
 from sdm_policy_ros.policy_params import SENSOR_QOS, PolicyNodeParameters, profile_directory
-from sdm_policy_ros.process import process_signals, run_node
+from sdm_policy_ros.process import run_node, signals_deferred
 
 NODE_NAME = "sdm_policy_node"
 SWITCH_INTERVAL_S = 0.0005  # [s] see start()
@@ -220,7 +220,7 @@ class PolicyNode(LifecycleNode):
         if self.config.backend == "torch":
             # torch's import runs Python inside pybind11 callbacks: a signal's Shutdown raised
             # there aborts the process; it is raised once the import is done instead.
-            with process_signals().deferred():
+            with signals_deferred():
                 import torch  # noqa: F401
         return self.session.load(path, sampler, steps, self.config.sampler_seed)
 

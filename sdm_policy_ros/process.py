@@ -15,6 +15,11 @@ A SIGINT or SIGTERM can arrive in any phase of a process's life, and each phase 
   context), status 0.
 - **closing** — further signals are noted and ignored; every wait in closing is bounded.
 
+The starting phases (importing, building) are bounded as well: if the process has not reached
+running `START_GRACE_S` after the signal (a library swallowed the `Shutdown`, or the signal went to
+a DDS thread while the main thread sat in one long C call), a watchdog woken through
+`signal.set_wakeup_fd` ends it with the status of its phase and one line on stderr.
+
 rclpy's own signal handlers are not installed (`SignalHandlerOptions.NO`): they shut the context
 down under a node that is still being built (a traceback from `declare_parameter`) or running
 (a timer publishing into an invalid context), which is the race this module removes.
@@ -24,13 +29,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 SPIN_PERIOD_S = 0.1  # the longest a running node takes to notice a signal
+START_GRACE_S = 3.0  # a process signalled while it starts is gone within this, whatever it does
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -45,15 +53,61 @@ class Shutdown(BaseException):
 class ProcessSignals:
     """SIGINT/SIGTERM handling of one process (see the module docstring for the phases)."""
 
-    def __init__(self) -> None:
+    def __init__(self, grace_s: float = START_GRACE_S) -> None:
         self.requested = threading.Event()
         self.signum: int | None = None
         self._interrupt = True  # raise Shutdown in the main thread (starting phases)
+        self.grace_s = grace_s
+        self.starting = True  # until the node runs: the watchdog may end the process
+        self.rclpy_up = False  # a forced end reports 0 from here on, 128 + signal before
 
     def install(self) -> ProcessSignals:
         for signum in HANDLED:
             signal.signal(signum, self._handle)
+        self._start_watchdog()
         return self
+
+    def _start_watchdog(self) -> None:
+        """Bound the starting phases even where the Python handler cannot act in time.
+
+        CPython runs a Python signal handler in the main thread, between two bytecodes. A
+        process-directed signal is often delivered to another thread (DDS, torch's pools), and
+        the main thread may sit in one long C call (a torch import that is deferred, a load) or
+        in library code that swallows the `Shutdown` it raised. The C-level handler, though,
+        writes the signal number to the wakeup fd from whichever thread took the signal, at
+        once; this thread waits on it and, if the process is still starting `grace_s` later,
+        ends it. Nothing is lost: a starting node has commanded nothing. Running and closing
+        phases are never cut short (a recorder may be flushing a bag)."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # set_wakeup_fd is main-thread only; such an embedder handles signals itself
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        threading.Thread(
+            target=self._watch, args=(read_fd,), name="sdm-start-watchdog", daemon=True
+        ).start()
+
+    def _watch(self, read_fd: int) -> None:
+        while True:
+            data = os.read(read_fd, 64)  # blocks until a handled signal arrives
+            if not data:
+                return
+            if not self.starting:
+                return  # running: the spin loop sees `requested`; no watchdog from here on
+            signum = self.signum or data[0]
+            deadline = time.monotonic() + self.grace_s
+            while self.starting and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self.starting:
+                status = 0 if self.rclpy_up else 128 + signum
+                name = signal.Signals(signum).name
+                print(
+                    f"[sdm] {name}: still starting {self.grace_s:g} s later, ending the "
+                    f"process (status {status})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(status)
 
     def _handle(self, signum: int, _frame: Any) -> None:
         first = not self.requested.is_set()
@@ -100,6 +154,12 @@ def process_signals() -> ProcessSignals:
     return _SIGNALS
 
 
+def signals_deferred() -> contextlib.AbstractContextManager[None]:
+    """`ProcessSignals.deferred` of this process's handlers; nothing where none are installed
+    (a node built inside another program, such as a test, keeps that program's handling)."""
+    return _SIGNALS.deferred() if _SIGNALS is not None else contextlib.nullcontext()
+
+
 def run_executable(module: str, args: list[str] | None = None) -> int:
     """Install the handlers, import `module` (interruptible) and return its `main(args)`."""
     signals = process_signals()
@@ -141,6 +201,7 @@ def run_node(
         from rclpy.signals import SignalHandlerOptions
 
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        signals.rclpy_up = True
     except BaseException:
         if signals.requested.is_set():
             return signals.exit_status
@@ -166,6 +227,7 @@ def run_node(
         if signals.requested.is_set():
             return 0
         running = True
+        signals.starting = False
         executor = (executor_factory or SingleThreadedExecutor)()
         executor.add_node(node)
         if hasattr(node, "start"):

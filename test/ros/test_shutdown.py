@@ -20,10 +20,12 @@ import pytest
 
 from sdm_policy_core.bench.latency import make_checkpoints
 from sdm_policy_ros.executables import MODULES
+from sdm_policy_ros.process import START_GRACE_S
 from test.conftest import PYTHON, REPO, wait_for
 from test.ros.test_policy_node import PARAMS_FILE, ROBOT, _enable
 from test.ros.test_policy_node import robot_yaml as robot_yaml  # the fixture
 
+STARTING_PEER = Path(__file__).with_name("starting_peer.py")
 INSTALL = REPO / "install" / "sdm_policy_ros" / "lib" / "sdm_policy_ros"
 LOADING, STARTED = "loading ", "started disabled"  # policy_node's log lines around the load
 PROMPT_S = 8.0  # a signalled process is gone within this (generous: 2 loaded cores)
@@ -223,3 +225,29 @@ def test_every_executable_exits_zero_on_sigterm_while_running(tmp_path, processe
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(PROMPT_S) == 0, processes.log(proc)
         assert "Traceback" not in processes.log(proc), processes.log(proc)
+
+
+@pytest.mark.parametrize(
+    ("mode", "sig", "expected"),
+    [
+        ("swallow", signal.SIGINT, 0),
+        ("blocked", signal.SIGTERM, 0),
+        ("importing", signal.SIGTERM, 128 + signal.SIGTERM),
+    ],
+)
+def test_a_start_that_ignores_the_signal_still_ends_within_the_grace(mode, sig, expected):
+    """However a library reacts while a process starts (it swallows the interruption, or the
+    signal lands on a DDS thread while the main thread sits in C), the process is gone
+    START_GRACE_S after the signal: 0 once rclpy is up, the shell's 128 + signal before."""
+    marker = "importing" if mode == "importing" else "building"
+    trial = _signal_at([PYTHON, str(STARTING_PEER), mode], sig, marker, 0.3)
+    assert trial["code"] == expected, trial["log"]
+    assert START_GRACE_S - 0.5 < trial["seconds"] < PROMPT_S, trial
+    assert "still starting" in trial["log"] and "Traceback" not in trial["log"], trial["log"]
+
+
+def test_the_start_grace_never_cuts_a_running_process_short():
+    """A running node's close (a recorder flushing its bag) may take longer than the grace."""
+    trial = _signal_at([PYTHON, str(STARTING_PEER), "slow-close"], signal.SIGINT, "running", 0.3)
+    assert trial["code"] == 0, trial["log"]
+    assert "closed" in trial["log"] and "still starting" not in trial["log"], trial["log"]
