@@ -222,7 +222,19 @@ SIM_EVAL_ARGUMENTS = (
     LaunchArgument(
         "command_timeout_s", "5.0", "[s] mujoco lockstep: wait this long for a command, then hold"
     ),
-    LaunchArgument("threads", "2", "torch CPU threads of the policy"),
+    LaunchArgument("threads", "2", "CPU threads of the policy's inference (torch or onnxruntime)"),
+    LaunchArgument(
+        "backend",
+        "",
+        "policy runtime: torch, or onnxruntime (the .onnx that sdm export wrote into the "
+        "checkpoint directory; no torch in the node); empty: the params file's (torch)",
+    ),
+    LaunchArgument(
+        "noise",
+        "",
+        "torch backend's initial noise: torch or numpy (the stream onnxruntime draws from: "
+        "then both backends run the same episodes); empty: the params file's (torch)",
+    ),
     LaunchArgument(
         "robot",
         "",
@@ -315,6 +327,10 @@ def sim_eval_nodes(args: dict[str, str]) -> list[NodeSpec]:
     )
     if values["checkpoint"]:
         policy.parameters["checkpoint"] = os.path.abspath(values["checkpoint"])
+    if values["backend"]:
+        policy.parameters["backend"] = values["backend"]
+    if values["noise"]:
+        policy.parameters["sampler_noise"] = values["noise"]
     if sim != "mujoco":
         profile = sim_profile(sim)
         policy.parameters["robot"] = values["robot"] or profile["robot"]

@@ -16,8 +16,9 @@ Parameters: task, episodes (per seed), seeds (int array), result (JSON path; emp
 only), bridge (node name, default sim_bridge), policy (default sdm_policy_node),
 startup_timeout_s, episode_timeout_s (a stuck episode is ended and counted as failed), plus
 settings copied into the result (step_mode, control_rate_hz, max_episode_steps, threads,
-checkpoint). Progress lines start with "[sim-eval]". Exit code 0 when every episode ran,
-1 when the bridge or policy never came up, 2 on bad parameters.
+checkpoint); the policy's `backend` and `sampler_noise` are read from the policy node and
+recorded as `backend` and `noise`. Progress lines start with "[sim-eval]". Exit code 0 when
+every episode ran, 1 when the bridge or policy never came up, 2 on bad parameters.
 
 mode demos: `episodes` successful demonstrations are wanted; attempt k is reset with
 `episode_seed(seeds[0], k, DEMO_STREAM)` (the placements `sdm demos` tries), kept when it
@@ -41,7 +42,7 @@ from typing import Any
 
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sdm_msgs.msg import ActionChunk, EpisodeStatus, PolicyStatus
@@ -182,6 +183,18 @@ class SimEvalDriver(Node):
         future.add_done_callback(lambda _f: done.set())
         if not done.wait(30.0) or not future.result().results[0].successful:
             raise DriverError(f"could not set the policy's sampler_seed to {seed}")
+
+    def _policy_runtime(self) -> tuple[str, str]:
+        """(backend, noise) the policy node runs, from its parameters: the result records what
+        ran, not what the launch asked for. The onnxruntime backend always draws numpy noise."""
+        names = ["backend", "sampler_noise"]
+        future = self._params.get_parameters(names)
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(30.0) or future.result() is None:
+            raise DriverError(f"could not read {names} of {self.p.policy}")
+        backend, noise = (str(parameter_value_to_python(v)) for v in future.result().values)
+        return backend, "numpy" if backend == "onnxruntime" else noise
 
     def wait_for_peers(self) -> None:
         """Bridge services, then (eval) policy services and a loaded checkpoint, or (demos) a
@@ -329,6 +342,7 @@ class SimEvalDriver(Node):
         family = served_task(self.p.task)[1]
         start = time.monotonic()
         self.wait_for_peers()
+        backend, noise = self._policy_runtime()
         n, total = self.p.episodes, self.p.episodes * len(self.seeds)
         records: list[dict[str, Any]] = []
         for s in self.seeds:
@@ -364,6 +378,8 @@ class SimEvalDriver(Node):
             "control_rate_hz": self.p.control_rate_hz,
             "max_episode_steps": self._max_steps or self.p.max_episode_steps,
             "threads": self.p.threads,
+            "backend": backend,
+            "noise": noise,
             "sim": "mujoco" if family == METAWORLD else family,
             **(checkpoint_meta(self.p.checkpoint) if self.p.checkpoint else {}),
         }

@@ -4,6 +4,7 @@
                  [--sampler one-step|ddim|ddpm] [--steps K] [--seed S | --seeds S1 S2 S3]
                  [--max-episode-steps N] [--control-rate-hz 10] [--step-mode lockstep]
                  [--command-timeout-s 5] [--threads 2] [--timeout-s T] [--domain-id D]
+                 [--backend torch|onnxruntime] [--noise torch|numpy]
 
 Starts real ROS 2 processes (`python -m sdm_policy_ros.launch_runner sim_eval sim:=mujoco`):
 the sim bridge (MetaWorld v3 tasks on MuJoCo, or obstacle-2d / obstacle-2d-cue, state-only),
@@ -12,10 +13,17 @@ evaluation driver, which runs `sdm eval`'s protocol through the ROS interfaces a
 uses: the same reset seeds per episode, the sampler noise seeded per seed, every action of a
 chunk executed.
 With lockstep stepping (default) the result is comparable with `sdm eval` of the same
-checkpoint and seeds. Writes RESULT.json with `sdm eval`'s keys (success_rate, episodes, seeds,
-sampler, steps, latency_ms {p50, p99}, control_hz, per_seed, ...) plus the ROS loop's
-achieved_control_hz, chunk_latency_ms, command_latency_ms and held_steps; RESULT.png (success
-per seed, latency histogram); RESULT.log (every process's output).
+checkpoint and seeds. `--backend onnxruntime` runs the policy node on the checkpoint's ONNX
+export (no torch in the node): the one .onnx in CKPT_DIR (`sdm export`), or, when there is
+none, CKPT_DIR/policy.onnx exported first (verified against PyTorch, as `sdm export` does; a
+teacher as DDIM K of its sampler). An export of another sampler or step count, ddpm, or a
+teacher's naive one-step call is refused. `--noise numpy` draws the torch backend's initial
+noise from onnxruntime's numpy stream, so both backends run the same episodes.
+Writes RESULT.json with `sdm eval`'s keys (success_rate, episodes, seeds, sampler, steps,
+latency_ms {p50, p99}, control_hz, per_seed, ...) plus the ROS loop's achieved_control_hz,
+chunk_latency_ms, command_latency_ms and held_steps, the node's backend and noise
+(onnxruntime: onnx_model, the file and its sha256); RESULT.png (success per seed, latency
+histogram); RESULT.log (every process's output).
 Needs rclpy and the built sdm_msgs (`source scripts/env.sh`); the core never imports them.
 Exit codes: 0 done, 1 the ROS processes failed, 2 bad input.
 """
@@ -75,9 +83,13 @@ def _sim_eval(args: argparse.Namespace) -> int:
             timeout_s=args.timeout_s,
             domain_id=args.domain_id,
             progress=not args.no_progress,
+            backend=args.backend,
+            noise=args.noise,
         )
     except SimEvalError as err:
         return fail(str(err), 1)
+    except ValueError as err:  # backend, noise or the ONNX export, before any process started
+        return fail(str(err))
     if not args.no_plot:
         latencies = result.get("policy_latencies_ms", [])
         result["plot"] = str(plot_result(result, latencies, args.out.with_suffix(".png")))
@@ -85,7 +97,8 @@ def _sim_eval(args: argparse.Namespace) -> int:
     lat = result["latency_ms"]
     per_seed = per_seed_text(result)
     print(
-        f"{task} {result['sampler']}({result['steps']}) over ROS 2: success "
+        f"{task} {result['sampler']}({result['steps']}) on {result['backend']} over ROS 2: "
+        f"success "
         f"{result['success_rate']:.3f} [{per_seed}], mean length "
         f"{result['mean_episode_length']:.0f}, latency p50 {lat['p50']:.1f} ms p99 "
         f"{lat['p99']:.1f} ms, achieved {result['achieved_control_hz']:.1f} Hz "
@@ -121,7 +134,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=5.0,
         help="[s] lockstep: the robot holds when no command came for this long",
     )
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads of the policy")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="CPU threads of the policy's inference (torch's, or onnxruntime's intra-op threads)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),  # literal: importing eval here would import torch
+        default="torch",
+        help="policy node runtime: torch (default) or onnxruntime (the .onnx exported into the "
+        "checkpoint directory, made there with sdm export's verified exporter when missing)",
+    )
+    p.add_argument(
+        "--noise",
+        choices=("torch", "numpy"),
+        default="torch",
+        help="torch backend's initial noise: torch's generator (default) or numpy's, as "
+        "onnxruntime draws it (then both backends run the same episodes; one-step and ddim)",
+    )
     p.add_argument("--timeout-s", type=float, help="[s] stop everything after this long")
     p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID of the run (default: inherited)")
     p.add_argument("--no-plot", action="store_true", help="no PNG plot")

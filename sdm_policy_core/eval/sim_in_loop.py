@@ -23,7 +23,15 @@ measure the ROS loop: `achieved_control_hz` (= `loop_hz`: simulation steps per w
 the rate the whole ROS loop sustained), `chunk_latency_ms` (observation published -> action
 chunk received, measured in the driver), `command_latency_ms` (observation published ->
 command received, measured in the bridge), `held_steps` (steps the robot held for want of a
-command).
+command), `backend` and `noise` (what the policy node ran, read from its parameters) and, with
+the onnxruntime backend, `onnx_model` (the exported file, its sha256 and its verified difference
+from PyTorch).
+
+Backends: `backend="onnxruntime"` runs the policy node on the graph `sdm export` wrote into the
+checkpoint directory (the node never imports torch). `onnx_model_for` finds that export and
+checks that it runs the sampler the evaluation asks for, or, when the directory holds none, makes
+it with `export_policy` (what `sdm export --out CKPT_DIR/policy.onnx` does, verified against
+PyTorch) so that a torch checkpoint can be evaluated on either backend with one command.
 """
 
 from __future__ import annotations
@@ -44,6 +52,9 @@ from sdm_policy_core.eval.rollout import EpisodeResult, summarize
 
 LAUNCH_MODULE = "sdm_policy_ros.launch_runner"  # started as a subprocess, never imported here
 PROGRESS_PREFIX = "[sim-eval]"  # lines of the driver that `sdm sim-eval` shows on the terminal
+BACKENDS = ("torch", "onnxruntime")  # the policy node's `backend` parameter
+NOISES = ("torch", "numpy")  # the policy node's `sampler_noise` (torch backend's initial noise)
+EXPORT_NAME = "policy.onnx"  # what onnx_model_for writes into a checkpoint directory
 
 
 class SimEvalError(RuntimeError):
@@ -128,7 +139,7 @@ def sim_eval_result(meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]
         "wall_time_s": float(meta.get("wall_time_s", wall_total)),
     }
     keep = ("kind", "n_obs_steps", "n_action_steps", "horizon", "num_points", "threads")
-    keep += ("step_mode", "control_rate_hz", "max_episode_steps")
+    keep += ("step_mode", "control_rate_hz", "max_episode_steps", "backend", "noise")
     result["device"] = "cpu"
     for key in keep:
         if key in meta:
@@ -149,6 +160,102 @@ def ros_available() -> list[str]:
     return [m for m in ("rclpy", "sdm_msgs", "sdm_policy_ros") if not importlib.util.find_spec(m)]
 
 
+def onnx_model_for(
+    checkpoint: str | Path,
+    sampler: str | None = None,
+    steps: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The exported model the onnxruntime policy node loads from checkpoint directory
+    `checkpoint`: the one .onnx in it, checked (sidecar, sha256, the checkpoint's observations,
+    horizons and kind: onnx_runtime.read_onnx_model, as the node checks it) and running the
+    sampler `sdm eval` would pick for `sampler` / `steps` (DiffusionConfig.sampler_for).
+
+    When the directory holds no .onnx, it is exported there as EXPORT_NAME with
+    sdm_policy_core.export.export_policy (a teacher as DDIM K unrolled). An existing export is
+    never replaced: the user's file may be what they deploy. Raises ValueError saying what to
+    fix: a sampler no graph holds (ddpm, a teacher's naive one-step call), an export of another
+    sampler or step count, several .onnx files, no export and no way to make one (torch not
+    importable, the directory not writable). Returns path, sha256, sampler, steps,
+    quantization, max_abs_diff (exported graph vs PyTorch, from the sidecar) and exported (made
+    by this call).
+    """
+    import json
+
+    from sdm_policy_core.config import DiffusionConfig, from_dict
+    from sdm_policy_core.onnx_runtime import EXPORT_HINT, read_onnx_model
+
+    directory = Path(checkpoint)
+    try:
+        config = json.loads((directory / "config.json").read_text())
+        kind = str(config.get("kind", ""))
+        diffusion = from_dict(DiffusionConfig, config.get("diffusion", {}), "diffusion")
+    except (OSError, ValueError, TypeError) as err:  # ConfigError is a ValueError
+        raise ValueError(f"{directory} is not a readable checkpoint directory: {err}") from None
+    want, want_steps = diffusion.sampler_for(kind, sampler, steps)
+    if (
+        want == "ddpm"
+        or (want == "one-step" and kind != "sdm")
+        or (kind == "sdm" and want != "one-step")
+    ):
+        raise ValueError(
+            f"the onnxruntime backend runs a sampler exported into the graph: an SDM "
+            f"checkpoint's one-step generator or a teacher's DDIM K; {kind or 'this'} "
+            f"checkpoint with sampler {want} has none (use --backend torch)"
+        )
+    exported = False
+    if not any(directory.glob("*.onnx")):
+        if not os.access(directory, os.W_OK):
+            raise ValueError(
+                f"{directory} holds no exported .onnx model and is not writable; {EXPORT_HINT} "
+                "(on a writable copy of the checkpoint)"
+            )
+        try:
+            from sdm_policy_core.export import ExportError, export_policy
+        except ImportError as err:  # a robot-side install: onnxruntime without torch
+            raise ValueError(
+                f"{directory} holds no exported .onnx model and torch, which exports it, is not "
+                f"importable here ({err}); {EXPORT_HINT}"
+            ) from None
+        if progress:
+            print(
+                f"{PROGRESS_PREFIX} exporting {directory} to {directory / EXPORT_NAME} for the "
+                f"onnxruntime backend ({want} x{want_steps}, sdm export)",
+                flush=True,
+            )
+        try:
+            export_policy(
+                directory,
+                directory / EXPORT_NAME,
+                "onnx",
+                steps=None if kind == "sdm" else want_steps,
+            )
+        except ExportError as err:
+            raise ValueError(
+                f"cannot export {directory} for the onnxruntime backend: {err}"
+            ) from None
+        exported = True
+    model = read_onnx_model(directory)  # OnnxModelError (a ValueError) says what differs
+    meta = model.metadata
+    have, have_steps = str(meta["sampler"]), int(meta["steps"])
+    if have != want or (want != "one-step" and have_steps != want_steps):
+        raise ValueError(
+            f"{model.path} runs {have} x{have_steps} (its sampler is inside the graph), not "
+            f"{want} x{want_steps}; evaluate with --sampler {have} --steps {have_steps}, or "
+            f"export again: sdm export --checkpoint {directory} --format onnx --steps "
+            f"{want_steps} --out {model.path}"
+        )
+    return {
+        "path": str(model.path),
+        "sha256": str(meta["sha256"]),
+        "sampler": have,
+        "steps": have_steps,
+        "quantization": meta.get("quantization"),
+        "max_abs_diff": meta.get("max_abs_diff"),
+        "exported": exported,
+    }
+
+
 def sim_eval_command(
     checkpoint: str | Path,
     task: str,
@@ -162,9 +269,12 @@ def sim_eval_command(
     step_mode: str = "lockstep",
     command_timeout_s: float = 5.0,
     threads: int = 2,
+    backend: str = "torch",
+    noise: str = "torch",
 ) -> list[str]:
     """The launch-runner command line of one sim-in-the-loop evaluation (sim:=mujoco, the
-    embedded sim bridge). max_episode_steps 0: the task's own (MetaWorld 200, obstacle-2d 60)."""
+    embedded sim bridge). max_episode_steps 0: the task's own (MetaWorld 200, obstacle-2d 60).
+    backend, noise: the policy node's `backend` and `sampler_noise` (BACKENDS, NOISES)."""
     args = {
         "sim": "mujoco",
         "checkpoint": os.path.abspath(checkpoint),
@@ -177,6 +287,8 @@ def sim_eval_command(
         "step_mode": step_mode,
         "command_timeout_s": float(command_timeout_s),
         "threads": int(threads),
+        "backend": backend,
+        "noise": noise,
     }
     if sampler:
         args["sampler"] = sampler
@@ -204,21 +316,36 @@ def run_sim_eval(
     log: str | Path | None = None,
     domain_id: int | None = None,
     progress: bool = True,
+    backend: str = "torch",
+    noise: str = "torch",
 ) -> dict[str, Any]:
     """Run the ROS 2 evaluation as real processes; returns the result the driver wrote to `out`.
 
     log: file for every process's output (default: `out` with suffix .log). Progress lines of
-    the driver are echoed to stdout when `progress`. Raises SimEvalError (with the log's tail)
-    when a process fails or `timeout_s` [s] passes.
+    the driver are echoed to stdout when `progress`. backend: the policy node's runtime,
+    "torch" or "onnxruntime" (the checkpoint's export, made first when missing:
+    onnx_model_for); noise: the torch backend's initial noise, "torch" or "numpy" (the stream
+    onnxruntime draws from: with it both backends run the same episodes). Raises ValueError
+    for a bad backend, noise or export (before any process starts), SimEvalError (with the
+    log's tail) when a process fails or `timeout_s` [s] passes.
     """
     import json
 
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if noise not in NOISES:
+        raise ValueError(f"noise must be one of {list(NOISES)}, got {noise!r}")
     missing = ros_available()
     if missing:
         raise SimEvalError(
             f"sdm sim-eval needs ROS 2 ({', '.join(missing)} not importable): run "
             "scripts/setup.sh and `source scripts/env.sh`"
         )
+    onnx_model = (
+        onnx_model_for(checkpoint, sampler, steps, progress=progress)
+        if backend == "onnxruntime"
+        else None
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
@@ -237,6 +364,8 @@ def run_sim_eval(
         step_mode,
         command_timeout_s,
         threads,
+        backend,
+        noise,
     )
     env = {
         **os.environ,
@@ -284,7 +413,15 @@ def run_sim_eval(
     if code != 0 or not out.is_file():
         tail = "".join(log_path.read_text(errors="replace").splitlines(True)[-25:])
         raise SimEvalError(f"sim-eval processes failed (exit {code}); log {log_path}:\n{tail}")
-    return json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    if result.get("backend") != backend:  # what the node reported running, not what was asked
+        raise SimEvalError(
+            f"the policy node ran backend {result.get('backend')!r}, not {backend!r}; "
+            f"log {log_path}"
+        )
+    if onnx_model is not None:
+        result["onnx_model"] = onnx_model
+    return result
 
 
 def _stop(proc: subprocess.Popen) -> None:

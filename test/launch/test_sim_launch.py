@@ -129,6 +129,13 @@ def test_mujoco_spec_configures_bridge_policy_and_driver_from_the_checkpoint(tea
     assert [n.executable for n in nodes] == ["sim_bridge_node", "policy_node"]
     assert nodes[0].parameters["start_episode"] is True
     assert nodes[1].parameters["sampler"] == "one-step" and "ddim_steps" not in nodes[1].parameters
+    assert not {"backend", "sampler_noise"} & set(nodes[1].parameters)  # the params file's
+    # sdm sim-eval --backend / --noise reach the policy node's parameters
+    policy = sim_eval_nodes({"backend": "onnxruntime", "noise": "numpy"})[1]
+    assert (policy.parameters["backend"], policy.parameters["sampler_noise"]) == (
+        "onnxruntime",
+        "numpy",
+    )
     # obstacle-2d: the bridge serves it, the policy node gets its profile (which exists)
     bridge, policy = sim_eval_nodes({"task": "obstacle-2d", "sampler": "one-step"})
     assert bridge.parameters["task"] == "obstacle-2d"

@@ -60,6 +60,7 @@ def test_sim_eval_over_ros_reproduces_in_process_eval(mw_checkpoint, tmp_path, c
         == ("ddim", 10, [1], 2)
     )
     assert ros["held_steps"] == 0  # lockstep: the robot never waited for a late command
+    assert (ros["backend"], ros["noise"]) == ("torch", "torch")  # read from the policy node
     assert ros["achieved_control_hz"] > 1 and ros["chunk_latency_ms"]["n"] > 0
     for r, e in zip(ros["episode_results"], local["episode_results"], strict=True):
         assert r["reset_seed"] == e["reset_seed"] == episode_seed(1, e["index"], stream=1)
