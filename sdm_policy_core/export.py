@@ -52,7 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from sdm_policy_core.checkpoint import load_checkpoint
-from sdm_policy_core.models.keys import ACTION, AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.keys import ACTION, AGENT_POS, IMAGE, POINT_CLOUD
 from sdm_policy_core.policies.base import Policy
 from sdm_policy_core.policies.diffusion_policy import DiffusionPolicy
 from sdm_policy_core.policies.loading import policy_from_checkpoint

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from sdm_policy_core.config import SAMPLERS, ObservationSpec
-from sdm_policy_core.models.keys import AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.keys import AGENT_POS, IMAGE, POINT_CLOUD
 from sdm_policy_core.runtime_base import (
     ActionChunk,
     NumpyNoise,

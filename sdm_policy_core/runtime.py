@@ -29,7 +29,7 @@ import torch
 
 from sdm_policy_core.checkpoint import load_checkpoint
 from sdm_policy_core.config import SAMPLERS, ObservationSpec
-from sdm_policy_core.models.keys import IMAGE
+from sdm_policy_core.keys import IMAGE
 from sdm_policy_core.policies.loading import policy_from_checkpoint
 from sdm_policy_core.runtime_base import (
     ActionChunk,

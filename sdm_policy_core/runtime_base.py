@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sdm_policy_core.config import ObservationSpec
-from sdm_policy_core.models.keys import AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.keys import AGENT_POS, IMAGE, POINT_CLOUD
 
 
 class ObservationError(ValueError):

@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from sdm_policy_core.config import ObservationSpec
-from sdm_policy_core.models.keys import AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.keys import AGENT_POS, IMAGE, POINT_CLOUD
 
 
 @runtime_checkable

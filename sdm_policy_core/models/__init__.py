@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sdm_policy_core.models.keys import ACTION, AGENT_POS, IMAGE, OBSERVATION_KEYS, POINT_CLOUD
+from sdm_policy_core.keys import ACTION, AGENT_POS, IMAGE, OBSERVATION_KEYS, POINT_CLOUD
 
 # The networks import torch; they load on first use so that `sdm_policy_core.models.keys` (and
 # with it the torch-free runtime pieces) imports on a robot's install without torch.

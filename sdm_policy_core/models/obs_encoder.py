@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from sdm_policy_core.config import ConfigError, ModelConfig, ObservationSpec
-from sdm_policy_core.models.keys import AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.keys import AGENT_POS, IMAGE, POINT_CLOUD
 from sdm_policy_core.models.pointnet import PointCloudEncoder, StateEncoder
 from sdm_policy_core.models.resnet import ResNet18Encoder
 

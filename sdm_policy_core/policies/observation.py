@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from sdm_policy_core.config import ObservationSpec
-from sdm_policy_core.models.keys import AGENT_POS, IMAGE, POINT_CLOUD
+from sdm_policy_core.keys import AGENT_POS, IMAGE, POINT_CLOUD
 from sdm_policy_core.runtime_base import ObservationError
 
 __all__ = ["ObservationError", "check_observation", "expected_shapes"]

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from sdm_policy_core.models.keys import AGENT_POS, IMAGE
+from sdm_policy_core.keys import AGENT_POS, IMAGE
 from sdm_policy_core.sim.metaworld_env import SimulatorError
 
 TASK = "pusht"
