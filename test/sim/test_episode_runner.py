@@ -90,8 +90,11 @@ def test_sim_eval_result_has_the_sdm_eval_keys_and_the_ros_loop_measurements():
         "steps": 10,
         "kind": "teacher",
         "step_mode": "lockstep",
+        "backend": "onnxruntime",
+        "noise": "numpy",
     }
     r = sim_eval_result(meta, records)
+    assert (r["backend"], r["noise"]) == ("onnxruntime", "numpy")  # what the node ran
     for key in (
         "success_rate",
         "episodes",
@@ -114,6 +117,9 @@ def test_sim_eval_result_has_the_sdm_eval_keys_and_the_ros_loop_measurements():
     cmd = sim_eval_command("ck", "button-press-v3", 3, [0, 1], "r.json", sampler="ddim")
     assert cmd[1:4] == ["-m", "sdm_policy_ros.launch_runner", "sim_eval"]
     assert "seeds:=0,1" in cmd and "sampler:=ddim" in cmd and "sim:=mujoco" in cmd
+    assert "backend:=torch" in cmd and "noise:=torch" in cmd  # today's node, by default
+    cmd = sim_eval_command("ck", "obstacle-2d", 1, [0], "r.json", backend="onnxruntime")
+    assert "backend:=onnxruntime" in cmd
 
 
 def test_the_runner_serves_obstacle_2d_state_only_with_its_own_ends_and_names():
