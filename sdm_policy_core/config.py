@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from sdm_policy_core.keys import ENCODER_AUTO, ENCODERS
+
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range; the message says which."""
@@ -108,7 +110,6 @@ class ObservationSpec:
         _require(self.action_dim > 0, f"obs.action_dim must be > 0, got {self.action_dim}")
 
 
-ENCODERS = ("auto", "dp3", "image", "state")
 DENOISERS = ("unet", "mlp")
 
 
@@ -121,7 +122,7 @@ class ModelConfig:
     # Observation modality: "dp3" (point cloud + state), "image" (RGB + state, Diffusion Policy),
     # "state" (agent_pos only), or "auto": chosen from the dataset's arrays when training starts
     # (point_cloud -> dp3, else img -> image, else state).
-    encoder: str = "auto"
+    encoder: str = ENCODER_AUTO
     # Denoiser: "unet" (ConditionalUnet1D, DP3 / Diffusion Policy) or "mlp" (a residual MLP over
     # the flattened action sequence, FiLM-conditioned: a cheap low-dimensional denoiser on CPUs)
     denoiser: str = "unet"

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sdm_policy_core.config import DeploymentConfig
+from sdm_policy_core.keys import AGENT_POS, IMAGE, POINT_CLOUD
 from sdm_policy_core.pointcloud import preprocess_cloud
 from sdm_policy_core.robot import CommandLimiter, RobotProfile, check_fits
 from sdm_policy_core.runtime_base import ActionChunk, RuntimeBase
@@ -182,7 +183,7 @@ class ControllerCounters:
     def reject(self, what: str, reason: str) -> None:
         if what == "cloud":
             self.rejected_point_clouds += 1
-        elif what == "image":
+        elif what == IMAGE:
             self.rejected_images += 1
         else:
             self.rejected_states += 1
@@ -283,7 +284,7 @@ class PolicyController:
         if self.uses_cloud:
             inputs.insert(0, ("point cloud", self._cloud))
         if self.uses_image:
-            inputs.insert(0, ("image", self._image))
+            inputs.insert(0, (IMAGE, self._image))
         return inputs
 
     def observation_age(self, now: float) -> float:
@@ -365,9 +366,9 @@ class PolicyController:
             return TickResult(FAULT, fault, halt=True)
         started = time.perf_counter()
         try:
-            obs = {"agent_pos": self._state.value}
+            obs = {AGENT_POS: self._state.value}
             if self.uses_cloud:
-                obs["point_cloud"] = preprocess_cloud(
+                obs[POINT_CLOUD] = preprocess_cloud(
                     self._cloud.value,
                     self.num_points,
                     self.channels,
@@ -377,12 +378,12 @@ class PolicyController:
                     seed=self.cfg.num_points_seed,
                 )
             if self.uses_image:
-                obs["image"] = resize_rgb(self._image.value, self.image_hw)
+                obs[IMAGE] = resize_rgb(self._image.value, self.image_hw)
             self.runtime.push(obs)
             self.counters.last_preprocess_time = time.perf_counter() - started
         except ValueError as err:  # empty after crop, wrong shape, NaN state
             self.reject(
-                "cloud" if self.uses_cloud else "image" if self.uses_image else "state", str(err)
+                "cloud" if self.uses_cloud else IMAGE if self.uses_image else "state", str(err)
             )
             self._cloud = self._image = None
             self.counters.skipped_ticks += 1

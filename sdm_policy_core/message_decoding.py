@@ -29,6 +29,7 @@ from sdm_policy_core.conversions import (
     image_to_rgb,
     pointcloud2_to_array,
 )
+from sdm_policy_core.keys import ARRAY_DEPTH, ARRAY_IMAGE, ARRAY_POINT_CLOUD
 from sdm_policy_core.pointcloud import preprocess_cloud
 
 _TYPESTORE: Any = None
@@ -154,22 +155,22 @@ def decode_job(
     cloud_raw, transform, image_raw, depth_raw = job
     out: dict[str, np.ndarray] = {}
     for key, raw, cfg in (
-        ("point_cloud", cloud_raw, settings.cloud),
-        ("img", image_raw, settings.image),
-        ("depth", depth_raw, settings.depth),
+        (ARRAY_POINT_CLOUD, cloud_raw, settings.cloud),
+        (ARRAY_IMAGE, image_raw, settings.image),
+        (ARRAY_DEPTH, depth_raw, settings.depth),
     ):
         if cfg is None:
             continue
         started = time.perf_counter()
         try:
-            if key == "point_cloud":
+            if key == ARRAY_POINT_CLOUD:
                 out[key] = decode_cloud(raw, transform, cfg, seconds)
             else:
                 out[key] = decode_image(raw, cfg)
         except ConversionError as err:
             return f"{key}: {str(err)[:160]}"
         finally:
-            if seconds is not None and key != "point_cloud":
+            if seconds is not None and key != ARRAY_POINT_CLOUD:
                 seconds[key] += time.perf_counter() - started
     return out
 

@@ -30,9 +30,11 @@ import numpy as np
 import yaml
 
 from sdm_policy_core.config import ConfigError, from_dict
+from sdm_policy_core.keys import ACTION, ROS_TOPICS, TOPIC_EE_TARGET, TOPIC_JOINT_TRAJECTORY
 
 ACTION_KINDS = ("joint_position", "ee_position", "raw")
-OUTPUTS = ("joint_trajectory", "joint_commands", "ee_target")
+# a profile's `output`: the topic its actions are published on
+OUTPUTS = ROS_TOPICS[ACTION]
 
 
 @dataclass
@@ -68,7 +70,7 @@ class RobotProfile:
     state_names: tuple[str, ...] = ()  # JointState names forming agent_pos, in order
     action_names: tuple[str, ...] = ()  # meaning of each action dimension, in order
     action_kind: str = "joint_position"
-    output: str = "joint_trajectory"
+    output: str = TOPIC_JOINT_TRAJECTORY
     lower: tuple[float, ...] = ()  # per action dimension (rad, m, or command units)
     upper: tuple[float, ...] = ()
     max_step: float = 0.05  # per control tick: rad for joints, m for the ee position
@@ -103,7 +105,7 @@ class RobotProfile:
             raise ConfigError(f"robot {self.name!r}: lower must be <= upper")
         if self.max_step <= 0:
             raise ConfigError(f"robot.max_step must be > 0, got {self.max_step}")
-        if self.output == "ee_target" and self.action_kind != "ee_position":
+        if self.output == TOPIC_EE_TARGET and self.action_kind != "ee_position":
             raise ConfigError("robot.output ee_target needs action_kind ee_position")
         if self.action_kind == "ee_position" and (
             self.workspace_low is None or self.workspace_high is None

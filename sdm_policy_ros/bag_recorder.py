@@ -44,10 +44,23 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from sdm_policy_core.keys import (
+    TOPIC_EPISODE_STATUS,
+    TOPIC_IMAGE,
+    TOPIC_JOINT_COMMANDS,
+    TOPIC_JOINT_STATES,
+    TOPIC_POINTS,
+)
 from sdm_policy_ros.process import SPIN_PERIOD_S, run_node
 
 NODE_NAME = "bag_recorder"
-DEFAULT_TOPICS = ["points", "image", "joint_states", "joint_commands", "episode_status"]
+DEFAULT_TOPICS = [
+    TOPIC_POINTS,
+    TOPIC_IMAGE,
+    TOPIC_JOINT_STATES,
+    TOPIC_JOINT_COMMANDS,
+    TOPIC_EPISODE_STATUS,
+]
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 LOG_TIMES = {"source": "source_timestamp", "receive": "received_timestamp"}
 DISTROS = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY, "kilted": Stores.ROS2_KILTED}

@@ -25,6 +25,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool
 
 from sdm_policy_core.conversions import fill_pointcloud2, stamp_to_seconds
+from sdm_policy_core.keys import TOPIC_JOINT_COMMANDS, TOPIC_JOINT_STATES, TOPIC_POINTS
 
 
 def main() -> int:
@@ -58,10 +59,10 @@ def main() -> int:
 
     node.create_subscription(ActionChunk, "action_chunk", on_chunk, QoSProfile(depth=100))
     node.create_subscription(
-        Float64MultiArray, "joint_commands", on_command, QoSProfile(depth=100)
+        Float64MultiArray, TOPIC_JOINT_COMMANDS, on_command, QoSProfile(depth=100)
     )
-    pub_c = node.create_publisher(PointCloud2, "points", qos_profile_sensor_data)
-    pub_s = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+    pub_c = node.create_publisher(PointCloud2, TOPIC_POINTS, qos_profile_sensor_data)
+    pub_s = node.create_publisher(JointState, TOPIC_JOINT_STATES, qos_profile_sensor_data)
     enable = node.create_client(SetBool, f"{a.node}/enable")
     if not enable.wait_for_service(timeout_sec=60):
         print("RESULT " + json.dumps({"error": "policy node did not come up"}), flush=True)

@@ -29,6 +29,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64MultiArray
 
+from sdm_policy_core.keys import TOPIC_JOINT_COMMANDS
 from sdm_policy_core.sim.episode import FULL_STATE_DIM
 from sdm_policy_core.sim.experts import ScriptedExpert
 from sdm_policy_core.sim.metaworld_env import UnknownTaskError
@@ -62,7 +63,7 @@ class ExpertTeleopNode(Node):
 
         self._experts: dict[str, ScriptedExpert] = {}
         self.commands = 0
-        self._pub = self.create_publisher(Float64MultiArray, "joint_commands", RELIABLE)
+        self._pub = self.create_publisher(Float64MultiArray, TOPIC_JOINT_COMMANDS, RELIABLE)
         self._sub = self.create_subscription(
             Float64MultiArray, "sim_bridge/expert_observation", self._on_observation, RELIABLE
         )

@@ -12,6 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sdm_policy_core.keys import (
+    TOPIC_EE_POSE,
+    TOPIC_EE_TARGET,
+    TOPIC_EPISODE_STATUS,
+    TOPIC_IMAGE,
+    TOPIC_JOINT_COMMANDS,
+    TOPIC_JOINT_STATES,
+    TOPIC_JOINT_TRAJECTORY,
+    TOPIC_POINTS,
+)
+
 PACKAGE = "sdm_policy_ros"
 
 
@@ -159,15 +170,15 @@ SIMS = ("mujoco", "gazebo", "isaac")
 # Topics of the ROS 2 contract (ARCHITECTURE.md) the policy node uses, with their types: what
 # a simulator profile may remap. Inputs first, then outputs.
 CONTRACT_INPUTS = {
-    "points": "sensor_msgs/msg/PointCloud2",
-    "image": "sensor_msgs/msg/Image",
-    "joint_states": "sensor_msgs/msg/JointState",
-    "ee_pose": "geometry_msgs/msg/PoseStamped",
+    TOPIC_POINTS: "sensor_msgs/msg/PointCloud2",
+    TOPIC_IMAGE: "sensor_msgs/msg/Image",
+    TOPIC_JOINT_STATES: "sensor_msgs/msg/JointState",
+    TOPIC_EE_POSE: "geometry_msgs/msg/PoseStamped",
 }
 CONTRACT_OUTPUTS = {
-    "joint_trajectory": "trajectory_msgs/msg/JointTrajectory",
-    "joint_commands": "std_msgs/msg/Float64MultiArray",
-    "ee_target": "geometry_msgs/msg/PoseStamped",
+    TOPIC_JOINT_TRAJECTORY: "trajectory_msgs/msg/JointTrajectory",
+    TOPIC_JOINT_COMMANDS: "std_msgs/msg/Float64MultiArray",
+    TOPIC_EE_TARGET: "geometry_msgs/msg/PoseStamped",
     "action_chunk": "sdm_msgs/msg/ActionChunk",
     "status": "sdm_msgs/msg/PolicyStatus",
 }
@@ -447,8 +458,8 @@ def sim_record_nodes(args: dict[str, str]) -> list[NodeSpec]:
     ns = values["namespace"]
     stop_on_success = int(values["stop_on_success"])
     image_size = int(values["image_size"])
-    topics = ["points", "joint_states", "joint_commands", "episode_status"]
-    topics += ["image"] if image_size else []
+    topics = [TOPIC_POINTS, TOPIC_JOINT_STATES, TOPIC_JOINT_COMMANDS, TOPIC_EPISODE_STATUS]
+    topics += [TOPIC_IMAGE] if image_size else []
     return [
         NodeSpec(
             executable="sim_bridge_node",

@@ -20,21 +20,30 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from sdm_policy_core.control import PolicyController, TickResult
+from sdm_policy_core.keys import (
+    TOPIC_EE_POSE,
+    TOPIC_EE_TARGET,
+    TOPIC_IMAGE,
+    TOPIC_JOINT_COMMANDS,
+    TOPIC_JOINT_STATES,
+    TOPIC_JOINT_TRAJECTORY,
+    TOPIC_POINTS,
+)
 from sdm_policy_core.robot import RobotProfile
 from sdm_policy_core.runtime_base import ActionChunk as Chunk
 
 # sensor topic -> its type (sdm_policy_core.deploy.session.ControlSession.receive decodes them)
 SENSOR_TYPES = {
-    "points": PointCloud2,
-    "image": Image,
-    "joint_states": JointState,
-    "ee_pose": PoseStamped,
+    TOPIC_POINTS: PointCloud2,
+    TOPIC_IMAGE: Image,
+    TOPIC_JOINT_STATES: JointState,
+    TOPIC_EE_POSE: PoseStamped,
 }
 # robot profile `output` -> the message type published on the topic of that name
 OUTPUT_TYPES = {
-    "joint_trajectory": JointTrajectory,
-    "joint_commands": Float64MultiArray,
-    "ee_target": PoseStamped,
+    TOPIC_JOINT_TRAJECTORY: JointTrajectory,
+    TOPIC_JOINT_COMMANDS: Float64MultiArray,
+    TOPIC_EE_TARGET: PoseStamped,
 }
 STATE_NAMES = {
     PolicyStatus.STATE_NO_CHECKPOINT: "no checkpoint",
@@ -94,10 +103,10 @@ def command_msg(
     stamp: TimeMsg,
 ) -> JointTrajectory | Float64MultiArray | PoseStamped:
     """The profile's output message for a safe command (Da,) or trajectory (n, Da)."""
-    if profile.output == "joint_trajectory":
+    if profile.output == TOPIC_JOINT_TRAJECTORY:
         targets = trajectory if trajectory is not None else command
         return joint_trajectory_msg(profile.action_names, targets, dt)
-    if profile.output == "joint_commands":
+    if profile.output == TOPIC_JOINT_COMMANDS:
         return joint_commands_msg(command)
     return ee_target_msg(command, profile.base_frame, stamp)
 
@@ -109,7 +118,7 @@ def step_msgs(
     on_fault stop, an empty JointTrajectory (joint_trajectory_controller stops where it is);
     the chunk when the policy ran; the command."""
     out: list[tuple[str, object]] = []
-    if result.halt and on_fault == "stop" and profile.output == "joint_trajectory":
+    if result.halt and on_fault == "stop" and profile.output == TOPIC_JOINT_TRAJECTORY:
         out.append((profile.output, JointTrajectory()))
     if result.chunk is not None:
         chunk = action_chunk_msg(

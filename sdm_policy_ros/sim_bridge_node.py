@@ -81,6 +81,16 @@ from std_srvs.srv import Trigger
 
 from sdm_policy_core.config import ConfigError
 from sdm_policy_core.conversions import fill_image, fill_pointcloud2
+from sdm_policy_core.keys import (
+    AGENT_POS,
+    IMAGE,
+    POINT_CLOUD,
+    TOPIC_EPISODE_STATUS,
+    TOPIC_IMAGE,
+    TOPIC_JOINT_COMMANDS,
+    TOPIC_JOINT_STATES,
+    TOPIC_POINTS,
+)
 from sdm_policy_core.sim.episode import FULL_STATE_DIM, EpisodeRunner, served_task
 from sdm_policy_core.sim.metaworld_env import SimulatorError, UnknownTaskError
 from sdm_policy_ros.params import declare_dataclass_parameters, parameter
@@ -208,22 +218,24 @@ class SimBridgeNode(Node):
         keys = self.runner.observation_keys
 
         self._pub_clock = self.create_publisher(ClockMsg, "/clock", RELIABLE)
-        self._pub_status = self.create_publisher(EpisodeStatus, "episode_status", LATCHED)
-        self._pub_joints = self.create_publisher(JointState, "joint_states", RELIABLE)
+        self._pub_status = self.create_publisher(EpisodeStatus, TOPIC_EPISODE_STATUS, LATCHED)
+        self._pub_joints = self.create_publisher(JointState, TOPIC_JOINT_STATES, RELIABLE)
         self._pub_points = (
-            self.create_publisher(PointCloud2, "points", RELIABLE)
-            if "point_cloud" in keys
+            self.create_publisher(PointCloud2, TOPIC_POINTS, RELIABLE)
+            if POINT_CLOUD in keys
             else None
         )
         self._pub_image = (
-            self.create_publisher(Image, "image", RELIABLE) if "image" in keys else None
+            self.create_publisher(Image, TOPIC_IMAGE, RELIABLE) if IMAGE in keys else None
         )
         self._pub_expert = (
             self.create_publisher(Float64MultiArray, "~/expert_observation", RELIABLE)
             if p.publish_expert_observation and self.runner.full_state() is not None
             else None
         )
-        self.create_subscription(Float64MultiArray, "joint_commands", self._on_command, RELIABLE)
+        self.create_subscription(
+            Float64MultiArray, TOPIC_JOINT_COMMANDS, self._on_command, RELIABLE
+        )
         self.create_service(ResetEpisode, "~/reset_episode", self._on_reset_episode)
         self.create_service(Trigger, "~/end_episode", self._on_end_episode)
         self.create_service(Trigger, "~/report_success", self._on_report_success)
@@ -309,18 +321,18 @@ class SimBridgeNode(Node):
         if obs is None:
             self._obs_wall = None
             return
-        joints = JointState(name=list(self.runner.state_names), position=obs["agent_pos"].tolist())
+        joints = JointState(name=list(self.runner.state_names), position=obs[AGENT_POS].tolist())
         joints.header.stamp = stamp
         joints.header.frame_id = self.frame_id
         self._sent.append((self._pub_joints, joints))
         if self._pub_image is not None:
             image = Image()
-            fill_image(image, obs["image"], "rgb8")
+            fill_image(image, obs[IMAGE], "rgb8")
             image.header.stamp, image.header.frame_id = stamp, self.frame_id
             self._sent.append((self._pub_image, image))
         if self._pub_points is not None:
             cloud = PointCloud2()
-            fill_pointcloud2(cloud, obs["point_cloud"], PointField)
+            fill_pointcloud2(cloud, obs[POINT_CLOUD], PointField)
             cloud.header.stamp, cloud.header.frame_id = stamp, self.frame_id
             self._sent.append((self._pub_points, cloud))
         self._send_observation()

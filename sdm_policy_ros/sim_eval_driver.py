@@ -52,6 +52,12 @@ from std_srvs.srv import SetBool, Trigger
 
 from sdm_policy_core.config import ConfigError
 from sdm_policy_core.conversions import stamp_to_nanoseconds
+from sdm_policy_core.keys import (
+    TOPIC_EPISODE_STATUS,
+    TOPIC_JOINT_COMMANDS,
+    TOPIC_JOINT_STATES,
+    TOPIC_POINTS,
+)
 from sdm_policy_ros.params import declare_dataclass_parameters, parameter
 from sdm_policy_ros.process import run_node
 
@@ -126,9 +132,9 @@ class SimEvalDriver(Node):
         self._max_steps = 0  # episode length the bridge reported
         self._obs_arrival: dict[int, float] = {}  # observation stamp [ns] -> arrival (monotonic)
         self._chunks: list[tuple[int, float, float, str, int, str]] = []
-        self.create_subscription(EpisodeStatus, "episode_status", self._on_status, LATCHED)
+        self.create_subscription(EpisodeStatus, TOPIC_EPISODE_STATUS, self._on_status, LATCHED)
         self.create_subscription(ActionChunk, "action_chunk", self._on_chunk, RELIABLE)
-        self.create_subscription(JointState, "joint_states", self._on_joints, RELIABLE)
+        self.create_subscription(JointState, TOPIC_JOINT_STATES, self._on_joints, RELIABLE)
         self.create_subscription(PolicyStatus, "status", self._on_policy_status, 10)
 
     # -- subscriptions ---------------------------------------------------------------------------
@@ -206,8 +212,10 @@ class SimEvalDriver(Node):
                     raise DriverError(f"{client.srv_name} did not appear: is the bridge running?")
             recorder = self.p.recorder
             while time.monotonic() < deadline:
-                subscribers = {i.node_name for i in self.get_subscriptions_info_by_topic("points")}
-                if self.count_publishers("joint_commands") and (
+                subscribers = {
+                    i.node_name for i in self.get_subscriptions_info_by_topic(TOPIC_POINTS)
+                }
+                if self.count_publishers(TOPIC_JOINT_COMMANDS) and (
                     not recorder or recorder in subscribers
                 ):
                     time.sleep(0.5)  # matching follows discovery
@@ -230,7 +238,9 @@ class SimEvalDriver(Node):
         # The first observation must not be lost: wait until the policy's subscription and
         # publisher are in the graph (discovery), then give the matching a moment.
         while time.monotonic() < deadline:
-            if self.count_subscribers("points") >= 1 and self.count_publishers("joint_commands"):
+            if self.count_subscribers(TOPIC_POINTS) >= 1 and self.count_publishers(
+                TOPIC_JOINT_COMMANDS
+            ):
                 time.sleep(0.5)
                 return
             time.sleep(0.1)

@@ -36,6 +36,7 @@ import psutil
 import yaml
 
 from sdm_policy_core.data.bag_writer import BagWriter
+from sdm_policy_core.keys import TOPIC_JOINT_COMMANDS, TOPIC_JOINT_STATES, TOPIC_POINTS
 
 TARGET_CLOUDS_PER_S = 300.0
 TARGET_PEAK_RSS_MB = 1024.0
@@ -127,10 +128,10 @@ def benchmark_config(
     """The conversion the benchmark times: one sample per cloud, FPS to num_points; with `tf`
     into base_link through /tf_static + /tf, with `images` the jpeg images too."""
     cfg: dict[str, Any] = {
-        "clock": {"topic": "points"},
-        "point_cloud": {"topic": "points", "num_points": num_points, "tolerance_s": 0.0},
-        "state": {"topic": "joint_states", "joint_names": JOINTS, "tolerance_s": 0.01},
-        "action": {"topic": "joint_commands", "align": "next", "tolerance_s": 0.05},
+        "clock": {"topic": TOPIC_POINTS},
+        "point_cloud": {"topic": TOPIC_POINTS, "num_points": num_points, "tolerance_s": 0.0},
+        "state": {"topic": TOPIC_JOINT_STATES, "joint_names": JOINTS, "tolerance_s": 0.01},
+        "action": {"topic": TOPIC_JOINT_COMMANDS, "align": "next", "tolerance_s": 0.05},
         "workers": workers,
     }
     if tf:

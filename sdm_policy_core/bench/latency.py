@@ -22,6 +22,7 @@ import torch
 
 from sdm_policy_core.checkpoint import checkpoint_config, prefixed_state_dict, save_checkpoint
 from sdm_policy_core.config import load_config
+from sdm_policy_core.keys import ACTION, AGENT_POS, IMAGE, POINT_CLOUD
 from sdm_policy_core.models import count_parameters
 from sdm_policy_core.policies import DiffusionPolicy, SdmPolicy
 from sdm_policy_core.runtime import PolicyRuntime
@@ -57,8 +58,8 @@ def make_checkpoints(
     rng = np.random.default_rng(seed)
     teacher.normalizer.fit(
         {
-            "action": rng.uniform(-1, 1, (256, action_dim)),
-            "agent_pos": rng.uniform(-1, 1, (256, state_dim)),
+            ACTION: rng.uniform(-1, 1, (256, action_dim)),
+            AGENT_POS: rng.uniform(-1, 1, (256, state_dim)),
         }
     )
     teacher_dir, sdm_dir = out / "teacher", out / "sdm"
@@ -160,12 +161,12 @@ def _observations(spec, seed: int = 0):
     """Random observations of the spec's keys: a cloud and an image where it has them."""
     rng = np.random.default_rng(seed)
     while True:
-        obs = {"agent_pos": rng.uniform(-1, 1, spec.state_dim).astype(np.float32)}
+        obs = {AGENT_POS: rng.uniform(-1, 1, spec.state_dim).astype(np.float32)}
         if spec.point_cloud_shape is not None:
-            obs["point_cloud"] = rng.uniform(-0.5, 0.5, spec.point_cloud_shape).astype(np.float32)
+            obs[POINT_CLOUD] = rng.uniform(-0.5, 0.5, spec.point_cloud_shape).astype(np.float32)
         if spec.image_shape is not None:
             c, h, w = spec.image_shape
-            obs["image"] = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+            obs[IMAGE] = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
         yield obs
 
 

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from sdm_policy_core.bench.latency import _observations, make_checkpoints, percentile
+from sdm_policy_core.keys import TOPIC_JOINT_COMMANDS
 
 JOINTS = ["j1", "j2", "j3", "j4"]
 
@@ -285,7 +286,7 @@ def run_node_bench(
                     "state_names": JOINTS,
                     "action_names": JOINTS,
                     "action_kind": "raw",
-                    "output": "joint_commands",
+                    "output": TOPIC_JOINT_COMMANDS,
                     "lower": [-1.0] * 4,
                     "upper": [1.0] * 4,
                     "camera": {"frame_id": "camera"},  # the frame bench_peer stamps clouds with

@@ -20,6 +20,7 @@ import torch
 import torch.utils.data
 
 from sdm_policy_core.data.replay_buffer import DatasetError, ReplayBuffer, _open_group
+from sdm_policy_core.keys import ACTION, AGENT_POS, DATASET_ARRAYS, DEPTH, IMAGE, OBS, POINT_CLOUD
 from sdm_policy_core.normalizer import LinearNormalizer, NormalizerMode
 
 
@@ -155,12 +156,9 @@ def _check_image_dtype(dtype: Any, key: str, source: str) -> None:
         )
 
 
-DEFAULT_KEYS: dict[str, str] = {
-    "point_cloud": "point_cloud",
-    "agent_pos": "state",
-    "action": "action",
-}
-OBS_KEYS: tuple[str, ...] = ("point_cloud", "agent_pos", "image", "depth")
+# item name -> dataset array of a DP3 (point cloud) dataset, the default
+DEFAULT_KEYS: dict[str, str] = {k: DATASET_ARRAYS[k] for k in (POINT_CLOUD, AGENT_POS, ACTION)}
+OBS_KEYS: tuple[str, ...] = (POINT_CLOUD, AGENT_POS, IMAGE, DEPTH)
 
 
 class TrajectoryDataset(torch.utils.data.Dataset):
@@ -207,26 +205,26 @@ class TrajectoryDataset(torch.utils.data.Dataset):
                 f"n_obs_steps={n_obs_steps}, n_action_steps={n_action_steps}"
             )
         mapping = {**DEFAULT_KEYS, **dict(keys or {})}
-        unknown = sorted(set(mapping) - {*OBS_KEYS, "action"})
+        unknown = sorted(set(mapping) - {*OBS_KEYS, ACTION})
         if unknown:
             raise ValueError(
-                f"keys: unknown item names {unknown}; valid are {[*OBS_KEYS, 'action']}"
+                f"keys: unknown item names {unknown}; valid are {[*OBS_KEYS, ACTION]}"
             )
         self.keys: dict[str, str] = {k: v for k, v in mapping.items() if v is not None}
-        if "action" not in self.keys:
+        if ACTION not in self.keys:
             raise ValueError("keys must map 'action' to a dataset key")
         if isinstance(path, ReplayBuffer):
             missing = [v for v in self.keys.values() if v not in path]
             if missing:
                 raise DatasetError(f"replay buffer has no {missing}; it has {path.keys()}")
-            if "image" in self.keys:
-                _check_image_dtype(path[self.keys["image"]].dtype, self.keys["image"], "buffer")
+            if IMAGE in self.keys:
+                _check_image_dtype(path[self.keys[IMAGE]].dtype, self.keys[IMAGE], "buffer")
             self.replay_buffer = path
         else:
-            if "image" in self.keys and Path(path).exists():  # before reading the images
-                image = _open_group(Path(path)).get(f"data/{self.keys['image']}")
+            if IMAGE in self.keys and Path(path).exists():  # before reading the images
+                image = _open_group(Path(path)).get(f"data/{self.keys[IMAGE]}")
                 if image is not None:  # a missing key: ReplayBuffer.load names what there is
-                    _check_image_dtype(image.dtype, self.keys["image"], str(path))
+                    _check_image_dtype(image.dtype, self.keys[IMAGE], str(path))
             self.replay_buffer = ReplayBuffer.load(path, keys=sorted(set(self.keys.values())))
         self.horizon, self.n_obs_steps, self.n_action_steps = horizon, n_obs_steps, n_action_steps
         self.split, self.seed, self.val_fraction = split, seed, val_fraction
@@ -280,14 +278,14 @@ class TrajectoryDataset(torch.utils.data.Dataset):
             raise DatasetError("the train split has no episodes to fit a normalizer on")
         data: dict[str, list[np.ndarray]] = {}
         modes: dict[str, NormalizerMode] = {}
-        for name in ("action", "agent_pos", "point_cloud"):
+        for name in (ACTION, AGENT_POS, POINT_CLOUD):
             if name not in self.keys:
                 continue
             array = self.replay_buffer[self.keys[name]]
-            if name == "point_cloud" and self.point_cloud_channels is not None:
+            if name == POINT_CLOUD and self.point_cloud_channels is not None:
                 array = array[..., : self.point_cloud_channels]
             data[name] = [array[s] for s in slices]  # views: no copy of the dataset
-            modes[name] = point_cloud_mode if name == "point_cloud" else mode
+            modes[name] = point_cloud_mode if name == POINT_CLOUD else mode
         return LinearNormalizer().fit(data, mode=modes)
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
@@ -297,7 +295,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         obs: dict[str, torch.Tensor] = {}
         for name, key in self.keys.items():
             value = sample[key]
-            if name == "image":
+            if name == IMAGE:
                 if value.ndim != 4 or value.shape[-1] != 3:
                     raise DatasetError(
                         f"image key {key!r} must be (T, H, W, 3) uint8, "
@@ -305,11 +303,11 @@ class TrajectoryDataset(torch.utils.data.Dataset):
                     )
                 tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(value, -1, 1)))
             else:
-                if name == "point_cloud" and self.point_cloud_channels is not None:
+                if name == POINT_CLOUD and self.point_cloud_channels is not None:
                     value = value[..., : self.point_cloud_channels]
                 tensor = torch.from_numpy(np.array(value, dtype=np.float32))
-            if name == "action":
+            if name == ACTION:
                 action = tensor
             else:
                 obs[name] = tensor
-        return {"obs": obs, "action": action}
+        return {OBS: obs, ACTION: action}

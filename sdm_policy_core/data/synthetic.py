@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sdm_policy_core.data.replay_buffer import ReplayBuffer
+from sdm_policy_core.keys import ARRAY_ACTION, ARRAY_IMAGE, ARRAY_POINT_CLOUD, ARRAY_STATE
 
 
 def reaching_episode(
@@ -31,9 +32,9 @@ def reaching_episode(
     marker = goal + rng.normal(0, 0.02, size=(steps, n_goal, 3)).astype(np.float32)
     cloud = np.concatenate([table, marker], axis=1)
     episode = {
-        "point_cloud": cloud.astype(np.float32),
-        "state": state[:-1],
-        "action": state[1:].copy(),
+        ARRAY_POINT_CLOUD: cloud.astype(np.float32),
+        ARRAY_STATE: state[:-1],
+        ARRAY_ACTION: state[1:].copy(),
     }
     if image_size:
         # A top view: grey table, the goal as a red square (its x, y in pixels).
@@ -41,7 +42,7 @@ def reaching_episode(
         u, v = ((goal[:2] + 0.6) / 1.2 * (image_size - 1)).astype(int)
         r = max(1, image_size // 16)
         image[:, max(0, v - r) : v + r + 1, max(0, u - r) : u + r + 1] = (220, 30, 30)
-        episode["img"] = image
+        episode[ARRAY_IMAGE] = image
     return episode
 
 

@@ -27,6 +27,13 @@ from sdm_policy_core.conversions import (
     pose_to_vector,
     stamp_to_seconds,
 )
+from sdm_policy_core.keys import (
+    IMAGE,
+    TOPIC_EE_POSE,
+    TOPIC_IMAGE,
+    TOPIC_JOINT_STATES,
+    TOPIC_POINTS,
+)
 from sdm_policy_core.robot import RobotProfile, StateAssembler
 
 WARNING_PERIOD_S = 2.0  # at most one rejection warning per this many seconds
@@ -87,15 +94,15 @@ class SensorInputs:
         self._received = 0.0
         self._last_warning = 0.0
         self._inputs = {  # topic -> (wanted, counted as, decode, deliver)
-            "points": (lambda c: c.uses_cloud, "cloud", self._decode_cloud, self._on_cloud),
-            "image": (lambda c: c.uses_image, "image", self._decode_image, self._on_image),
-            "joint_states": (
+            TOPIC_POINTS: (lambda c: c.uses_cloud, "cloud", self._decode_cloud, self._on_cloud),
+            TOPIC_IMAGE: (lambda c: c.uses_image, IMAGE, self._decode_image, self._on_image),
+            TOPIC_JOINT_STATES: (
                 lambda c: self.assembler.needs_joints,
                 "state",
                 self._decode_joints,
                 self._on_joints,
             ),
-            "ee_pose": (
+            TOPIC_EE_POSE: (
                 lambda c: self.assembler.needs_pose,
                 "state",
                 self._decode_pose,

@@ -45,8 +45,17 @@ from sdm_policy_core.eval.envs import (  # check_spec: re-exported, MetaWorld's 
     check_spec,  # noqa: F401
     resolve_eval_task,
 )
+from sdm_policy_core.keys import (
+    AGENT_POS,
+    ARRAY_ACTION,
+    DATASET_ARRAYS,
+    FULL_STATE,
+    IMAGE,
+    OBSERVATION_KEYS,
+    POINT_CLOUD,
+)
 from sdm_policy_core.runtime import PolicyRuntime
-from sdm_policy_core.sim.demos import EVAL_STREAM, episode_seed
+from sdm_policy_core.sim.demos import EVAL_STREAM, FLOAT_ARRAYS, episode_seed
 from sdm_policy_core.sim.metaworld_env import MetaWorldEnv
 
 DEFAULT_SEEDS = (0, 1, 2)  # default protocol: final checkpoint, 20 episodes x 3 seeds
@@ -87,7 +96,7 @@ class Evaluation:
 
 def policy_observation(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The keys a policy consumes from an env observation."""
-    return {k: obs[k] for k in ("point_cloud", "agent_pos", "image") if k in obs}
+    return {k: obs[k] for k in OBSERVATION_KEYS if k in obs}
 
 
 def run_episode(
@@ -211,19 +220,14 @@ def _spread(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-# observation key -> dataset key of `sdm demos` datasets
-_DATASET_KEYS = {
-    "point_cloud": "point_cloud",
-    "agent_pos": "state",
-    "full_state": "full_state",
-    "image": "img",
-}
+# observation key -> dataset key of `sdm demos` datasets (their depth is not recorded here)
+_DATASET_KEYS = {k: DATASET_ARRAYS[k] for k in (POINT_CLOUD, AGENT_POS, FULL_STATE, IMAGE)}
 
 
 def _append_step(visited: dict[str, list[np.ndarray]], obs: dict, action: np.ndarray) -> None:
     """One step of a recorded rollout, under the dataset keys of `sdm demos`."""
     step = {_DATASET_KEYS[k]: v for k, v in obs.items() if k in _DATASET_KEYS}
-    step["action"] = action
+    step[ARRAY_ACTION] = action
     for key, value in step.items():
         visited.setdefault(key, []).append(np.asarray(value))
 
@@ -231,7 +235,7 @@ def _append_step(visited: dict[str, list[np.ndarray]], obs: dict, action: np.nda
 def visited_episode(visited: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
     """The arrays of one recorded episode, with the dtypes of `sdm demos` datasets."""
     arrays = {k: np.stack(v) for k, v in visited.items()}
-    for key in ("point_cloud", "state", "action", "full_state"):
+    for key in FLOAT_ARRAYS:
         if key in arrays:
             arrays[key] = arrays[key].astype(np.float32, copy=False)
     return arrays

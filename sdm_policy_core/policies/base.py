@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from sdm_policy_core.config import ExperimentConfig
 from sdm_policy_core.diffusion import NoiseSchedule
+from sdm_policy_core.keys import ACTION, AGENT_POS, IMAGE, POINT_CLOUD
 from sdm_policy_core.models import build_observation_encoder
-from sdm_policy_core.models.keys import ACTION, AGENT_POS, IMAGE, POINT_CLOUD
 from sdm_policy_core.normalizer import LinearNormalizer
 from sdm_policy_core.policies.observation import check_observation
 
@@ -92,4 +92,4 @@ class Policy(nn.Module, metaclass=abc.ABCMeta):
         action = self.normalizer.unnormalize(ACTION, naction)
         start = self.n_obs_steps - 1
         end = start + self.cfg.model.n_action_steps
-        return {"action_pred": action, "action": action[:, start:end]}
+        return {"action_pred": action, ACTION: action[:, start:end]}

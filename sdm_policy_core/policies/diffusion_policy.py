@@ -14,8 +14,8 @@ from torch import Tensor
 
 from sdm_policy_core.config import ExperimentConfig
 from sdm_policy_core.diffusion import randint, randn
+from sdm_policy_core.keys import ACTION, OBS
 from sdm_policy_core.models import build_denoiser
-from sdm_policy_core.models.keys import ACTION
 from sdm_policy_core.policies.base import Policy
 
 
@@ -39,7 +39,7 @@ class DiffusionPolicy(Policy):
         noise (B, H, Da) and timesteps (B,) may be given (the trainer draws them per global
         batch so that data-parallel runs match single-process ones); else drawn here.
         """
-        cond = self.encode(batch["obs"])
+        cond = self.encode(batch[OBS])
         x0 = self.normalizer.normalize(ACTION, batch[ACTION].float())
         if noise is None:  # drawn on the generator's device, then moved (CPU generator + GPU ok)
             noise = randn(tuple(x0.shape), generator, x0.device, x0.dtype)

@@ -23,6 +23,20 @@ from typing import Any
 import numpy as np
 
 from sdm_policy_core.data import ReplayBuffer
+from sdm_policy_core.keys import (
+    ACTION,
+    AGENT_POS,
+    ARRAY_ACTION,
+    ARRAY_DEPTH,
+    ARRAY_FULL_STATE,
+    ARRAY_POINT_CLOUD,
+    ARRAY_STATE,
+    DATASET_ARRAYS,
+    DEPTH,
+    FULL_STATE,
+    IMAGE,
+    POINT_CLOUD,
+)
 from sdm_policy_core.sim.experts import ScriptedExpert, TwoRouteExpert, make_expert
 from sdm_policy_core.sim.metaworld_env import (
     DEFAULT_MAX_EPISODE_STEPS,
@@ -47,6 +61,10 @@ def episode_seed(seed: int, index: int, stream: int = DEMO_STREAM) -> int:
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be >= 0, got {seed}, {index}")
     return int(np.random.SeedSequence([stream, seed, index]).generate_state(1)[0])
+
+
+# The arrays of `sdm demos` datasets stored as float32 (images stay uint8)
+FLOAT_ARRAYS = (ARRAY_POINT_CLOUD, ARRAY_STATE, ARRAY_ACTION, ARRAY_FULL_STATE, ARRAY_DEPTH)
 
 
 @dataclass
@@ -84,21 +102,15 @@ def record_episode(
     succeeded on `min_success_steps` steps.
     """
     obs = env.reset(seed=reset_seed)
-    keys = ["point_cloud", "state", "action", "full_state"]
-    keys += ["img"] if keep_image else []
-    keys += ["depth"] if keep_depth else []
-    steps: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    recorded = [POINT_CLOUD, AGENT_POS, ACTION, FULL_STATE]
+    recorded += [IMAGE] if keep_image else []
+    recorded += [DEPTH] if keep_depth else []
+    steps: dict[str, list[np.ndarray]] = {DATASET_ARRAYS[k]: [] for k in recorded}
     success_steps, first_success, done = 0, None, False
     while not done:
         action = expert.act(env)
-        steps["point_cloud"].append(obs["point_cloud"])
-        steps["state"].append(obs["agent_pos"])
-        steps["full_state"].append(obs["full_state"])
-        steps["action"].append(action)
-        if keep_image:
-            steps["img"].append(obs["image"])
-        if keep_depth:
-            steps["depth"].append(obs["depth"])
+        for key in recorded:
+            steps[DATASET_ARRAYS[key]].append(action if key == ACTION else obs[key])
         obs, _, success, done, _ = env.step(action)
         if success:
             success_steps += 1
@@ -106,7 +118,7 @@ def record_episode(
             if stop_on_success and success_steps >= min_success_steps:
                 break
     arrays = {k: np.stack(v) for k, v in steps.items()}
-    for key in ("point_cloud", "state", "action", "full_state", "depth"):
+    for key in FLOAT_ARRAYS:
         if key in arrays:
             arrays[key] = arrays[key].astype(np.float32, copy=False)
     return arrays, success_steps, first_success
@@ -198,7 +210,7 @@ def record_demos(
             for arrays, first, route in demonstrated:
                 buffer.add_episode(arrays)
                 summary.episodes += 1
-                summary.episode_lengths.append(len(arrays["action"]))
+                summary.episode_lengths.append(len(arrays[ARRAY_ACTION]))
                 summary.first_success_steps.append(int(first))
                 if route:
                     summary.routes.append(route)

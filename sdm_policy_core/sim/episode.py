@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from sdm_policy_core.keys import AGENT_POS, IMAGE, POINT_CLOUD
 from sdm_policy_core.sim.metaworld_env import DEFAULT_MAX_EPISODE_STEPS, MetaWorldEnv
 
 # Names of agent_pos's 9 values, in order (the metaworld_sim robot profile's state_names; the
@@ -158,8 +159,8 @@ class EpisodeRunner:
     def observation_keys(self) -> tuple[str, ...]:
         """Keys of the observations `reset`/`step` return ("point_cloud", "agent_pos", ...)."""
         if self.family == METAWORLD:
-            keys = ("point_cloud", "agent_pos")
-            return keys + (("image",) if self.env.image_size else ())
+            keys = (POINT_CLOUD, AGENT_POS)
+            return keys + ((IMAGE,) if self.env.image_size else ())
         return tuple(self.env.observation_keys)
 
     @property

@@ -48,6 +48,7 @@ configure_gl_backend()  # before the first `import mujoco` anywhere in the proce
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sdm_policy_core.keys import AGENT_POS, DEPTH, FULL_STATE, IMAGE, POINT_CLOUD  # noqa: E402
 from sdm_policy_core.pointcloud import depth_to_points, preprocess_cloud  # noqa: E402
 from sdm_policy_core.sim.camera import (  # noqa: E402
     Intrinsics,
@@ -320,7 +321,7 @@ class MetaWorldEnv:
         ).astype(np.float32)
 
     def _proprio(self) -> dict[str, np.ndarray]:
-        return {"agent_pos": self.agent_pos(), "full_state": self._state.astype(np.float32)}
+        return {AGENT_POS: self.agent_pos(), FULL_STATE: self._state.astype(np.float32)}
 
     def observe(self) -> dict[str, np.ndarray]:
         """The full observation of the current step (renders depth, and RGB if asked)."""
@@ -330,10 +331,10 @@ class MetaWorldEnv:
             rgb, depth = self._render(self.depth_size, rgb=True, depth=True)
         else:
             _, depth = self._render(self.depth_size, rgb=False, depth=True)
-        obs["depth"] = depth
-        obs["point_cloud"] = self.cloud_from_depth(depth, rgb)
+        obs[DEPTH] = depth
+        obs[POINT_CLOUD] = self.cloud_from_depth(depth, rgb)
         if self.image_size:
-            obs["image"] = self._render(self.image_size, rgb=True, depth=False)[0]
+            obs[IMAGE] = self._render(self.image_size, rgb=True, depth=False)[0]
         return obs
 
     def world_points(self, depth: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray:

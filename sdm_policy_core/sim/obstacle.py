@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from sdm_policy_core.data import ReplayBuffer
-from sdm_policy_core.models.keys import AGENT_POS
+from sdm_policy_core.keys import AGENT_POS, ARRAY_ACTION, ARRAY_STATE
 from sdm_policy_core.sim.demos import DEMO_STREAM, DemoSummary, episode_seed
 from sdm_policy_core.sim.metaworld_env import SimulatorError
 
@@ -234,7 +234,7 @@ def record_obstacle_demos(
                 f"{max_episode_steps} steps; raise --max-episode-steps"
             )
         buffer.add_episode(
-            {"state": np.stack(states), "action": np.stack(actions).astype(np.float32)}
+            {ARRAY_STATE: np.stack(states), ARRAY_ACTION: np.stack(actions).astype(np.float32)}
         )
         sides.append(env.episode.side)
         summary.episodes += 1

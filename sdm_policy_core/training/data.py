@@ -15,18 +15,37 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from sdm_policy_core.config import ConfigError, ExperimentConfig, ObservationSpec
 from sdm_policy_core.data import DatasetError, TrajectoryDataset, data_keys
+from sdm_policy_core.keys import (
+    ACTION,
+    AGENT_POS,
+    ARRAY_ACTION,
+    ARRAY_IMAGE,
+    ARRAY_POINT_CLOUD,
+    ARRAY_STATE,
+    DATASET_ARRAYS,
+    ENCODER_AUTO,
+    ENCODER_DP3,
+    ENCODER_IMAGE,
+    ENCODER_STATE,
+    IMAGE,
+    POINT_CLOUD,
+)
+
+
+def _arrays(*names: str) -> dict[str, str | None]:
+    return {name: DATASET_ARRAYS[name] for name in names}
 
 
 def dataset_keys(cfg: ExperimentConfig) -> dict[str, str | None]:
     """Item name -> dataset key: a point-cloud (DP3) policy, an image policy when
     model.encoder is "image" (Diffusion Policy: `img`), or a state-only one ("state")."""
-    if cfg.model.encoder == "auto":
+    if cfg.model.encoder == ENCODER_AUTO:
         raise ConfigError("model.encoder=auto: resolve it from the dataset (resolve_encoder)")
-    if cfg.model.encoder == "image":
-        return {"point_cloud": None, "image": "img", "agent_pos": "state", "action": "action"}
-    if cfg.model.encoder == "state":
-        return {"point_cloud": None, "agent_pos": "state", "action": "action"}
-    return {"point_cloud": "point_cloud", "agent_pos": "state", "action": "action"}
+    if cfg.model.encoder == ENCODER_IMAGE:
+        return {POINT_CLOUD: None, **_arrays(IMAGE, AGENT_POS, ACTION)}
+    if cfg.model.encoder == ENCODER_STATE:
+        return {POINT_CLOUD: None, **_arrays(AGENT_POS, ACTION)}
+    return _arrays(POINT_CLOUD, AGENT_POS, ACTION)
 
 
 def resolve_encoder(cfg: ExperimentConfig, path: Path) -> ExperimentConfig:
@@ -34,7 +53,7 @@ def resolve_encoder(cfg: ExperimentConfig, path: Path) -> ExperimentConfig:
     module docstring). Raises DatasetError naming the arrays when the dataset lacks `state` or
     `action`, or the arrays an explicit encoder needs."""
     keys = data_keys(path)
-    missing = [k for k in ("state", "action") if k not in keys]
+    missing = [k for k in (ARRAY_STATE, ARRAY_ACTION) if k not in keys]
     if missing:
         raise DatasetError(
             f"dataset {path} has no data/{' nor data/'.join(missing)} (it has data/{keys}); "
@@ -42,11 +61,14 @@ def resolve_encoder(cfg: ExperimentConfig, path: Path) -> ExperimentConfig:
             f"data/action, plus data/point_cloud or data/img when it has them"
         )
     encoder = cfg.model.encoder
-    if encoder == "auto":
-        encoder = "dp3" if "point_cloud" in keys else "image" if "img" in keys else "state"
+    if encoder == ENCODER_AUTO:
+        if ARRAY_POINT_CLOUD in keys:
+            encoder = ENCODER_DP3
+        else:
+            encoder = ENCODER_IMAGE if ARRAY_IMAGE in keys else ENCODER_STATE
         model = dataclasses.replace(cfg.model, encoder=encoder)
         cfg = dataclasses.replace(cfg, model=model)
-    need = {"dp3": "point_cloud", "image": "img"}.get(encoder)
+    need = {ENCODER_DP3: ARRAY_POINT_CLOUD, ENCODER_IMAGE: ARRAY_IMAGE}.get(encoder)
     if need is not None and need not in keys:
         raise DatasetError(
             f"model.encoder={encoder} needs data/{need}, but dataset {path} has data/{keys}; "
@@ -64,19 +86,19 @@ def _observation_spec(
     spec = {
         "point_cloud_shape": None,
         "image_shape": None,
-        "state_dim": int(buf[keys["agent_pos"]].shape[-1]),
-        "action_dim": int(buf[keys["action"]].shape[-1]),
+        "state_dim": int(buf[keys[AGENT_POS]].shape[-1]),
+        "action_dim": int(buf[keys[ACTION]].shape[-1]),
     }
-    if "point_cloud" in keys:
-        P, C = buf[keys["point_cloud"]].shape[1:]
+    if POINT_CLOUD in keys:
+        P, C = buf[keys[POINT_CLOUD]].shape[1:]
         if channels > C:
             raise DatasetError(
                 f"model.use_pc_color needs 6-channel clouds (xyz + rgb); "
-                f"{path} has {C} channels in {keys['point_cloud']!r}"
+                f"{path} has {C} channels in {keys[POINT_CLOUD]!r}"
             )
         spec["point_cloud_shape"] = (int(P), channels)
-    if "image" in keys:
-        H, W, _ = buf[keys["image"]].shape[1:]
+    if IMAGE in keys:
+        H, W, _ = buf[keys[IMAGE]].shape[1:]
         spec["image_shape"] = (3, int(H), int(W))
     return ObservationSpec(**spec)
 
@@ -94,7 +116,7 @@ def _trajectories(cfg: ExperimentConfig, path: Path, val_fraction: float) -> Tra
         val_fraction=val_fraction,
         seed=cfg.train.seed,
         split="train",
-        point_cloud_channels=(6 if m.use_pc_color else 3) if m.encoder == "dp3" else None,
+        point_cloud_channels=(6 if m.use_pc_color else 3) if m.encoder == ENCODER_DP3 else None,
     )
 
 

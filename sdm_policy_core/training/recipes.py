@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from sdm_policy_core.checkpoint import prefixed_state_dict
 from sdm_policy_core.config import ExperimentConfig
 from sdm_policy_core.distill.sdm import SdmDistiller
-from sdm_policy_core.models.keys import ACTION
+from sdm_policy_core.keys import ACTION, OBS
 from sdm_policy_core.normalizer import LinearNormalizer
 from sdm_policy_core.policies import DiffusionPolicy, Policy, SdmPolicy
 from sdm_policy_core.training.distributed import DistContext
@@ -58,7 +58,7 @@ def _val_action_mse(
     gen = step_generator(seed, -1, stream=1)
     errors = []
     for batch in batches:
-        cond = policy.encode(batch["obs"])
+        cond = policy.encode(batch[OBS])
         pred = policy.sample_normalized(cond, sampler, steps, generator=gen).clamp(-1, 1)
         target = policy.normalizer.normalize(ACTION, batch[ACTION].float())
         errors.append(F.mse_loss(pred, target).item())
@@ -207,7 +207,7 @@ class SdmRecipe(Recipe):
 
     def train_step(self, batch: dict, step: int) -> dict[str, float]:
         with torch.no_grad():
-            cond = self.teacher.encode(batch["obs"])
+            cond = self.teacher.encode(batch[OBS])
         gen = step_generator(self.cfg.train.seed, step, stream=self.ctx.rank)
         with _autocast(self.cfg, self.ctx.device):
             metrics = self.distiller.distill_step(

@@ -21,6 +21,7 @@ from typing import Any
 
 from sdm_policy_core.data.bag2zarr.config import Bag2ZarrConfig
 from sdm_policy_core.data.bag2zarr.reading import BagStreams
+from sdm_policy_core.keys import ARRAY_POINT_CLOUD
 
 
 class Aligner:
@@ -37,7 +38,7 @@ class Aligner:
         self.streams, self.issues, self.held = streams, issues, held
         # /tf read alongside: a tick waits until /tf has passed every cloud it may choose
         self.tf_watermark = tf_watermark
-        clouds = [s for s in streams.streams if s.name == "point_cloud"]
+        clouds = [s for s in streams.streams if s.name == ARRAY_POINT_CLOUD]
         self.cloud_lookahead_ns = clouds[0].buffer.rule.lookahead_ns if clouds else 0
         self.max_buffer_bytes = int(cfg.max_buffer_mb * 2**20)
         self.max_pending_ticks = max(4 * cfg.chunk_size, 256)

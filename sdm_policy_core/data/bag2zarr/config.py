@@ -19,6 +19,13 @@ from sdm_policy_core.config import ConfigError, load_dataclass, to_dict
 from sdm_policy_core.conversions import ConversionError, matrix_from_translation_quaternion
 from sdm_policy_core.data.bag_alignment import AlignRule
 from sdm_policy_core.data.bag_reading import TYPESTORES
+from sdm_policy_core.keys import (
+    TOPIC_DEPTH,
+    TOPIC_IMAGE,
+    TOPIC_JOINT_COMMANDS,
+    TOPIC_JOINT_STATES,
+    TOPIC_POINTS,
+)
 
 POINT_CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -129,7 +136,7 @@ class PointCloudConfig(StreamConfig):
     tf_topic equal to tf_static_topic (configs from before /tf was read) reads it as static.
     """
 
-    topic: str = "points"
+    topic: str = TOPIC_POINTS
     num_points: int = 1024
     channels: int = 3
     crop_low: tuple[float, float, float] | None = None
@@ -175,7 +182,7 @@ class ImageConfig(StreamConfig):
     image_transport's `compressed` writes them) -> data/img (T, H, W, 3) uint8 RGB, resized to
     width x height (area interpolation) when both are set."""
 
-    topic: str = "image"
+    topic: str = TOPIC_IMAGE
     width: int | None = None
     height: int | None = None
 
@@ -201,7 +208,7 @@ class DepthConfig(ImageConfig):
     float32 metres, resized with nearest-neighbour interpolation when width and height are
     set."""
 
-    topic: str = "depth"
+    topic: str = TOPIC_DEPTH
 
 
 @dataclass
@@ -216,7 +223,7 @@ class StateConfig(StreamConfig):
     field for JointState: position (default), velocity or effort.
     """
 
-    topic: str = "joint_states"
+    topic: str = TOPIC_JOINT_STATES
     joint_names: tuple[str, ...] | None = None
     field: str | None = None
 
@@ -229,7 +236,7 @@ class ActionConfig(StateConfig):
     command sent in response to the observation at the tick."""
 
     source: str = "topic"
-    topic: str = "joint_commands"
+    topic: str = TOPIC_JOINT_COMMANDS
     align: str = "next"
     tolerance_s: float | None = 0.1
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from sdm_policy_core.data.bag2zarr.config import IMAGE_TYPES, POINT_CLOUD_TYPE, Bag2ZarrConfig
 from sdm_policy_core.data.bag_reading import BagError, BagReader, type_closure
+from sdm_policy_core.keys import ARRAY_DEPTH, ARRAY_IMAGE
 from sdm_policy_core.message_decoding import (
     CloudSettings,
     DecodeSettings,
@@ -56,9 +57,9 @@ def decode_settings(cfg: Bag2ZarrConfig, msgtypes: dict[str, str]) -> DecodeSett
             POINT_CLOUD_TYPE, pc.num_points, pc.channels, pc.crop_low, pc.crop_high, pc.seed
         )
     if cfg.image is not None:
-        image = ImageSettings(msgtypes["img"], "rgb", cfg.image.size())
+        image = ImageSettings(msgtypes[ARRAY_IMAGE], "rgb", cfg.image.size())
     if cfg.depth is not None:
-        depth = ImageSettings(msgtypes["depth"], "depth", cfg.depth.size())
+        depth = ImageSettings(msgtypes[ARRAY_DEPTH], "depth", cfg.depth.size())
     return DecodeSettings(cloud, image, depth)
 
 

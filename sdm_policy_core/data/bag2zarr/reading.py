@@ -45,6 +45,13 @@ from sdm_policy_core.data.bag_alignment import (
     StreamBuffer,
 )
 from sdm_policy_core.data.bag_reading import BagError, BagReader
+from sdm_policy_core.keys import (
+    ARRAY_ACTION,
+    ARRAY_DEPTH,
+    ARRAY_IMAGE,
+    ARRAY_POINT_CLOUD,
+    ARRAY_STATE,
+)
 from sdm_policy_core.message_decoding import peek_header
 
 
@@ -153,9 +160,9 @@ class BagStreams:
     def _setup_streams(self) -> None:
         cfg, bag = self.cfg, self.bag
         heavy = (
-            ("point_cloud", cfg.point_cloud, [POINT_CLOUD_TYPE]),
-            ("img", cfg.image, IMAGE_TYPES),
-            ("depth", cfg.depth, IMAGE_TYPES),
+            (ARRAY_POINT_CLOUD, cfg.point_cloud, [POINT_CLOUD_TYPE]),
+            (ARRAY_IMAGE, cfg.image, IMAGE_TYPES),
+            (ARRAY_DEPTH, cfg.depth, IMAGE_TYPES),
         )
         for name, scfg, msgtypes in heavy:
             if scfg is None:
@@ -170,9 +177,9 @@ class BagStreams:
                 hold=scfg.missing == "hold",
             )
             self._add_stream(stream)
-        vectors: list[tuple[str, StateConfig]] = [("state", cfg.state)]
+        vectors: list[tuple[str, StateConfig]] = [(ARRAY_STATE, cfg.state)]
         if cfg.action.source == "topic":
-            vectors.append(("action", cfg.action))
+            vectors.append((ARRAY_ACTION, cfg.action))
         for name, scfg in vectors:
             topic = bag.resolve(scfg.topic, f"{name} topic")
             msgtype = bag.topics[topic].msgtype
@@ -275,7 +282,7 @@ class BagStreams:
             value: Any = None
         elif stream.kind == "heavy":
             frame, tf_stamp = "", stamp
-            if stream.name == "point_cloud":  # transformed at its header stamp, as tf2 does
+            if stream.name == ARRAY_POINT_CLOUD:  # transformed at its header stamp, as tf2 does
                 try:
                     header_stamp, frame = peek_header(raw)
                 except ConversionError as err:

@@ -30,6 +30,13 @@ from sdm_policy_core.data.bag2zarr.summary import ConversionStats
 from sdm_policy_core.data.bag2zarr.transforms import Cloud
 from sdm_policy_core.data.replay_buffer import DatasetError
 from sdm_policy_core.data.zarr_writer import StreamingDatasetWriter
+from sdm_policy_core.keys import (
+    ARRAY_ACTION,
+    ARRAY_DEPTH,
+    ARRAY_IMAGE,
+    ARRAY_POINT_CLOUD,
+    ARRAY_STATE,
+)
 from sdm_policy_core.message_decoding import DecodeSettings, Job
 
 IN_FLIGHT_CHUNKS = 3  # decoded ahead of the zarr writes (memory: a few chunks of raw messages)
@@ -101,28 +108,28 @@ class SampleWriter:
                 if following is None:
                     self.stats.dropped["last sample of an episode (no next state for action)"] += 1
                     continue
-                action = following.values["state"]
+                action = following.values[ARRAY_STATE]
             else:
-                action = values["action"]
+                action = values[ARRAY_ACTION]
             kept.append(sample)
-            small.append((values["state"], action))
+            small.append((values[ARRAY_STATE], action))
         if not kept:
             return
         timer = self.stats.timer
         transforms: list[np.ndarray | None] = [None] * len(kept)
         if self.cfg.point_cloud is not None:
             timer.enter("tf_lookup")
-            transforms = self.transforms([s.values["point_cloud"] for s in kept])
+            transforms = self.transforms([s.values[ARRAY_POINT_CLOUD] for s in kept])
             timer.exit()
         jobs: list[Job] = []
         for sample, transform in zip(kept, transforms, strict=True):
             values = sample.values
             jobs.append(
                 (
-                    values["point_cloud"][0] if "point_cloud" in values else None,
+                    values[ARRAY_POINT_CLOUD][0] if ARRAY_POINT_CLOUD in values else None,
                     transform,
-                    values["img"][0] if "img" in values else None,
-                    values["depth"][0] if "depth" in values else None,
+                    values[ARRAY_IMAGE][0] if ARRAY_IMAGE in values else None,
+                    values[ARRAY_DEPTH][0] if ARRAY_DEPTH in values else None,
                 )
             )
         timer.enter("submit")  # workers=0: the decoding itself
@@ -143,7 +150,7 @@ class SampleWriter:
                 self.stats.dropped[result] += 1
                 continue
             reason = None
-            for key in ("img", "depth"):
+            for key in (ARRAY_IMAGE, ARRAY_DEPTH):
                 if key in result:
                     shape = self.image_shapes.setdefault(key, result[key].shape)
                     if result[key].shape != shape:
@@ -156,21 +163,21 @@ class SampleWriter:
                 continue
             for key, value in result.items():
                 block.setdefault(key, []).append(value)
-            block.setdefault("state", []).append(state)
-            block.setdefault("action", []).append(action)
+            block.setdefault(ARRAY_STATE, []).append(state)
+            block.setdefault(ARRAY_ACTION, []).append(action)
         if not block:
             return
         timer.enter("write")
         arrays = {k: np.stack(v) for k, v in block.items()}
-        arrays["state"] = arrays["state"].astype(np.float32)
-        arrays["action"] = arrays["action"].astype(np.float32)
+        arrays[ARRAY_STATE] = arrays[ARRAY_STATE].astype(np.float32)
+        arrays[ARRAY_ACTION] = arrays[ARRAY_ACTION].astype(np.float32)
         try:
             self.dataset.append(arrays)
         except DatasetError as err:
             raise DatasetError(f"bag {self.bag_path}: {err}") from None
         finally:
             timer.exit()
-        self.stats.samples += len(arrays["state"])
+        self.stats.samples += len(arrays[ARRAY_STATE])
         if self.settings.cloud is not None:
             self.stats.clouds += len(results)
 
