@@ -79,6 +79,23 @@ TOPIC_JOINT_COMMANDS = "joint_commands"
 TOPIC_EE_TARGET = "ee_target"
 TOPIC_EPISODE_STATUS = "episode_status"  # a simulator's episode boundaries (sdm_msgs)
 
+# The topics of the ROS 2 contract (ARCHITECTURE.md) the policy node uses, with their message
+# types: the node subscribes the inputs and publishes the outputs; a simulator profile may remap
+# any of them. The node resolves the types from these names (sdm_policy_ros.policy_messages).
+CONTRACT_INPUTS: dict[str, str] = {
+    TOPIC_POINTS: "sensor_msgs/msg/PointCloud2",
+    TOPIC_IMAGE: "sensor_msgs/msg/Image",
+    TOPIC_JOINT_STATES: "sensor_msgs/msg/JointState",
+    TOPIC_EE_POSE: "geometry_msgs/msg/PoseStamped",
+}
+CONTRACT_OUTPUTS: dict[str, str] = {
+    TOPIC_JOINT_TRAJECTORY: "trajectory_msgs/msg/JointTrajectory",
+    TOPIC_JOINT_COMMANDS: "std_msgs/msg/Float64MultiArray",
+    TOPIC_EE_TARGET: "geometry_msgs/msg/PoseStamped",
+    "action_chunk": "sdm_msgs/msg/ActionChunk",
+    "status": "sdm_msgs/msg/PolicyStatus",
+}
+
 # model input -> the topics that carry it. A robot profile reads its state from joint_states
 # or ee_pose (its `state` entries) and writes its action to the topic named by its `output`.
 ROS_TOPICS: dict[str, tuple[str, ...]] = {

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdm_policy_core.keys import (
-    TOPIC_EE_POSE,
-    TOPIC_EE_TARGET,
+    CONTRACT_INPUTS,
+    CONTRACT_OUTPUTS,
     TOPIC_EPISODE_STATUS,
     TOPIC_IMAGE,
     TOPIC_JOINT_COMMANDS,
     TOPIC_JOINT_STATES,
-    TOPIC_JOINT_TRAJECTORY,
     TOPIC_POINTS,
 )
 
@@ -111,7 +110,7 @@ POLICY_ARGUMENTS = (
 
 
 def share_directory() -> Path:
-    """The package's share directory (installed), else the source tree."""
+    """Return the package's share directory (installed), else the source tree."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
@@ -140,7 +139,7 @@ def _with_defaults(arguments: Sequence[LaunchArgument], args: dict[str, str]) ->
 
 
 def policy_nodes(args: dict[str, str]) -> list[NodeSpec]:
-    """The processes of policy.launch.py for launch arguments `args` (defaults filled in)."""
+    """Return the processes of policy.launch.py for launch arguments `args` (defaults filled in)."""
     values = _with_defaults(POLICY_ARGUMENTS, args)
     params_file = values["params_file"] or str(share_directory() / "config" / "policy.yaml")
     parameters: dict[str, object] = {
@@ -167,22 +166,6 @@ def policy_nodes(args: dict[str, str]) -> list[NodeSpec]:
 # -- sim_eval.launch.py ---------------------------------------------------------------------------
 
 SIMS = ("mujoco", "gazebo", "isaac")
-# Topics of the ROS 2 contract (ARCHITECTURE.md) the policy node uses, with their types: what
-# a simulator profile may remap. Inputs first, then outputs.
-CONTRACT_INPUTS = {
-    TOPIC_POINTS: "sensor_msgs/msg/PointCloud2",
-    TOPIC_IMAGE: "sensor_msgs/msg/Image",
-    TOPIC_JOINT_STATES: "sensor_msgs/msg/JointState",
-    TOPIC_EE_POSE: "geometry_msgs/msg/PoseStamped",
-}
-CONTRACT_OUTPUTS = {
-    TOPIC_JOINT_TRAJECTORY: "trajectory_msgs/msg/JointTrajectory",
-    TOPIC_JOINT_COMMANDS: "std_msgs/msg/Float64MultiArray",
-    TOPIC_EE_TARGET: "geometry_msgs/msg/PoseStamped",
-    "action_chunk": "sdm_msgs/msg/ActionChunk",
-    "status": "sdm_msgs/msg/PolicyStatus",
-}
-
 SIM_EVAL_ARGUMENTS = (
     LaunchArgument(
         "sim",
@@ -288,9 +271,12 @@ def sim_profile(sim: str) -> dict:
 
 
 def checkpoint_settings(checkpoint: str, sampler: str, steps: int) -> dict[str, object]:
-    """What a checkpoint's config.json implies for the nodes: sampler and steps as `sdm eval`
+    """Return the sampler, steps and observation sizes a checkpoint's config.json implies.
+
+    What a checkpoint's config.json implies for the nodes: sampler and steps as `sdm eval`
     picks them (empty sampler / steps 0: the checkpoint's defaults, DiffusionConfig.sampler_for),
-    and the observation sizes."""
+    and the observation sizes.
+    """
     import json
 
     from sdm_policy_core.config import DiffusionConfig, from_dict
@@ -314,7 +300,7 @@ def checkpoint_settings(checkpoint: str, sampler: str, steps: int) -> dict[str, 
 
 
 def sim_eval_nodes(args: dict[str, str]) -> list[NodeSpec]:
-    """The processes of sim_eval.launch.py for launch arguments `args` (defaults filled in).
+    """Return the processes of sim_eval.launch.py for launch arguments `args` (defaults filled in).
 
     mujoco: sim_bridge_node (lockstep), policy_node (robot metaworld_sim, or the task's profile
     in SIM_ROBOTS; sim time, one action per observation, waiting for the state of the same
@@ -443,10 +429,13 @@ SIM_RECORD_ARGUMENTS = (
 
 
 def sim_record_nodes(args: dict[str, str]) -> list[NodeSpec]:
-    """The processes of sim_record.launch.py: sim bridge (lockstep), expert teleoperator,
+    """Return the processes of sim_record.launch.py, which record demonstrations into a bag.
+
+    The processes of sim_record.launch.py: sim bridge (lockstep), expert teleoperator,
     bag_recorder and the driver in demos mode, which resets one placement after the other
     (sdm demos' seeds) until `episodes` demonstrations succeeded, then ends the launch (the
-    recorder closes the bag on the shutdown)."""
+    recorder closes the bag on the shutdown).
+    """
     values = _with_defaults(SIM_RECORD_ARGUMENTS, args)
     if not values["bag"]:
         raise ValueError("bag:=DIR is required (the rosbag2 bag to create)")

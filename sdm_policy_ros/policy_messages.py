@@ -7,6 +7,7 @@ chunk, the status and the /diagnostics entry.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,36 +16,32 @@ from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from sdm_msgs.msg import ActionChunk, PolicyStatus
-from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from sdm_policy_core.control import PolicyController, TickResult
 from sdm_policy_core.keys import (
-    TOPIC_EE_POSE,
-    TOPIC_EE_TARGET,
-    TOPIC_IMAGE,
+    ACTION,
+    CONTRACT_INPUTS,
+    CONTRACT_OUTPUTS,
+    ROS_TOPICS,
     TOPIC_JOINT_COMMANDS,
-    TOPIC_JOINT_STATES,
     TOPIC_JOINT_TRAJECTORY,
-    TOPIC_POINTS,
 )
 from sdm_policy_core.robot import RobotProfile
 from sdm_policy_core.runtime_base import ActionChunk as Chunk
 
+
+def message_type(name: str) -> type:
+    """Return the message class of a ROS type name such as "sensor_msgs/msg/PointCloud2"."""
+    package, kind, cls = name.split("/")
+    return getattr(importlib.import_module(f"{package}.{kind}"), cls)
+
+
 # sensor topic -> its type (sdm_policy_core.deploy.session.ControlSession.receive decodes them)
-SENSOR_TYPES = {
-    TOPIC_POINTS: PointCloud2,
-    TOPIC_IMAGE: Image,
-    TOPIC_JOINT_STATES: JointState,
-    TOPIC_EE_POSE: PoseStamped,
-}
+SENSOR_TYPES = {topic: message_type(name) for topic, name in CONTRACT_INPUTS.items()}
 # robot profile `output` -> the message type published on the topic of that name
-OUTPUT_TYPES = {
-    TOPIC_JOINT_TRAJECTORY: JointTrajectory,
-    TOPIC_JOINT_COMMANDS: Float64MultiArray,
-    TOPIC_EE_TARGET: PoseStamped,
-}
+OUTPUT_TYPES = {topic: message_type(CONTRACT_OUTPUTS[topic]) for topic in ROS_TOPICS[ACTION]}
 STATE_NAMES = {
     PolicyStatus.STATE_NO_CHECKPOINT: "no checkpoint",
     PolicyStatus.STATE_DISABLED: "disabled",
@@ -69,7 +66,7 @@ def duration_msg(seconds: float) -> Duration:
 def action_chunk_msg(
     chunk: Chunk, obs_stamp: float, names: Sequence[str], frame_id: str, dt: float
 ) -> ActionChunk:
-    """The planned chunk (horizon, Da) stamped with the observation it was planned from."""
+    """Build the planned chunk (horizon, Da), stamped with the observation it was planned from."""
     msg = ActionChunk()
     msg.header.stamp = stamp_msg(obs_stamp)
     msg.header.frame_id = frame_id
@@ -83,7 +80,7 @@ def action_chunk_msg(
 
 
 def joint_trajectory_msg(names: Sequence[str], targets: np.ndarray, dt: float) -> JointTrajectory:
-    """targets (n, Da): point k is to be reached (k + 1) * dt s from now."""
+    """Build a JointTrajectory of targets (n, Da): point k is to be reached (k + 1) * dt s from now."""
     msg = JointTrajectory()
     msg.joint_names = list(names)
     for k, target in enumerate(np.atleast_2d(targets)):
@@ -102,7 +99,7 @@ def command_msg(
     dt: float,
     stamp: TimeMsg,
 ) -> JointTrajectory | Float64MultiArray | PoseStamped:
-    """The profile's output message for a safe command (Da,) or trajectory (n, Da)."""
+    """Build the profile's output message for a safe command (Da,) or trajectory (n, Da)."""
     if profile.output == TOPIC_JOINT_TRAJECTORY:
         targets = trajectory if trajectory is not None else command
         return joint_trajectory_msg(profile.action_names, targets, dt)
@@ -114,9 +111,12 @@ def command_msg(
 def step_msgs(
     profile: RobotProfile, result: TickResult, dt: float, on_fault: str, stamp: TimeMsg
 ) -> list[tuple[str, object]]:
-    """(topic, message) to publish for a control step's result, in order: on a halt with
+    """List the (topic, message) pairs to publish for a control step's result.
+
+    (topic, message) to publish for a control step's result, in order: on a halt with
     on_fault stop, an empty JointTrajectory (joint_trajectory_controller stops where it is);
-    the chunk when the policy ran; the command."""
+    the chunk when the policy ran; the command.
+    """
     out: list[tuple[str, object]] = []
     if result.halt and on_fault == "stop" and profile.output == TOPIC_JOINT_TRAJECTORY:
         out.append((profile.output, JointTrajectory()))
@@ -158,7 +158,7 @@ def status_msg(
     controller: PolicyController | None,
     now: float,
 ) -> PolicyStatus:
-    """The status message; `now` [s] on the clock of the observation stamps."""
+    """Build the status message; `now` [s] on the clock of the observation stamps."""
     msg = PolicyStatus()
     msg.header.stamp = stamp
     msg.state = state
@@ -184,8 +184,11 @@ def status_msg(
 
 
 def latency_values(timing: dict) -> dict[str, str]:
-    """/diagnostics values of a `deploy.timing` summary: "latency_ms.<stage>" (and ".total",
-    cloud stamp -> command published) = "p50 <ms> / p99 <ms>" over the newest planned steps."""
+    """Format a `deploy.timing` summary as /diagnostics values (p50 / p99 per stage).
+
+    /diagnostics values of a `deploy.timing` summary: "latency_ms.<stage>" (and ".total",
+    cloud stamp -> command published) = "p50 <ms> / p99 <ms>" over the newest planned steps.
+    """
     rows = {**timing["stages_ms"], "total": timing["total_ms"]}
     return {
         f"latency_ms.{name}": f"p50 {v['p50']:.2f} / p99 {v['p99']:.2f}"

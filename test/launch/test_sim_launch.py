@@ -1,7 +1,8 @@
 """sim_eval.launch.py and the Gazebo / Isaac Sim profiles, checked statically (neither simulator
 runs here): files parse, every executable the specs start is installed by setup.py, every
 parameter file and robot profile exists, and every remapped topic lands on a contract topic of
-the right type on the simulator's side (ros_gz_bridge YAML / the Isaac Sim bridge topic list)."""
+the right type on the simulator's side (ros_gz_bridge YAML / the Isaac Sim bridge topic list).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ import pytest
 import yaml
 
 from sdm_policy_core.config import DeploymentConfig, from_dict
+from sdm_policy_core.keys import CONTRACT_INPUTS, CONTRACT_OUTPUTS
 from sdm_policy_core.robot import load_robot_profile
 from sdm_policy_ros.executables import MODULES
 from sdm_policy_ros.launch_spec import (
-    CONTRACT_INPUTS,
-    CONTRACT_OUTPUTS,
     LAUNCH_FILES,
     SIM_EVAL_ARGUMENTS,
     SIM_RECORD_ARGUMENTS,
