@@ -25,7 +25,7 @@ def _fsync_path(path: Path) -> None:
 
 
 def fsync_tree(root: Path) -> None:
-    """fsync every file and directory under `root` (inclusive)."""
+    """Call fsync on every file and directory under `root` (inclusive)."""
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
             _fsync_path(Path(dirpath) / name)

@@ -110,7 +110,7 @@ class Checkpoint:
         return out
 
     def experiment_config(self) -> ExperimentConfig:
-        """The ExperimentConfig stored in config.json (validated; extra keys are ignored)."""
+        """Return the ExperimentConfig stored in config.json (validated; extra keys ignored)."""
         names = {f.name for f in fields(ExperimentConfig)}
         return from_dict(ExperimentConfig, {k: v for k, v in self.config.items() if k in names})
 
@@ -179,8 +179,10 @@ def dataset_fingerprint(path: str | Path) -> dict[str, Any]:
 def make_provenance(
     step: int, dataset: str | Path | Mapping[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """Provenance block of config.json: created_at (UTC, ISO 8601), git commit, step, dataset
-    (path + fingerprint, see `dataset_fingerprint`), torch / numpy / python versions and `extra`.
+    """Build the provenance block of config.json.
+
+    created_at (UTC, ISO 8601), git commit, step, dataset (path + fingerprint, see
+    `dataset_fingerprint`), torch / numpy / python versions and `extra`.
     """
     if dataset is not None and not isinstance(dataset, Mapping):
         dataset = dataset_fingerprint(str(Path(dataset).resolve()))
@@ -206,7 +208,7 @@ def checkpoint_config(
     normalizer: Any | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The config.json dict of a checkpoint.
+    """Build the config.json dict of a checkpoint.
 
     experiment: the run's ExperimentConfig (or its `to_dict()`); its sections become top-level
         keys ('obs' is the observation spec).
@@ -232,7 +234,7 @@ def checkpoint_config(
 
 
 def _plain_keys(obj: dict[Any, Any]) -> bool:
-    """True when a dict can stay a JSON object (string keys, not mistakable for a marker)."""
+    """Tell whether a dict can stay a JSON object (string keys, not mistakable for a marker)."""
     return all(isinstance(k, str) for k in obj) and not (
         len(obj) == 1 and next(iter(obj)) in _MARKERS
     )
@@ -338,9 +340,11 @@ def _hashable(key: Any) -> Any:
 
 
 def capture_rng_state() -> dict[str, Any]:
-    """The global RNG states: torch CPU (uint8 tensor), CUDA (one per device, when CUDA is
-    initialised), numpy's legacy global generator and python `random`, all storable by
-    `flatten_state_dict` / `save_checkpoint` without pickle.
+    """Capture the global RNG states, all storable without pickle.
+
+    torch CPU (uint8 tensor), CUDA (one per device, when CUDA is initialised), numpy's legacy
+    global generator and python `random`, all storable by `flatten_state_dict` /
+    `save_checkpoint` without pickle.
     """
     np_state = np.random.get_state()
     py_version, py_internal, py_gauss = random.getstate()
@@ -361,8 +365,11 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Set the global RNGs from `capture_rng_state()` output (missing entries are left alone;
-    CUDA states are restored for as many devices as both sides have)."""
+    """Set the global RNGs from `capture_rng_state()` output.
+
+    Missing entries are left alone; CUDA states are restored for as many devices as both
+    sides have.
+    """
     if "torch" in state:
         torch.set_rng_state(torch.as_tensor(state["torch"], dtype=torch.uint8).cpu())
     if "numpy" in state:
@@ -402,7 +409,7 @@ def _interrupted_hint(path: Path) -> str:
 def prefixed_state_dict(
     parts: Mapping[str, nn.Module | Mapping[str, torch.Tensor]],
 ) -> dict[str, torch.Tensor]:
-    """{'encoder': module, ...} -> {'encoder.<param>': tensor, ...} (modules' state dicts)."""
+    """Merge modules' state dicts: {'encoder': module, ...} -> {'encoder.<param>': tensor, ...}."""
     out: dict[str, torch.Tensor] = {}
     for prefix, part in parts.items():
         state = part.state_dict() if isinstance(part, nn.Module) else part

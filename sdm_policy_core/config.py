@@ -115,8 +115,10 @@ DENOISERS = ("unet", "mlp")
 
 @dataclass
 class ModelConfig:
-    """Observation encoder + denoiser (ConditionalUnet1D or a residual MLP). Fields left None
-    come from `preset`."""
+    """Observation encoder + denoiser (ConditionalUnet1D or a residual MLP).
+
+    Fields left None come from `preset`.
+    """
 
     preset: str = "simple_dp3"
     # Observation modality: "dp3" (point cloud + state), "image" (RGB + state, Diffusion Policy),
@@ -223,10 +225,12 @@ class DiffusionConfig:
     def sampler_for(
         self, kind: str, sampler: str | None = None, steps: int | None = None
     ) -> tuple[str, int]:
-        """(sampler, steps) a checkpoint of `kind` runs: the one place for the defaults (the
-        runtime, the teacher's predict_action, the launch files). No sampler: an SDM checkpoint
-        'one-step', a teacher `sampler`; no steps: one-step 1, ddim `num_inference_steps`, ddpm
-        `num_train_timesteps`."""
+        """Return the (sampler, steps) a checkpoint of `kind` runs.
+
+        The one place for the defaults (the runtime, the teacher's predict_action, the launch
+        files). No sampler: an SDM checkpoint 'one-step', a teacher `sampler`; no steps:
+        one-step 1, ddim `num_inference_steps`, ddpm `num_train_timesteps`.
+        """
         sampler = sampler or ("one-step" if kind == "sdm" else self.sampler)
         if sampler == "one-step":
             return sampler, 1
@@ -507,8 +511,11 @@ def _parse_scalar(text: str) -> Any:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply `a.b=value` overrides (`key=value` for a top-level key) to a nested dict
-    (returned as a new dict). A section that is null (e.g. an optional stream) is created."""
+    """Apply `a.b=value` overrides (`key=value` for a top-level key) to a nested dict.
+
+    The result is returned as a new dict. A section that is null (e.g. an optional stream) is
+    created.
+    """
     out = _deepcopy_dict(data)
     for item in overrides:
         if "=" not in item:
@@ -533,8 +540,10 @@ def _deepcopy_dict(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """The mapping in YAML file `path` (yaml.safe_load only); ConfigError when the file is
-    missing, not YAML, or not a mapping."""
+    """Load the mapping in YAML file `path` (yaml.safe_load only).
+
+    Raises ConfigError when the file is missing, not YAML, or not a mapping.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
@@ -553,8 +562,9 @@ def load_dataclass(
     overrides: Sequence[str] | None = None,
     base: dict[str, Any] | None = None,
 ) -> T:
-    """Config dataclass `cls` from an optional YAML file, an optional base dict and dotted
-    overrides (the loader of every command: `sdm train`, `sdm distill`, `sdm bag2zarr`).
+    """Load config dataclass `cls` from an optional YAML file, base dict and dotted overrides.
+
+    The loader of every command: `sdm train`, `sdm distill`, `sdm bag2zarr`.
 
     Precedence: defaults < base < file < overrides. YAML is read with `yaml.safe_load` only.
     """
@@ -570,8 +580,10 @@ def load_config(
     overrides: Sequence[str] | None = None,
     base: dict[str, Any] | None = None,
 ) -> ExperimentConfig:
-    """ExperimentConfig from an optional YAML file, an optional base dict and overrides
-    (see `load_dataclass`)."""
+    """Load an ExperimentConfig from an optional YAML file, base dict and overrides.
+
+    See `load_dataclass`.
+    """
     return load_dataclass(ExperimentConfig, path, overrides, base)
 
 

@@ -54,8 +54,11 @@ class TickResult:
 
 @dataclass
 class SeamStats:
-    """Jumps at action-chunk seams: max |a_first(new chunk) - a_last(previous)| over action
-    dimensions, in robot units (-1 before the first seam)."""
+    """Jumps at action-chunk seams, in robot units (-1 before the first seam).
+
+    max |a_first(new chunk) - a_last(previous)| over action dimensions, in robot units (-1
+    before the first seam).
+    """
 
     last: float = -1.0
     max: float = 0.0
@@ -74,13 +77,15 @@ class SeamStats:
 
 
 def action_jump(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| over action dimensions (robot units)."""
+    """Return max |a - b| over action dimensions (robot units)."""
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
 class TemporalEnsembler:
-    """ACT-style temporal ensembling: a chunk is planned every tick; the executed action of tick
-    t is the mean of every live chunk's action for t, weighted exp(-decay * chunk age in ticks).
+    """ACT-style temporal ensembling: a chunk is planned every tick.
+
+    The executed action of tick t is the mean of every live chunk's action for t, weighted
+    exp(-decay * chunk age in ticks).
     """
 
     def __init__(self, decay: float) -> None:
@@ -89,11 +94,11 @@ class TemporalEnsembler:
         self.tick = 0
 
     def add(self, actions: np.ndarray) -> None:
-        """The chunk (n, Da) planned at the current tick (its first action is for this tick)."""
+        """Add the chunk (n, Da) planned at this tick (its first action is for this tick)."""
         self._chunks.append((self.tick, np.asarray(actions)))
 
     def next(self) -> np.ndarray:
-        """The ensembled action (Da,) of the current tick; advances to the next tick."""
+        """Return the ensembled action (Da,) of the current tick; advance to the next tick."""
         t = self.tick
         while self._chunks and t - self._chunks[0][0] >= len(self._chunks[0][1]):
             self._chunks.popleft()
@@ -128,13 +133,13 @@ class TrackingMonitor:
         self._since: float | None = None  # time of the first target since reset
 
     def commanded(self, now: float, target: np.ndarray) -> None:
-        """The arm was sent `target` at `now` (tracked dimensions only)."""
+        """Record that the arm was sent `target` at `now` (tracked dimensions only)."""
         self._targets.append((now, np.asarray(target, dtype=np.float64)))
         if self._since is None:
             self._since = now
 
     def update(self, now: float, measured: np.ndarray) -> bool:
-        """The measured position (tracked dimensions) at `now`; True when it is a fault."""
+        """Record the measured position (tracked dimensions) at `now`; True when it is a fault."""
         while self._targets and self._targets[0][0] < now - self.timeout_s:
             self._targets.popleft()
         if not self._targets or self._since is None:
@@ -228,8 +233,11 @@ class PolicyController:
         self.tracking = TrackingMonitor(profile.tracking_tolerance, profile.tracking_timeout_s)
 
     def _measured_indices(self) -> tuple[list[int] | None, list[int]]:
-        """State index of each action dimension (None: raw actions, no measured counterpart)
-        and the action dimensions the tracking check watches."""
+        """Map action dimensions to state indices; pick the dimensions the tracking check watches.
+
+        State index of each action dimension (None: raw actions, no measured counterpart)
+        and the action dimensions the tracking check watches.
+        """
         p = self.profile
         names = list(p.state_names)
         if p.action_kind == "raw":
@@ -243,14 +251,16 @@ class PolicyController:
     def update_cloud(
         self, points: np.ndarray, stamp: float, to_base: np.ndarray | None = None
     ) -> None:
-        """A decoded cloud (N, >=3) in its sensor frame, finite points only. `to_base`: the 4x4
-        transform of this cloud's frame into the base frame (tf at the cloud's stamp); None: the
-        controller's `cloud_to_base` (the profile's camera mount)."""
+        """Store a decoded cloud (N, >=3) in its sensor frame, finite points only.
+
+        `to_base`: the 4x4 transform of this cloud's frame into the base frame (tf at the
+        cloud's stamp); None: the controller's `cloud_to_base` (the profile's camera mount).
+        """
         self._cloud = _Stamped(points, stamp, to_base)
         self._fresh_cloud = True
 
     def update_image(self, rgb: np.ndarray, stamp: float) -> None:
-        """A decoded RGB frame (H, W, 3) uint8 (resized to the checkpoint's size at the tick)."""
+        """Store a decoded RGB frame (H, W, 3) uint8 (resized to the checkpoint's size at tick)."""
         self._image = _Stamped(rgb, stamp)
 
     def update_state(self, positions: np.ndarray, stamp: float) -> None:
@@ -304,14 +314,16 @@ class PolicyController:
         self.tracking.reset()
 
     def measured_action(self) -> np.ndarray | None:
-        """The latest measured position in action order (None: raw actions or no state)."""
+        """Return the latest measured position in action order (None: raw actions or no state)."""
         if self._state_to_action is None or self._state is None:
             return None
         return self._state.value[self._state_to_action].astype(np.float64)
 
     def _stale(self, now: float) -> list[str]:
-        """'<input> <age> s old' for each needed input older than stale_age_s (or stamped
-        further than that in the future: clock trouble)."""
+        """List '<input> <age> s old' for each needed input older than stale_age_s.
+
+        Also inputs stamped further than that in the future (clock trouble).
+        """
         stale = []
         for name, value in self._required():
             age = now - value.stamp
@@ -320,7 +332,7 @@ class PolicyController:
         return stale
 
     def _check_tracking(self, now: float) -> str | None:
-        """A fault message when the arm has not followed the targets for the timeout."""
+        """Return a fault message when the arm has not followed the targets for the timeout."""
         measured = self.measured_action()
         if self._last_command is None or measured is None or not self._tracked:
             return None

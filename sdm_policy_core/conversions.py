@@ -102,8 +102,11 @@ def _buffer(data: Any, what: str) -> np.ndarray:
 
 
 def _data_for(msg: Any, payload: bytes) -> Any:
-    """`payload` in the form msg.data takes: a uint8 ndarray for rosbags messages (their
-    serialiser needs one), bytes for rclpy (assigning bytes is ~500x faster than an array)."""
+    """Return `payload` in the form msg.data takes.
+
+    A uint8 ndarray for rosbags messages (their serialiser needs one), bytes for rclpy
+    (assigning bytes is ~500x faster than an array).
+    """
     if isinstance(getattr(msg, "data", None), np.ndarray) or hasattr(type(msg), "__msgtype__"):
         return np.frombuffer(payload, dtype=np.uint8)
     return payload
@@ -146,8 +149,11 @@ def seconds_to_stamp_fields(seconds: float) -> dict[str, int]:
 
 
 def _cloud_dtype(msg: Any, channels: int) -> tuple[np.dtype, str | None]:
-    """Structured dtype (itemsize = point_step) of the fields we read, and the colour layout
-    ('packed' for an rgb/rgba field, 'separate' for r, g, b uint8 fields, None)."""
+    """Build the structured dtype of the fields we read, and the colour layout.
+
+    Structured dtype (itemsize = point_step) of the fields we read, and the colour layout
+    ('packed' for an rgb/rgba field, 'separate' for r, g, b uint8 fields, None).
+    """
     fields = list(_get(msg, "fields", "PointCloud2"))
     point_step = _int(_get(msg, "point_step", "PointCloud2"), "point_step", "PointCloud2")
     order = ">" if bool(_get(msg, "is_bigendian", "PointCloud2")) else "<"
@@ -357,7 +363,7 @@ def _supported_encodings() -> str:
 
 
 def image_to_array(msg: Any) -> np.ndarray:
-    """sensor_msgs/Image -> a new numpy array in a fixed convention per encoding:
+    """Convert sensor_msgs/Image to a new numpy array in a fixed convention per encoding.
 
     rgb8, bgr8, rgba8, bgra8 -> (H, W, 3) uint8 RGB (BGR is reordered, alpha dropped);
     mono8 -> (H, W) uint8; mono16 -> (H, W) uint16;
@@ -432,8 +438,10 @@ def image_to_depth(msg: Any) -> np.ndarray:
 
 
 def array_to_image_fields(array: np.ndarray, encoding: str) -> dict:
-    """The inverse of `image_to_array`: numpy array -> Image fields {'height', 'width',
-    'encoding', 'is_bigendian', 'step', 'data': bytes} (no row padding, little-endian).
+    """Convert a numpy array to Image fields: the inverse of `image_to_array`.
+
+    numpy array -> Image fields {'height', 'width', 'encoding', 'is_bigendian', 'step',
+    'data': bytes} (no row padding, little-endian).
 
     rgb8/bgr8 take (H, W, 3) uint8 RGB; rgba8/bgra8 take (H, W, 3) RGB (alpha 255) or
     (H, W, 4) RGBA; mono8 (H, W) uint8; mono16 (H, W) uint16; 16UC1 (H, W) depth in metres
@@ -522,8 +530,10 @@ def _imdecode(msg: Any, data: np.ndarray, flags: int) -> np.ndarray:
 
 
 def compressed_image_to_rgb(msg: Any) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg, png; as image_transport's `compressed` writes it,
-    format '<encoding>; jpeg compressed bgr8', or just 'jpeg') -> (H, W, 3) uint8 RGB.
+    """Decode sensor_msgs/CompressedImage (jpeg, png) -> (H, W, 3) uint8 RGB.
+
+    As image_transport's `compressed` writes it: format '<encoding>; jpeg compressed bgr8', or
+    just 'jpeg'.
 
     Colour data is coded in BGR order (OpenCV's, as image_transport codes it) unless the
     format names 'compressed rgb8'; mono is repeated to 3 channels, 16-bit scaled to 8-bit.
@@ -650,8 +660,10 @@ def joint_state_to_array(
 def joint_trajectory_to_array(
     msg: Any, names: Sequence[str] | None = None, point: int = 0
 ) -> np.ndarray:
-    """trajectory_msgs/JointTrajectory -> positions (len(names),) float64 of `points[point]`,
-    reordered to `names` (None: the message's joint order)."""
+    """Read trajectory_msgs/JointTrajectory -> positions (len(names),) float64 of a point.
+
+    The positions of `points[point]`, reordered to `names` (None: the message's joint order).
+    """
     points = list(_get(msg, "points", "JointTrajectory"))
     if not points:
         raise ConversionError("JointTrajectory has no points")
@@ -667,8 +679,10 @@ def joint_trajectory_to_array(
 
 
 def _unwrap_pose(pose: Any) -> tuple[Any, Any]:
-    """(position-like, orientation-like) of a Pose / PoseStamped / PoseWithCovariance(Stamped)
-    / Transform / TransformStamped."""
+    """Return (position-like, orientation-like) of a pose or transform message.
+
+    Accepts Pose / PoseStamped / PoseWithCovariance(Stamped) / Transform / TransformStamped.
+    """
     for _ in range(3):
         if hasattr(pose, "pose"):
             pose = pose.pose
@@ -700,8 +714,10 @@ def normalized_quaternion(q_wxyz: Sequence[float]) -> np.ndarray:
 
 
 def pose_to_vector(pose: Any) -> np.ndarray:
-    """geometry_msgs Pose/PoseStamped/Transform(Stamped) -> (7,) float64
-    [x, y, z, qw, qx, qy, qz] (metres; unit quaternion, its sign kept)."""
+    """Convert geometry_msgs Pose/PoseStamped/Transform(Stamped) -> (7,) float64.
+
+    [x, y, z, qw, qx, qy, qz] (metres; unit quaternion, its sign kept).
+    """
     position, orientation = _unwrap_pose(pose)
     xyz = np.array([position.x, position.y, position.z], dtype=np.float64)
     if not np.isfinite(xyz).all():
@@ -711,8 +727,10 @@ def pose_to_vector(pose: Any) -> np.ndarray:
 
 
 def vector_to_pose_fields(vector: Sequence[float]) -> dict[str, dict[str, float]]:
-    """(7,) [x, y, z, qw, qx, qy, qz] -> {'position': {x, y, z}, 'orientation': {x, y, z, w}}
-    (the quaternion normalised)."""
+    """Convert (7,) [x, y, z, qw, qx, qy, qz] -> {'position': {...}, 'orientation': {...}}.
+
+    {'position': {x, y, z}, 'orientation': {x, y, z, w}} (the quaternion normalised).
+    """
     v = np.asarray(vector, dtype=np.float64).reshape(-1)
     if v.shape != (7,) or not np.isfinite(v[:3]).all():
         raise ConversionError(f"pose vector must be 7 finite numbers, got {v.tolist()}")

@@ -32,7 +32,7 @@ def randn(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Standard normal noise of `shape` on `device`, reproducible from `generator`.
+    """Draw standard normal noise of `shape` on `device`, reproducible from `generator`.
 
     The noise is drawn on the generator's own device and then moved, so a CPU generator gives
     the same numbers whatever device the models run on.
@@ -135,10 +135,10 @@ class NoiseSchedule:
         return alpha.to(x0.dtype) * x0 + sigma.to(x0.dtype) * noise
 
     def predict_x0(self, model_output: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
-        """The denoiser's clean-sample estimate x̂0 (B, ...) from its raw output (B, ...).
+        """Return the denoiser's clean-sample estimate x̂0 (B, ...) from its raw output (B, ...).
 
         `sample` prediction returns the output itself; `epsilon` prediction inverts the forward
-        process, x̂0 = (x_t - sigma_t epŝ) / alpha_t. No clipping (the samplers clip, if asked).
+        process, x̂0 = (x_t - sigma_t epŝ) / alpha_t. No clipping (the samplers clip, if asked).
         """
         if self.prediction_type == "sample":
             return model_output
@@ -161,10 +161,11 @@ class NoiseSchedule:
         generator: torch.Generator | None = None,
         t_range: tuple[int, int] | None = None,
     ) -> Tensor:
-        """Standard diffusion loss (scalar): MSE of the denoiser's output to x0 or to epsilon.
+        """Compute the standard diffusion loss (scalar): MSE of the output to x0 or to epsilon.
 
-        x0: (B, T, D) clean actions. t is drawn uniformly from `t_range` = (low, high), both
-        inclusive (default: every training timestep); noise and t come from `generator`.
+        The MSE of the denoiser's output to x0 or to epsilon. x0: (B, T, D) clean actions. t is
+        drawn uniformly from `t_range` = (low, high), both inclusive (default: every training
+        timestep); noise and t come from `generator`.
         """
         low, high = t_range if t_range is not None else (0, self.num_train_timesteps - 1)
         if not 0 <= low <= high < self.num_train_timesteps:
@@ -185,8 +186,10 @@ class NoiseSchedule:
     def _sampler(
         self, sampler: str, steps: int, spacing: str | None = None
     ) -> DDIMScheduler | DDPMScheduler:
-        """The diffusers scheduler of `sampler` with `steps` timesteps placed by `spacing`
-        ("leading" or "trailing"; None: `diffusion.timestep_spacing`)."""
+        """Build the diffusers scheduler of `sampler` with `steps` timesteps placed by `spacing`.
+
+        `spacing`: "leading" or "trailing"; None: `diffusion.timestep_spacing`.
+        """
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if not 1 <= steps <= self.num_train_timesteps:
@@ -205,12 +208,13 @@ class NoiseSchedule:
         return self._samplers[key]
 
     def timesteps(self, sampler: str, steps: int, spacing: str | None = None) -> list[int]:
-        """The denoiser's timesteps, in calling order, of `sampler` with `steps` steps.
+        """Return the denoiser's timesteps, in calling order, of `sampler` with `steps` steps.
 
         diffusers' "leading" spacing (the default) gives DDIM-2 [50, 0] and DDIM-10 [90, ..., 0]
         for 100 training steps, so a few-step sampler never starts from the noisiest timestep;
         "trailing" gives [99, 49] and [99, 89, ..., 9] (Lin et al. 2024, the fair few-step
-        baseline)."""
+        baseline).
+        """
         return [int(t) for t in self._sampler(sampler, steps, spacing).timesteps]
 
     @torch.no_grad()
@@ -264,7 +268,7 @@ class NoiseSchedule:
         device: torch.device | str | None = None,
         initial_noise: Tensor | None = None,
     ) -> Tensor:
-        """The undistilled baseline: x̂0 of one denoiser call at timestep `t` (default T-1).
+        """Sample the undistilled baseline: x̂0 of one denoiser call at timestep `t` (default T-1).
 
         Pure noise of `shape` (B, T, D) goes in; the denoiser's clean-sample estimate comes out,
         clipped to [-1, 1] when the config clips. This is what a diffusion policy gives in one

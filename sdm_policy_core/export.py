@@ -120,8 +120,11 @@ class ExportModule(nn.Module, abc.ABC):
         self.output = TensorSpec(OUTPUT, (1, *policy.action_shape), torch.float32)
 
     def condition(self, obs: dict[str, Tensor]) -> Tensor:
-        """(1, To * F) global condition; `Policy.encode` without the data-dependent
-        validation (a NaN check cannot be part of a static graph)."""
+        """Compute the (1, To * F) global condition.
+
+        `Policy.encode` without the data-dependent validation (a NaN check cannot be part of a
+        static graph).
+        """
         To = self.n_obs_steps
         flat = {AGENT_POS: self.normalizer.normalize(AGENT_POS, obs[AGENT_POS]).reshape(To, -1)}
         if POINT_CLOUD in obs:
@@ -163,10 +166,12 @@ class OneStepExportModule(ExportModule):
 
 @dataclass(frozen=True)
 class DdimStep:
-    """One deterministic DDIM update (eta 0), as diffusers' `DDIMScheduler.step` computes it:
+    """One deterministic DDIM update (eta 0), as diffusers' `DDIMScheduler.step` computes it.
+
     x0 = output (sample) or (x - sqrt_one_minus_alpha * output) / sqrt_alpha (epsilon),
     eps = (x - sqrt_alpha * x0) / sqrt_one_minus_alpha (sample) or output (epsilon),
-    x_prev = sqrt_alpha_prev * clip(x0) + sqrt_one_minus_alpha_prev * eps."""
+    x_prev = sqrt_alpha_prev * clip(x0) + sqrt_one_minus_alpha_prev * eps.
+    """
 
     timestep: int
     sqrt_alpha: float
@@ -176,8 +181,11 @@ class DdimStep:
 
 
 def ddim_steps(policy: DiffusionPolicy, steps: int) -> list[DdimStep]:
-    """The K updates of the teacher's DDIM sampler, from the very scheduler object that
-    `NoiseSchedule.sample` uses (timesteps, final alpha, float32 arithmetic)."""
+    """Collect the K updates of the teacher's DDIM sampler from its own scheduler object.
+
+    From the very scheduler object that `NoiseSchedule.sample` uses (timesteps, final alpha,
+    float32 arithmetic).
+    """
     scheduler = policy.schedule._sampler("ddim", steps)
     if scheduler.config.thresholding:
         raise ExportError("DDIM with dynamic thresholding cannot be exported")
@@ -230,8 +238,10 @@ class DdimExportModule(ExportModule):
 
 
 def build_export_module(policy: Policy, kind: str, steps: int | None = None) -> ExportModule:
-    """The export wrapper of a loaded policy: one-step for 'sdm', DDIM K for 'teacher'
-    (K = `steps`, default the checkpoint's `diffusion.num_inference_steps`)."""
+    """Wrap a loaded policy for export: one-step for 'sdm', DDIM K for 'teacher'.
+
+    K = `steps`, default the checkpoint's `diffusion.num_inference_steps`.
+    """
     if kind == "sdm":
         if steps not in (None, 1):
             raise ExportError(
@@ -247,8 +257,11 @@ def build_export_module(policy: Policy, kind: str, steps: int | None = None) -> 
 
 
 def example_inputs(module: ExportModule, seed: int = 0) -> tuple[Tensor, ...]:
-    """Random valid inputs: states and clouds uniform within the normaliser's fitted limits
-    (what the policy saw in training), random images, standard normal noise."""
+    """Random valid inputs: states and clouds within the normaliser's limits, images, noise.
+
+    States and clouds uniform within the normaliser's fitted limits (what the policy saw in
+    training), random images, standard normal noise.
+    """
     generator = torch.Generator().manual_seed(seed)
     out = []
     for spec in module.inputs:
@@ -269,8 +282,10 @@ def example_inputs(module: ExportModule, seed: int = 0) -> tuple[Tensor, ...]:
 
 
 def reference_actions(policy: Policy, module: ExportModule, inputs: tuple) -> Tensor:
-    """(1, H, Da) actions of the PyTorch policy's own code path for the same inputs and noise:
-    `encode` -> `sample_normalized(..., initial_noise=noise)` (-> clamp for SDM) -> unnormalise."""
+    """(1, H, Da) actions of the PyTorch policy's own code path for the same inputs and noise.
+
+    `encode` -> `sample_normalized(..., initial_noise=noise)` (-> clamp for SDM) -> unnormalise.
+    """
     obs = {spec.name: t for spec, t in zip(module.inputs, inputs, strict=True)}
     noise = obs.pop(NOISE)
     with torch.inference_mode():
@@ -311,7 +326,7 @@ def _write_torchscript(module: ExportModule, inputs: tuple, path: Path) -> None:
 
 
 def _quantize_int8(src: Path, dst: Path) -> None:
-    """onnxruntime's dynamic int8 quantisation of the graph `src`, written to `dst`."""
+    """Apply onnxruntime's dynamic int8 quantisation to the graph `src`, written to `dst`."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -344,8 +359,10 @@ def run_exported(path: Path, fmt: str, module: ExportModule, inputs: tuple) -> n
 
 @contextlib.contextmanager
 def _temporary_sibling(path: Path) -> Iterator[Path]:
-    """A fresh temporary path next to `path` (same filesystem, so `os.replace` is atomic);
-    removed on exit unless it was moved into place."""
+    """Yield a fresh temporary path next to `path` (same filesystem: `os.replace` is atomic).
+
+    Removed on exit unless it was moved into place.
+    """
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
@@ -483,9 +500,11 @@ def export_policy(
 def _verify_int8(
     policy: Policy, module: ExportModule, src: Path, dst: Path, seed: int
 ) -> dict[str, Any]:
-    """Quantise the verified float graph `src` to `dst` and compare it with the PyTorch wrapper
-    on QUANTIZE_CHECKS inputs; ExportError above INT8_TOLERANCE (normalised action units).
-    Returns the sidecar's int8 entries."""
+    """Quantise the verified float graph `src` to `dst` and compare it with the PyTorch wrapper.
+
+    Compared on QUANTIZE_CHECKS inputs; ExportError above INT8_TOLERANCE (normalised action
+    units). Returns the sidecar's int8 entries.
+    """
     try:
         _quantize_int8(src, dst)
     except Exception as err:  # onnxruntime.quantization raises many types

@@ -1,7 +1,9 @@
-"""The vocabulary of observation and action keys: every name a datum carries between a dataset,
-a model and a robot, defined here once (issue 22). Pure strings: this module imports neither
-torch nor rclpy, so the dataset tools, the message conversions and the ROS layer stand on it
-as the training code does (test/core/test_key_vocabulary.py holds the package to it).
+"""The vocabulary of observation and action keys, defined here once (issue 22).
+
+Every name a datum carries between a dataset, a model and a robot, defined here once. Pure
+strings: this module imports neither torch nor rclpy, so the dataset tools, the message
+conversions and the ROS layer stand on it as the training code does
+(test/core/test_key_vocabulary.py holds the package to it).
 
 Three namespaces, and the two maps between them:
 

@@ -44,8 +44,10 @@ def init_worker(typedefs: dict) -> None:
 
 
 def peek_header(raw: bytes | memoryview) -> tuple[int, str]:
-    """(stamp in ns, frame_id) of a CDR message whose first field is a std_msgs/Header,
-    read from the bytes without deserialising the message (clouds are ~100 kB)."""
+    """Read (stamp in ns, frame_id) of a CDR message whose first field is a std_msgs/Header.
+
+    Read from the bytes without deserialising the message (clouds are ~100 kB).
+    """
     if len(raw) < 16:
         raise ConversionError(f"message of {len(raw)} bytes is too short for a Header")
     order = "<" if raw[1] & 1 else ">"  # CDR encapsulation: 0x0001 little-, 0x0000 big-endian
@@ -70,8 +72,10 @@ class CloudSettings:
 
 @dataclass(frozen=True)
 class ImageSettings:
-    """Image -> (H, W, 3) uint8 RGB (kind 'rgb') or (H, W) float32 metres (kind 'depth'),
-    resized to `size` (width, height) when given (area for colour, nearest for depth)."""
+    """Decode an Image -> (H, W, 3) uint8 RGB (kind 'rgb') or (H, W) float32 metres ('depth').
+
+    Resized to `size` (width, height) when given (area for colour, nearest for depth).
+    """
 
     msgtype: str
     kind: str
@@ -106,9 +110,11 @@ def decode_cloud(
     cfg: CloudSettings,
     seconds: Counter | None = None,
 ) -> np.ndarray:
-    """Raw PointCloud2 -> (num_points, channels) float32 in the target frame. `seconds`
-    (optional) accumulates the time of 'cloud_decode' (deserialise, fields -> array) and
-    'cloud_fps' (transform, crop, farthest point sampling)."""
+    """Decode a raw PointCloud2 -> (num_points, channels) float32 in the target frame.
+
+    `seconds` (optional) accumulates the time of 'cloud_decode' (deserialise, fields -> array)
+    and 'cloud_fps' (transform, crop, farthest point sampling).
+    """
     started = time.perf_counter()
     msg = _deserialize(raw, cfg.msgtype, "point cloud")
     points = pointcloud2_to_array(msg, channels=cfg.channels, allow_empty=True)
@@ -130,8 +136,10 @@ def decode_cloud(
 
 
 def decode_image(raw: bytes, cfg: ImageSettings) -> np.ndarray:
-    """Raw Image or CompressedImage (jpeg, png, compressedDepth) -> (H, W, 3) uint8 RGB or
-    (H, W) float32 depth (m), resized if asked."""
+    """Decode a raw Image or CompressedImage (jpeg, png, compressedDepth), resized if asked.
+
+    -> (H, W, 3) uint8 RGB or (H, W) float32 depth (m), resized if asked.
+    """
     msg = _deserialize(raw, cfg.msgtype, "image")
     if cfg.msgtype.endswith("/CompressedImage"):
         rgb, depth = compressed_image_to_rgb, compressed_image_to_depth
@@ -149,9 +157,11 @@ def decode_image(raw: bytes, cfg: ImageSettings) -> np.ndarray:
 def decode_job(
     job: Job, settings: DecodeSettings, seconds: Counter | None = None
 ) -> dict[str, np.ndarray] | str:
-    """One sample's arrays {'point_cloud', 'img', 'depth'} (those configured), or the reason
-    (e.g. 'point_cloud: empty cloud') it cannot be used. `seconds` (optional) accumulates the
-    time per stage: cloud_decode, cloud_fps, img, depth."""
+    """Decode one sample's arrays {'point_cloud', 'img', 'depth'} (those configured).
+
+    Or return the reason (e.g. 'point_cloud: empty cloud') it cannot be used. `seconds`
+    (optional) accumulates the time per stage: cloud_decode, cloud_fps, img, depth.
+    """
     cloud_raw, transform, image_raw, depth_raw = job
     out: dict[str, np.ndarray] = {}
     for key, raw, cfg in (
@@ -178,7 +188,9 @@ def decode_job(
 def decode_batch(
     jobs: list[Job], settings: DecodeSettings
 ) -> tuple[list[dict[str, np.ndarray] | str], dict[str, float]]:
-    """`decode_job` for every job (the unit of work sent to a pool process), and the seconds
-    spent per stage (see decode_job)."""
+    """Run `decode_job` for every job (the unit of work sent to a pool process).
+
+    Returns the results and the seconds spent per stage (see decode_job).
+    """
     seconds: Counter = Counter()
     return [decode_job(job, settings, seconds) for job in jobs], dict(seconds)

@@ -51,9 +51,11 @@ class _FieldStats(nn.Module):
 
 
 def _column_stats(key: str, value: Any) -> tuple[np.ndarray, ...]:
-    """(min, max, mean, std) per feature of an (..., D) array, or of a list of such arrays
-    (chunks, e.g. the episodes of a split), as (D,) float64 arrays. Works block-wise in float64
-    so fitting a large point-cloud array costs little extra memory."""
+    """Compute (min, max, mean, std) per feature of an (..., D) array or a list of such arrays.
+
+    A list of chunks, e.g. the episodes of a split; returned as (D,) float64 arrays. Works
+    block-wise in float64 so fitting a large point-cloud array costs little extra memory.
+    """
     chunks = (
         list(value)
         if isinstance(value, (list, tuple))
@@ -196,7 +198,7 @@ class LinearNormalizer(nn.Module):
         return self._field(key).mode
 
     def stats(self, key: str) -> dict[str, torch.Tensor]:
-        """The (D,) float32 statistics of `key`: scale, offset, min, max, mean, std."""
+        """Return the (D,) float32 statistics of `key`: scale, offset, min, max, mean, std."""
         field = self._field(key)
         return {name: getattr(field, name) for name in STAT_NAMES}
 

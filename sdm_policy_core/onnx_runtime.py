@@ -72,7 +72,7 @@ class OnnxRuntimeMissingError(ImportError):
 
 
 def import_onnxruntime() -> Any:
-    """The onnxruntime module, or OnnxRuntimeMissingError with the install command."""
+    """Import the onnxruntime module, or raise OnnxRuntimeMissingError with the install command."""
     try:
         import onnxruntime
     except ImportError as err:
@@ -85,13 +85,15 @@ def import_onnxruntime() -> Any:
 
 def release_free_heap() -> None:
     """Return the C heap's free pages to the system (glibc's malloc_trim; elsewhere nothing).
-    Creating a session leaves the memory that parsing the graph used free but resident."""
+
+    Creating a session leaves the memory that parsing the graph used free but resident.
+    """
     with contextlib.suppress(OSError, AttributeError, TypeError):  # not glibc (or Windows)
         ctypes.CDLL(None).malloc_trim(0)
 
 
 def find_onnx_model(path: str | Path) -> Path:
-    """The .onnx file of `path`: the file itself, or the one .onnx in a directory."""
+    """Find the .onnx file of `path`: the file itself, or the one .onnx in a directory."""
     path = Path(path)
     if not path.exists():
         raise OnnxModelError(f"{path} does not exist")
@@ -174,8 +176,10 @@ def _spec_from_inputs(meta: dict[str, Any], where: Path) -> tuple[ObservationSpe
 
 
 def read_onnx_model(path: str | Path, expected_spec: ObservationSpec | None = None) -> OnnxModel:
-    """Find and check an exported model (see the module docstring); OnnxModelError says what
-    is missing or differs. Reads files only (no onnxruntime session)."""
+    """Find and check an exported model (see the module docstring).
+
+    OnnxModelError says what is missing or differs. Reads files only (no onnxruntime session).
+    """
     onnx_path = find_onnx_model(path)
     sidecar = onnx_path.with_name(onnx_path.name + ".json")
     if not sidecar.is_file():
@@ -229,7 +233,7 @@ def read_onnx_model(path: str | Path, expected_spec: ObservationSpec | None = No
 def spec_differences(
     model: ObservationSpec, expected: ObservationSpec, other: str = "expected"
 ) -> list[str]:
-    """'<what> <model's> in the model, <other's> <other>' for each field that differs."""
+    """List '<what> <model's> in the model, <other's> <other>' for each field that differs."""
     rows: list[str] = []
 
     def differ(what: str, a: object, b: object) -> None:
@@ -249,7 +253,7 @@ def spec_differences(
 
 
 def _check_against_checkpoint(model: OnnxModel, config_path: Path) -> None:
-    """The checkpoint's config.json describes the same observations, horizons and kind."""
+    """Check that the checkpoint's config.json describes the same observations, horizons, kind."""
     try:
         config = json.loads(config_path.read_text())
         obs, arch = config["obs"], config["model"]
@@ -305,11 +309,13 @@ def _graph_differences(session: Any, model: OnnxModel) -> list[str]:
 
 
 class OnnxPolicyRuntime(RuntimeBase):
-    """An exported policy on onnxruntime with its observation history; see the module
-    docstring. Arguments as PolicyRuntime's (`threads`: onnxruntime's intra-op threads), plus
-    `expected_spec` (refuse a model that observes otherwise), `optimization` (onnxruntime's
-    graph optimisation level, one of OPTIMIZATION_LEVELS) and `providers` (execution providers,
-    default CPU only)."""
+    """An exported policy on onnxruntime with its observation history.
+
+    See the module docstring. Arguments as PolicyRuntime's (`threads`: onnxruntime's intra-op
+    threads), plus `expected_spec` (refuse a model that observes otherwise), `optimization`
+    (onnxruntime's graph optimisation level, one of OPTIMIZATION_LEVELS) and `providers`
+    (execution providers, default CPU only).
+    """
 
     backend = "onnxruntime"
 
@@ -398,8 +404,10 @@ class OnnxPolicyRuntime(RuntimeBase):
         spacing: str | None = None,
         naive_timestep: int | None = None,
     ) -> None:
-        """Accept the sampler the graph was exported with (None or '': that one); any other
-        raises ValueError saying how to export it. `steps` is ignored for 'one-step'."""
+        """Accept the sampler the graph was exported with (None or '': that one).
+
+        Any other raises ValueError saying how to export it. `steps` is ignored for 'one-step'.
+        """
         exported, exported_steps = (
             str(self.model.metadata["sampler"]),
             int(self.model.metadata["steps"]),
@@ -423,10 +431,11 @@ class OnnxPolicyRuntime(RuntimeBase):
 
     # -- inference -------------------------------------------------------------------------------
     def infer(self, noise: np.ndarray | None = None) -> ActionChunk:
-        """An action chunk from the current history (push at least one observation first).
+        """Plan an action chunk from the current history (push at least one observation first).
 
         noise: (1, horizon, Da) or (horizon, Da) standard normal initial noise, used instead of
-        a draw from `generator`."""
+        a draw from `generator`.
+        """
         self._require_history()
         for name, buffer in self._feed.items():
             for i, obs in enumerate(self._history):

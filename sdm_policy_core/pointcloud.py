@@ -87,10 +87,12 @@ def depth_to_points(
     camera_to_world: np.ndarray | None = None,
     rgb: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Back-project a depth image (H, W) in metres through a pinhole camera (OpenCV convention:
-    x right, y down, z forward) into (N, 3) points — (N, 6) with `rgb` (H, W, 3) uint8 — then
-    into the world frame with `camera_to_world` (4x4). Pixels with depth <= 0 or non-finite are
-    dropped."""
+    """Back-project a depth image (H, W) in metres through a pinhole camera into world points.
+
+    Pinhole camera in the OpenCV convention: x right, y down, z forward; into (N, 3) points —
+    (N, 6) with `rgb` (H, W, 3) uint8 — then into the world frame with `camera_to_world`
+    (4x4). Pixels with depth <= 0 or non-finite are dropped.
+    """
     H, W = depth.shape
     v, u = np.indices((H, W), dtype=np.float32)
     z = depth.astype(np.float32)
@@ -114,7 +116,7 @@ def preprocess_cloud(
     high: np.ndarray | None = None,
     seed: int | None = 0,
 ) -> np.ndarray:
-    """The policy's view of a raw cloud: finite points -> frame transform -> crop -> FPS.
+    """Give the policy's view of a raw cloud: finite points -> frame transform -> crop -> FPS.
 
     Returns (num_points, channels) float32. Raises ValueError when no point is left (an empty
     or fully cropped cloud must never be padded into a fake observation).

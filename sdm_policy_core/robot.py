@@ -1,5 +1,7 @@
-"""Robot profiles: what a policy's state and action vectors mean on a given robot, and the
-limits every command is clamped to. Loaded strictly from YAML (config/robots/*.yaml).
+"""Robot profiles: what a policy's state and action vectors mean on a given robot.
+
+They also hold the limits every command is clamped to. Loaded strictly from YAML
+(config/robots/*.yaml).
 
 A profile says where the observation comes from (joint names read from sensor_msgs/JointState,
 in the checkpoint's order; the camera's pose in the robot's base frame), what the action vector
@@ -144,10 +146,12 @@ class RobotProfile:
         return len(self.action_names)
 
     def cloud_to_base(self, frame_id: str) -> np.ndarray:
-        """4x4 transform of a cloud stamped in `frame_id` into base_frame, from this profile
-        alone (no tf): the camera mount for camera.frame_id, identity for base_frame. Any other
-        frame raises ValueError: a cloud from another sensor, or a mount entered for the wrong
-        frame, would put every point in the wrong place."""
+        """Return the 4x4 transform of a cloud stamped in `frame_id` into base_frame (no tf).
+
+        From this profile alone: the camera mount for camera.frame_id, identity for base_frame.
+        Any other frame raises ValueError: a cloud from another sensor, or a mount entered for
+        the wrong frame, would put every point in the wrong place.
+        """
         if frame_id == self.camera.frame_id:
             return self.camera.matrix()
         if frame_id == self.base_frame:
@@ -174,7 +178,7 @@ def available_profiles(directory: Path | None = None) -> list[str]:
 
 
 def load_robot_profile(name_or_path: str | Path, directory: Path | None = None) -> RobotProfile:
-    """A profile by name (<directory or config/robots>/<name>.yaml) or by path; strict YAML."""
+    """Load a profile by name (<directory or config/robots>/<name>.yaml) or path; strict YAML."""
     path = Path(name_or_path)
     if not path.suffix:
         path = (directory or robot_profile_dir()) / f"{name_or_path}.yaml"
@@ -215,8 +219,11 @@ class CommandLimiter:
         self.upper = np.asarray(profile.upper, dtype=np.float64)
 
     def __call__(self, action: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
-        """The safe command for `action` (Da,): within the limits and within max_step of
-        `previous` (the measured position in action order; None: limits only)."""
+        """Return the safe command for `action` (Da,): within the limits and max_step.
+
+        Within the limits and within max_step of `previous` (the measured position in action
+        order; None: limits only).
+        """
         p = self.profile
         out = np.clip(np.asarray(action, dtype=np.float64), self.lower, self.upper)
         if previous is None:

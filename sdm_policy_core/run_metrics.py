@@ -1,6 +1,9 @@
-"""A run's metrics: the append-only JSONL log training writes, its PNG plots, and DP3's score of
-its periodic closed-loop evaluations. Training writes them and evaluation reads them, so this
-module stands below both (training never imports `eval/`)."""
+"""A run's metrics: the append-only JSONL log, its PNG plots, and DP3's score.
+
+The append-only JSONL log training writes, its PNG plots, and DP3's score of its periodic
+closed-loop evaluations. Training writes them and evaluation reads them, so this module stands
+below both (training never imports `eval/`).
+"""
 
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ class MetricsLog:
             f.write(json.dumps(row) + "\n")
 
     def read(self, split: str | None = None) -> list[dict[str, Any]]:
-        """The logged rows in order; only those of `split` ("train", "val", EVAL_SPLIT) if set."""
+        """Return the logged rows in order; only those of `split` ("train", "val", EVAL_SPLIT)."""
         if not self.path.exists():
             return []
         rows = []

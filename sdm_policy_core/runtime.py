@@ -102,14 +102,17 @@ class PolicyRuntime(RuntimeBase):
         spacing: str | None = None,
         naive_timestep: int | None = None,
     ) -> None:
-        """Choose the sampler: SDM checkpoints run 'one-step'; teachers 'ddim' (K = steps),
-        'ddpm' (the full chain) or 'one-step' (the naive single call, a baseline).
+        """Choose the sampler: SDM checkpoints run 'one-step'; teachers 'ddim', 'ddpm', 'one-step'.
+
+        Teachers run 'ddim' (K = steps), 'ddpm' (the full chain) or 'one-step' (the naive
+        single call, a baseline).
 
         spacing: where a teacher's ddim/ddpm steps lie, "leading" or "trailing" (default: the
         checkpoint's `diffusion.timestep_spacing`). naive_timestep: the timestep of a teacher's
         one-step call (default T - 1; an epsilon-prediction teacher's fair baseline is its
         student's `distill.generator_timestep`). Sets `timesteps`, the denoiser's timesteps of
-        one inference call, in order."""
+        one inference call, in order.
+        """
         sampler, steps = self.cfg.diffusion.sampler_for(self.kind, sampler, steps)
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
@@ -171,10 +174,11 @@ class PolicyRuntime(RuntimeBase):
 
     # -- inference -------------------------------------------------------------------------------
     def infer(self, noise: np.ndarray | None = None) -> ActionChunk:
-        """An action chunk from the current history (push at least one observation first).
+        """Plan an action chunk from the current history (push at least one observation first).
 
         noise: (1, horizon, Da) or (horizon, Da) standard normal initial noise of the sampler,
-        used instead of a draw from `generator` (ddpm still draws its per-step noise there)."""
+        used instead of a draw from `generator` (ddpm still draws its per-step noise there).
+        """
         self._require_history()
         options = dict(self._options)
         if noise is None and self.noise_source == "numpy":
@@ -194,8 +198,10 @@ class PolicyRuntime(RuntimeBase):
         return self._chunk(action_pred, time.perf_counter() - start)
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
-        """The current history as the policy's batch: {key: (1, n_obs_steps, ...)} tensors on
-        the device (images CHW uint8), filled in place into buffers allocated once."""
+        """Return the current history as the policy's batch: {key: (1, n_obs_steps, ...)}.
+
+        Tensors on the device (images CHW uint8), filled in place into buffers allocated once.
+        """
         for key, buffer in self._inputs.items():
             for i, obs in enumerate(self._history):
                 value = torch.from_numpy(obs[key])

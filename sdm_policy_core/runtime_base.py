@@ -1,5 +1,6 @@
-"""What every policy runtime shares, without torch: the action chunk, the errors, and the
-observation history with its validation.
+"""What every policy runtime shares, without torch: action chunk, errors, observation history.
+
+The action chunk, the errors, and the observation history with its validation.
 
 `PolicyRuntime` (PyTorch, runtime.py) and `OnnxPolicyRuntime` (onnxruntime, onnx_runtime.py)
 both derive from `RuntimeBase`, so the controller, the node and `sdm eval` call either the same
@@ -44,16 +45,21 @@ class ActionChunk:
 
 
 def checkpoint_policy_id(checkpoint: str | Path, step: int | None) -> str:
-    """The id of a checkpoint's policy, the same on either runtime: '<run>/<checkpoint>@<step>'
-    (run: the directory above checkpoints/; without '@<step>' when the step is unknown)."""
+    """Return the id of a checkpoint's policy, the same on either runtime.
+
+    '<run>/<checkpoint>@<step>' (run: the directory above checkpoints/; without '@<step>' when
+    the step is unknown).
+    """
     checkpoint = Path(checkpoint)
     run = checkpoint.resolve().parent.parent.name
     return f"{run}/{checkpoint.name}" + (f"@{step}" if step is not None else "")
 
 
 class NumpyNoise:
-    """The runtime's noise stream: numpy default_rng(seed) standard normals, float32. Offers
-    `manual_seed` like torch.Generator, so callers re-seed either runtime alike."""
+    """The runtime's noise stream: numpy default_rng(seed) standard normals, float32.
+
+    Offers `manual_seed` like torch.Generator, so callers re-seed either runtime alike.
+    """
 
     def __init__(self, seed: int = 0) -> None:
         self.manual_seed(seed)
@@ -68,9 +74,11 @@ class NumpyNoise:
 
 
 class RuntimeBase(abc.ABC):
-    """Observation history of `n_obs_steps` and its validation; subclasses set `spec`,
-    `n_obs_steps`, `n_action_steps`, `horizon` and call `_init_history()`, and implement
-    `infer(noise=None) -> ActionChunk`."""
+    """Observation history of `n_obs_steps` and its validation.
+
+    Subclasses set `spec`, `n_obs_steps`, `n_action_steps`, `horizon` and call
+    `_init_history()`, and implement `infer(noise=None) -> ActionChunk`.
+    """
 
     spec: ObservationSpec
     n_obs_steps: int
@@ -102,7 +110,7 @@ class RuntimeBase(abc.ABC):
         }
 
     def validate(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Checked copies of one observation step; ObservationError names what is wrong."""
+        """Return checked copies of one observation step; ObservationError names what is wrong."""
         out = {}
         for key, shape in self.expected_shapes().items():
             if key not in observation:
@@ -149,8 +157,10 @@ class RuntimeBase(abc.ABC):
         return (1, self.horizon, self.spec.action_dim)
 
     def check_noise(self, noise: np.ndarray) -> np.ndarray:
-        """Given initial noise (horizon, Da) or (1, horizon, Da) -> (1, horizon, Da) float32;
-        ValueError naming the expected shape."""
+        """Check initial noise (horizon, Da) or (1, horizon, Da) -> (1, horizon, Da) float32.
+
+        ValueError naming the expected shape.
+        """
         value = np.asarray(noise)
         shape = self.noise_shape()
         if value.shape not in (shape, shape[1:]):
@@ -162,16 +172,21 @@ class RuntimeBase(abc.ABC):
 
     @abc.abstractmethod
     def infer(self, noise: np.ndarray | None = None) -> ActionChunk:
-        """An action chunk from the current history; `noise` (1, horizon, Da) replaces the
-        sampler's own draw of initial noise."""
+        """Plan an action chunk from the current history.
+
+        `noise` (1, horizon, Da) replaces the sampler's own draw of initial noise.
+        """
 
     def _require_history(self) -> None:
         if not self._history:
             raise ObservationError("no observation yet: call push() or step() first")
 
     def _chunk(self, action_pred: np.ndarray, elapsed: float) -> ActionChunk:
-        """The chunk of a predicted sequence (horizon, Da): actions start at the newest
-        observation step (index n_obs_steps - 1); non-finite output raises PolicyOutputError."""
+        """Cut the chunk to execute from a predicted sequence (horizon, Da).
+
+        Actions start at the newest observation step (index n_obs_steps - 1); non-finite output
+        raises PolicyOutputError.
+        """
         start = self.n_obs_steps - 1
         actions = action_pred[start : start + self.n_action_steps].copy()
         if not np.isfinite(action_pred).all():

@@ -145,8 +145,11 @@ def run_backends(
     optimizations: tuple[str, ...] = ("all",),
     quantize: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """{preset: {backend: summary}, ...} plus the ratios onnxruntime / torch; see the module
-    docstring. Checkpoints and exports go to `workdir` (default: a temporary directory)."""
+    """Benchmark each backend of each preset; return summaries and onnxruntime / torch ratios.
+
+    {preset: {backend: summary}, ...} plus the ratios onnxruntime / torch; see the module
+    docstring. Checkpoints and exports go to `workdir` (default: a temporary directory).
+    """
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
         raise ValueError(f"backends must be among {list(BACKENDS)}, got {list(backends)}")

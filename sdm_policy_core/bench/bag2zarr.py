@@ -80,9 +80,12 @@ def write_benchmark_bag(
     tf: bool = False,
     image_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """A bag of `clouds` random clouds of `points` points at rate_hz, joint states at 100 Hz
+    """Write a synthetic bag of random clouds, joint states and commands; return what it wrote.
+
+    A bag of `clouds` random clouds of `points` points at rate_hz, joint states at 100 Hz
     and commands after every cloud; with `tf` a moving wrist camera's /tf and /tf_static, with
-    `image_size` (width, height) a jpeg CompressedImage per cloud. Returns what it wrote."""
+    `image_size` (width, height) a jpeg CompressedImage per cloud. Returns what it wrote.
+    """
     rng = np.random.default_rng(seed)
     start, period = 1_700_000_000 * 10**9, round(1e9 / rate_hz)
     state_period = 10_000_000  # 100 Hz
@@ -125,8 +128,11 @@ def write_benchmark_bag(
 def benchmark_config(
     num_points: int, workers: int, tf: bool = False, images: bool = False
 ) -> dict[str, Any]:
-    """The conversion the benchmark times: one sample per cloud, FPS to num_points; with `tf`
-    into base_link through /tf_static + /tf, with `images` the jpeg images too."""
+    """Build the bag2zarr config of the conversion the benchmark times.
+
+    The conversion the benchmark times: one sample per cloud, FPS to num_points; with `tf`
+    into base_link through /tf_static + /tf, with `images` the jpeg images too.
+    """
     cfg: dict[str, Any] = {
         "clock": {"topic": TOPIC_POINTS},
         "point_cloud": {"topic": TOPIC_POINTS, "num_points": num_points, "tolerance_s": 0.0},
@@ -167,9 +173,12 @@ def run_bag2zarr_bench(
     tf: bool = False,
     image_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Convert `bag` (or a generated one, with a moving camera's /tf when `tf`, jpeg images
+    """Convert `bag` (or a generated one) in a child `sdm bag2zarr` process.
+
+    Convert `bag` (or a generated one, with a moving camera's /tf when `tf`, jpeg images
     of image_size (width, height) when given) in a child `sdm bag2zarr` process; returns the
-    result dict (see module docstring)."""
+    result dict (see module docstring).
+    """
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="sdm-bench-bag2zarr-") as tmp_name:
         tmp = Path(tmp_name)

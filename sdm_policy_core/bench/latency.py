@@ -44,7 +44,7 @@ def make_checkpoints(
     action_dim: int = 4,
     seed: int = 0,
 ) -> tuple[Path, Path, int]:
-    """A random-weight teacher of `preset` and its SDM student as checkpoints in `out`."""
+    """Write a random-weight teacher of `preset` and its SDM student as checkpoints in `out`."""
     cfg = load_config(
         overrides=[
             f"model.preset={preset}",
@@ -98,9 +98,12 @@ def _time_calls(
     idle_s: float = 0.0,
     evict: np.ndarray | None = None,
 ) -> list[float]:
-    """Times of up to `max_calls` calls `call(next(inputs))` (at least one; `budget_s` of call
+    """Time up to `max_calls` calls `call(next(inputs))`, each after cache eviction and a pause.
+
+    Times of up to `max_calls` calls `call(next(inputs))` (at least one; `budget_s` of call
     time at most), each after rewriting every cache line of `evict` (untimed) and an idle pause
-    of `idle_s`; the next input is drawn before the pause, untimed."""
+    of `idle_s`; the next input is drawn before the pause, untimed.
+    """
     for _ in range(warmup):
         call(next(inputs))
     times: list[float] = []
@@ -119,11 +122,14 @@ def _time_calls(
 def _time_parts(
     runtime: PolicyRuntime, obs_stream, max_calls: int, budget_s: float, **timing: Any
 ) -> dict[str, float]:
-    """p50 [ms] of the two parts of a policy call, each timed alone under the same pauses and
+    """Measure the p50 [ms] of the encoder and of one network call, each timed alone.
+
+    p50 [ms] of the two parts of a policy call, each timed alone under the same pauses and
     cache eviction as the whole calls: `encode_p50_ms` (normalisation + observation encoder)
     and `network_p50_ms` (one call of the network the sampler calls per step: a teacher's
     denoiser, a student's one-step generator). A DDIM-K call is about encode + K network calls
-    + the sampler's own arithmetic."""
+    + the sampler's own arithmetic.
+    """
     policy, device = runtime.policy, next(runtime.policy.parameters()).device
 
     def batches():  # each a new observation pushed into the runtime's history, as in a call
@@ -186,8 +192,10 @@ def run_latency(
     evict_mb: float = 0.0,
     parts: bool = False,
 ) -> dict[str, Any]:
-    """The JSON of `sdm bench latency` (keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n},
-    speedup_vs_ddim10, preset, threads, idle_ms, peak_rss_mb, ...).
+    """Run the latency benchmark and return the JSON of `sdm bench latency`.
+
+    Keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n}, speedup_vs_ddim10, preset, threads,
+    idle_ms, peak_rss_mb, ...
 
     idle_ms: a pause before every timed call, as a control loop has between ticks while the
     robot or simulator runs (0: calls back to back, caches and threads warm).

@@ -74,7 +74,7 @@ _PIPELINE = re.compile(
 
 
 def _pipeline(log_text: str) -> dict[str, Any] | None:
-    """The breakdown the node logged at close (None: it planned nothing, or did not close)."""
+    """Parse the breakdown the node logged at close (None: planned nothing, or did not close)."""
     match = _PIPELINE.search(log_text)
     return json.loads(match.group("json")) if match else None
 
@@ -82,9 +82,12 @@ def _pipeline(log_text: str) -> dict[str, Any] | None:
 def _isolated_call_ms(
     model: Path, backend: str, sampler: str, threads: int, rate: float, calls: int = 60
 ) -> dict[str, float]:
-    """p50 / p99 [ms] of the policy's call alone (runtime.infer after a new observation: the
+    """Measure p50 / p99 [ms] of the policy's call alone, paced as in the node.
+
+    p50 / p99 [ms] of the policy's call alone (runtime.infer after a new observation: the
     inference_time the node reports), in this process, `threads` threads, one call per 1/rate
-    s as in the node (back to back, torch's threads compete with the machine's other work)."""
+    s as in the node (back to back, torch's threads compete with the machine's other work).
+    """
     from sdm_policy_core.config import DeploymentConfig
     from sdm_policy_core.deploy.session import load_runtime
 
@@ -103,8 +106,10 @@ def _isolated_call_ms(
 
 
 def _ready_wall(log_text: str) -> float | None:
-    """Wall time at which the node logged "started" (None until it has): the node's own stamp,
-    so the figure does not depend on how often the bench reads the log."""
+    """Return the wall time at which the node logged "started" (None until it has).
+
+    The node's own stamp, so the figure does not depend on how often the bench reads the log.
+    """
     match = _STARTED.search(log_text)
     return float(match.group("time")) if match else None
 
@@ -260,10 +265,13 @@ def run_node_bench(
     preset: str = "cpu_small",
     quantize: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The JSON of `sdm bench node`: per policy (one_step, teacher) latency_ms {p50, p99} and
-    rate_hz, measured in one run on this machine (the first backend's at the top level; every
-    backend's and quantised variant's under `backends`, with ready_s, first_command_s, rss_mb,
-    peak_rss_mb, model, model_mb; `vs_torch` with torch among them)."""
+    """Run the node benchmark and return the JSON of `sdm bench node`.
+
+    Per policy (one_step, teacher) latency_ms {p50, p99} and rate_hz, measured in one run on
+    this machine (the first backend's at the top level; every backend's and quantised
+    variant's under `backends`, with ready_s, first_command_s, rss_mb, peak_rss_mb, model,
+    model_mb; `vs_torch` with torch among them).
+    """
     from sdm_policy_core.export import QUANTIZATIONS, export_policy
 
     unknown = [b for b in backends if b not in ("torch", "onnxruntime")]

@@ -1,8 +1,9 @@
-"""`sdm bag2zarr`: convert rosbag2 bags (sqlite3 or mcap) into a DP3 / Diffusion Policy zarr
-dataset. No ROS installation is needed. A bag is a bag directory (split into several files
-too), a bare .mcap / .db3 file, or a directory of storage files without metadata.yaml; ROS 1
-bags are refused (convert them with `rosbags-convert`). `sdm bag info BAG` shows what a bag
-holds.
+"""`sdm bag2zarr`: convert rosbag2 bags (sqlite3 or mcap) into a DP3 / Diffusion Policy zarr.
+
+Convert rosbag2 bags into a DP3 / Diffusion Policy zarr dataset. No ROS installation is
+needed. A bag is a bag directory (split into several files too), a bare .mcap / .db3 file, or
+a directory of storage files without metadata.yaml; ROS 1 bags are refused (convert them with
+`rosbags-convert`). `sdm bag info BAG` shows what a bag holds.
 
     sdm bag2zarr BAG_DIR [BAG_DIR ...] --out DATA.zarr [--config FILE.yaml] [--append]
                  [--set key.sub=value ...]

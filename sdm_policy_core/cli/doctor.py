@@ -249,7 +249,7 @@ def check_disk(path: Path) -> Check:
 
 
 def check_deploy_packages() -> list[Check]:
-    """onnxruntime (with its providers) and the packages of the robot-side preprocessing."""
+    """Report onnxruntime (with its providers) and the packages of robot-side preprocessing."""
     try:
         import onnxruntime as ort
 

@@ -20,7 +20,8 @@ DDIM/DDPM steps from the noisiest timestep down. SDM checkpoints sample one-step
 also writes every step of every episode (failed ones too) as a dataset in the layout of `sdm
 demos`: the observations this policy visits in closed loop, which `sdm distill --extra-dataset` can
 distil on (choose seeds that are not your evaluation seeds). Exit codes: 0 done, 2 bad input
-(unknown task, checkpoint, sampler, observation mismatch)."""
+(unknown task, checkpoint, sampler, observation mismatch).
+"""
 
 from __future__ import annotations
 
@@ -33,8 +34,10 @@ from sdm_policy_core.onnx_runtime import OPTIMIZATION_LEVELS
 
 
 def add_evaluation_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
-    """What `sdm eval` and `sdm sim-eval` share: checkpoint, task, episodes, output, sampler
-    and the evaluation seeds."""
+    """Add the arguments `sdm eval` and `sdm sim-eval` share.
+
+    Checkpoint, task, episodes, output, sampler and the evaluation seeds.
+    """
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory")
     p.add_argument(
         "--task",

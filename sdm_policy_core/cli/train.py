@@ -51,9 +51,11 @@ def run_guarded(fn, args: argparse.Namespace) -> int:
 def run_training(
     args: argparse.Namespace, cfg, make_recipe, fix_obs: bool, extra: Sequence[Path] = ()
 ) -> int:
-    """Shared by `sdm train` and `sdm distill`: process group, datasets (`extra`: more
-    training-only datasets, see `make_datasets`), the recipe that
-    `make_recipe(cfg, train_set, ctx)` builds, the Trainer, and the summary line."""
+    """Run a training command: the part shared by `sdm train` and `sdm distill`.
+
+    Process group, datasets (`extra`: more training-only datasets, see `make_datasets`), the
+    recipe that `make_recipe(cfg, train_set, ctx)` builds, the Trainer, and the summary line.
+    """
     import torch
 
     from sdm_policy_core.training.data import make_datasets

@@ -30,8 +30,10 @@ ACCEPTED, REORDERED, DUPLICATE, LATE = "accepted", "reordered", "duplicate", "la
 
 @dataclass(frozen=True)
 class AlignRule:
-    """How a stream is matched to ticks: `rule` in ALIGN_RULES, `tolerance_ns` (None only for
-    'previous': any age)."""
+    """How a stream is matched to ticks.
+
+    `rule` in ALIGN_RULES, `tolerance_ns` (None only for 'previous': any age).
+    """
 
     rule: str
     tolerance_ns: int | None
@@ -101,7 +103,7 @@ class StreamBuffer:
         return REORDERED
 
     def ready(self, t: int) -> bool:
-        """True when no message accepted from now on can change the choice for tick t."""
+        """Tell whether no message accepted from now on can change the choice for tick t."""
         if self.finished:
             return True
         watermark = self.watermark
@@ -110,8 +112,10 @@ class StreamBuffer:
         return watermark >= t + self.rule.lookahead_ns
 
     def select(self, t: int, low: float = float("-inf"), high: float = float("inf")) -> Any:
-        """Index of the message for tick t under the rule, restricted to stamps in
-        [low, high) (an episode's time span); None when there is none."""
+        """Return the index of the message for tick t under the rule, None when there is none.
+
+        Restricted to stamps in [low, high) (an episode's time span).
+        """
         stamps = self.stamps
         tol = self.rule.tolerance_ns
         if self.rule.rule == "previous":
@@ -133,8 +137,10 @@ class StreamBuffer:
         return best
 
     def prune(self, t: int) -> None:
-        """Forget messages that no tick at or after t can choose (keeps one before, for
-        'previous')."""
+        """Forget messages that no tick at or after t can choose.
+
+        Keeps one before, for 'previous'.
+        """
         behind = self.rule.lookbehind_ns
         cutoff = t - behind if behind is not None else t
         cut = bisect.bisect_left(self.stamps, cutoff) - 1

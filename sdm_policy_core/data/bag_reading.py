@@ -52,8 +52,10 @@ IDL_SEPARATOR = "=" * 80 + "\n"  # between the IDL files of one mcap schema
 
 
 class BagError(ValueError):
-    """A bag cannot be converted (missing topic, wrong type, unreadable file); the message
-    names the bag and what to fix."""
+    """A bag cannot be converted (missing topic, wrong type, unreadable file).
+
+    The message names the bag and what to fix.
+    """
 
 
 def normalize_msgtype(name: str) -> str:
@@ -65,7 +67,7 @@ def normalize_msgtype(name: str) -> str:
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
-    """The rosbag2_bagfile_information of a bag directory ({} when missing or unreadable)."""
+    """Read the rosbag2_bagfile_information of a bag directory ({} when missing, unreadable)."""
     meta = path / "metadata.yaml"
     if not meta.is_file():
         return {}
@@ -77,9 +79,11 @@ def read_metadata(path: Path) -> dict[str, Any]:
 
 
 def make_typestore(name: str, distro: str | None, custom_types: Mapping[str, str]) -> Any:
-    """The rosbags typestore for bags without definitions: `name` (humble | jazzy | kilted), or
-    for 'auto' the bag's distro when it is one of those, else kilted; plus `custom_types`
-    ({'pkg/msg/Name': .msg text})."""
+    """Build the rosbags typestore for bags without definitions.
+
+    `name` (humble | jazzy | kilted), or for 'auto' the bag's distro when it is one of those,
+    else kilted; plus `custom_types` ({'pkg/msg/Name': .msg text}).
+    """
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     if name == "auto":
@@ -95,7 +99,7 @@ def make_typestore(name: str, distro: str | None, custom_types: Mapping[str, str
 
 
 def type_closure(fielddefs: dict, roots: Sequence[str]) -> dict:
-    """The definitions of `roots` and of every type they use (a rosbags Typesdict)."""
+    """Collect the definitions of `roots` and of every type they use (a rosbags Typesdict)."""
     out: dict = {}
     todo = list(roots)
     while todo:
@@ -158,7 +162,7 @@ def _is_ros1_file(path: Path) -> bool:
 
 
 def qos_to_dict(qos: Any) -> dict[str, Any]:
-    """A rosbags Qos -> plain JSON values (enum names in lower case, durations {sec, nsec})."""
+    """Convert a rosbags Qos -> JSON values (enum names in lower case, durations {sec, nsec})."""
     out: dict[str, Any] = {}
     for key, value in qos._asdict().items():
         if hasattr(value, "name"):
@@ -218,9 +222,11 @@ class BagTopic:
 
 
 class BagReader:
-    """An open bag: a rosbag2 directory (metadata.yaml; one or several storage files), a bare
-    `.mcap` / `.db3` file, a directory of storage files without metadata.yaml, or a ROS 1
-    `.bag` (`ros1`: listed and counted, but messages are ROS 1 serialised, not CDR).
+    """An open bag: a rosbag2 directory, a bare `.mcap` / `.db3` file, or a ROS 1 `.bag`.
+
+    A rosbag2 directory (metadata.yaml; one or several storage files), a bare `.mcap` / `.db3`
+    file, a directory of storage files without metadata.yaml, or a ROS 1 `.bag` (`ros1`:
+    listed and counted, but messages are ROS 1 serialised, not CDR).
 
     typestore: auto | humble | jazzy | kilted, for types the bag does not define.
     custom_types: {'pkg/msg/Name': .msg text} added to that typestore.
@@ -257,7 +263,7 @@ class BagReader:
     # -- opening ---------------------------------------------------------------------------------
 
     def _locate(self) -> list[Path]:
-        """The storage files to read; sets the layout. BagError when there is no bag here."""
+        """Find the storage files to read; set the layout. BagError when there is no bag here."""
         path = self.path
         if not path.exists():
             raise BagError(f"bag {path} does not exist")
@@ -405,9 +411,12 @@ class BagReader:
             self.compression = "none"
 
     def _build_typestore(self) -> Any:
-        """The bag's own definitions, topic by topic (a topic whose definition does not parse
-        or whose type hash disagrees gets a `problem`), then the default typestore's for the
-        types it lacks."""
+        """Collect the bag's own definitions, then the default typestore's for the types it lacks.
+
+        The bag's own definitions, topic by topic (a topic whose definition does not parse or
+        whose type hash disagrees gets a `problem`), then the default typestore's for the
+        types it lacks.
+        """
         from rosbags.interfaces import MessageDefinitionFormat
         from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
@@ -490,13 +499,15 @@ class BagReader:
         )
 
     def find(self, topic: str) -> str | None:
-        """The bag's name of `topic` ('points' matches '/points'), None when it has none."""
+        """Return the bag's name of `topic` ('points' matches '/points'), None when it has none."""
         candidates = [topic, "/" + topic.lstrip("/"), topic.lstrip("/")]
         return next((c for c in candidates if c in self.topics), None)
 
     def resolve(self, topic: str, role: str, types: Sequence[str] | None = None) -> str:
-        """The bag's name of `topic` ('points' matches '/points'); BagError when missing, of a
-        type not in `types`, or undecodable."""
+        """Return the bag's name of `topic` ('points' matches '/points'), checked.
+
+        BagError when missing, of a type not in `types`, or undecodable.
+        """
         name = self.find(topic)
         if name is None:
             raise BagError(
@@ -530,9 +541,11 @@ class BagReader:
     def messages(
         self, topics: Sequence[str] | None = None
     ) -> Iterator[tuple[str, str, int, bytes]]:
-        """(topic, normalised msgtype, log time ns, raw bytes) in log-time order (of each
-        file, merged across files without metadata.yaml), counted in `read_counts`; reading
-        errors become a BagError naming the file."""
+        """Yield (topic, normalised msgtype, log time ns, raw bytes) in log-time order.
+
+        In log-time order of each file, merged across files without metadata.yaml; counted in
+        `read_counts`; reading errors become a BagError naming the file.
+        """
         wanted = set(self.topics if topics is None else topics)
         conns = [c for t in wanted if t in self.topics for c in self.topics[t].connections]
         if not conns:
@@ -563,7 +576,7 @@ class BagReader:
             yield topic, types[topic], int(timestamp), raw
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
-        """A message object; ConversionError (a ValueError) names the type."""
+        """Deserialise a message object; ConversionError (a ValueError) names the type."""
         try:
             if self.ros1:
                 return self.typestore.deserialize_ros1(raw, msgtype)
@@ -572,8 +585,10 @@ class BagReader:
             raise ConversionError(f"cannot deserialise {msgtype}: {err}") from None
 
     def ensure_types(self, msgtypes: Sequence[str]) -> None:
-        """Register definitions the bag lacks (e.g. for decoding workers) from the default
-        typestore; BagError when it does not know them either."""
+        """Register the definitions the bag lacks (e.g. for decoding workers) from the typestore.
+
+        BagError when the default typestore does not know them either.
+        """
         missing = [t for t in msgtypes if t not in self.typestore.fielddefs]
         if not missing:
             return
@@ -630,10 +645,13 @@ def _iso(ns: int | None) -> str | None:
 
 
 def bag_info(path: str | Path, typestore: str = "auto") -> dict[str, Any]:
-    """Everything `sdm bag info` reports about one bag (JSON-ready): layout, storage, files,
-    distro, compression, start / end / duration of the messages read, and per topic its type,
-    QoS, declared and read counts and whether its first message decodes. Reads every message
-    once (raw, not decoded). Raises BagError when the bag cannot be opened."""
+    """Gather everything `sdm bag info` reports about one bag (JSON-ready).
+
+    Layout, storage, files, distro, compression, start / end / duration of the messages read,
+    and per topic its type, QoS, declared and read counts and whether its first message
+    decodes. Reads every message once (raw, not decoded). Raises BagError when the bag cannot
+    be opened.
+    """
     with BagReader(path, typestore=typestore) as bag:
         first: dict[str, tuple[str, bytes]] = {}
         start = end = None
@@ -703,7 +721,7 @@ def bag_info(path: str | Path, typestore: str = "auto") -> dict[str, Any]:
 
 
 def format_bag_info(info: Mapping[str, Any]) -> str:
-    """A `ros2 bag info`-like text of one `bag_info` result."""
+    """Format a `ros2 bag info`-like text of one `bag_info` result."""
     version = f", metadata version {info['version']}" if info.get("version") is not None else ""
     files = info["files"]
     lines = [

@@ -88,7 +88,7 @@ class BagWriter:
         )
 
     def cloud_message(self, points: np.ndarray, stamp_ns: int, frame_id: str = "") -> Any:
-        """A rosbags PointCloud2 of (N, 3|6) points (xyz float32, rgb packed)."""
+        """Build a rosbags PointCloud2 of (N, 3|6) points (xyz float32, rgb packed)."""
         msg = self.types["sensor_msgs/msg/PointCloud2"](
             header=self.header(stamp_ns, frame_id),
             height=1,
@@ -169,8 +169,10 @@ class BagWriter:
         frame_id: str = "",
         stamp_ns: int | None = None,
     ) -> None:
-        """A sensor_msgs/CompressedImage of coded bytes (jpeg, png, compressedDepth) whose
-        `format` is fmt (e.g. 'rgb8; jpeg compressed bgr8', '32FC1; compressedDepth png')."""
+        """Write a sensor_msgs/CompressedImage of coded bytes (jpeg, png, compressedDepth).
+
+        Its `format` is fmt (e.g. 'rgb8; jpeg compressed bgr8', '32FC1; compressedDepth png').
+        """
         stamp = t_ns if stamp_ns is None else stamp_ns
         msg = self.types["sensor_msgs/msg/CompressedImage"](
             header=self.header(stamp, frame_id),
@@ -189,9 +191,11 @@ class BagWriter:
         rotation_xyzw: Sequence[float],
         stamp_ns: int | None = None,
     ) -> None:
-        """One parent <- child transform (pose of child in parent, quaternion x, y, z, w) on a
-        tf2_msgs/TFMessage topic: /tf_static, or /tf for a moving frame (stamp = t_ns unless
-        stamp_ns is given)."""
+        """Write one parent <- child transform on a tf2_msgs/TFMessage topic.
+
+        The pose of child in parent (quaternion x, y, z, w), on /tf_static, or /tf for a moving
+        frame (stamp = t_ns unless stamp_ns is given).
+        """
         types = self.types
         tf = types["geometry_msgs/msg/TransformStamped"](
             header=self.header(t_ns if stamp_ns is None else stamp_ns, parent),

@@ -47,7 +47,7 @@ def default_compressor() -> numcodecs.Blosc:
 
 
 def default_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """(steps, *frame_shape) chunks: 100 steps, fewer when one chunk would exceed 8 MiB."""
+    """Choose (steps, *frame_shape) chunks: 100 steps, fewer when one would exceed 8 MiB."""
     frame_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * itemsize)
     steps = max(1, min(DEFAULT_CHUNK_STEPS, MAX_CHUNK_BYTES // frame_bytes))
     return (max(1, min(steps, shape[0])) if shape[0] else steps, *shape[1:])
@@ -137,7 +137,7 @@ class ReplayBuffer:
 
     @classmethod
     def create_empty(cls) -> ReplayBuffer:
-        """A buffer with no keys and no episodes; the first `add_episode` sets the keys."""
+        """Create a buffer with no keys and no episodes; the first `add_episode` sets the keys."""
         return cls()
 
     @classmethod
@@ -340,8 +340,10 @@ class ReplayBuffer:
 
 
 def data_keys(path: str | Path) -> list[str]:
-    """The sorted `data/` array names of a zarr dataset, without reading any array. Raises
-    DatasetError as `ReplayBuffer.load` does (missing path, not a zarr group, no data/)."""
+    """List the sorted `data/` array names of a zarr dataset, without reading any array.
+
+    Raises DatasetError as `ReplayBuffer.load` does (missing path, not a zarr group, no data/).
+    """
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"dataset {path} does not exist")

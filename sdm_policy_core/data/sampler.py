@@ -66,8 +66,11 @@ def create_indices(
 
 
 def get_val_mask(n_episodes: int, val_ratio: float, seed: int = 0) -> np.ndarray:
-    """(E,) bool mask of validation episodes: round(E * val_ratio) of them, at least 1 and at
-    most E - 1 when val_ratio > 0, drawn with numpy's default_rng(seed) (Diffusion Policy)."""
+    """(E,) bool mask of validation episodes, drawn with numpy's default_rng(seed).
+
+    round(E * val_ratio) of them, at least 1 and at most E - 1 when val_ratio > 0, drawn with
+    numpy's default_rng(seed) (Diffusion Policy).
+    """
     val_mask = np.zeros(n_episodes, dtype=bool)
     if val_ratio <= 0:
         return val_mask
@@ -146,8 +149,11 @@ class SequenceSampler:
 
 
 def _check_image_dtype(dtype: Any, key: str, source: str) -> None:
-    """Raise DatasetError unless images are uint8 (the dataset contract): a float array may
-    hold 0-255 or 0-1, and the encoder would silently take 0-255 floats for 0-1."""
+    """Raise DatasetError unless images are uint8 (the dataset contract).
+
+    A float array may hold 0-255 or 0-1, and the encoder would silently take 0-255 floats for
+    0-1.
+    """
     if np.dtype(dtype) != np.uint8:
         raise DatasetError(
             f"{source}: data/{key} is {np.dtype(dtype)}, but image policies read uint8 RGB "
@@ -244,7 +250,7 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         return len(self.sampler)
 
     def split_dataset(self, split: str) -> TrajectoryDataset:
-        """The same dataset (sharing the loaded buffer) with the other split selected."""
+        """Return the same dataset (sharing the loaded buffer) with the other split selected."""
         return TrajectoryDataset(
             self.replay_buffer,
             self.horizon,
@@ -266,8 +272,10 @@ class TrajectoryDataset(torch.utils.data.Dataset):
     def get_normalizer(
         self, mode: NormalizerMode = "limits", point_cloud_mode: NormalizerMode = "limits"
     ) -> LinearNormalizer:
-        """LinearNormalizer fitted on the train episodes: 'action' and 'agent_pos' with `mode`,
-        'point_cloud' (the channels this dataset yields) with `point_cloud_mode`.
+        """LinearNormalizer fitted on the train episodes.
+
+        'action' and 'agent_pos' with `mode`, 'point_cloud' (the channels this dataset yields)
+        with `point_cloud_mode`.
 
         DP3 fits the point cloud per channel with 'limits' as well (its MetaWorld / Adroit
         datasets); pass point_cloud_mode='identity' to feed raw metres to the encoder.

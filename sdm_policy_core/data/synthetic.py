@@ -1,5 +1,6 @@
-"""A small synthetic reaching dataset in the DP3 layout, for tests and benchmarks that must run
-on a bare checkout (no simulator, no download).
+"""A small synthetic reaching dataset in the DP3 layout, for tests and benchmarks.
+
+For tests and benchmarks that must run on a bare checkout (no simulator, no download).
 
 Each episode: a goal g ~ U[-0.5, 0.5]^3 marked by a cluster of points on a table of random
 points; the state (x, y, z, gripper) moves toward g, the gripper closes near it; the action is
@@ -54,8 +55,10 @@ def make_reaching_dataset(
     seed: int = 0,
     image_size: int = 0,
 ) -> ReplayBuffer:
-    """Write (when `path` is given) and return a synthetic dataset of `episodes` episodes;
-    with `image_size` > 0 it also holds `img` (T, S, S, 3) uint8 top views."""
+    """Write (when `path` is given) and return a synthetic dataset of `episodes` episodes.
+
+    With `image_size` > 0 it also holds `img` (T, S, S, 3) uint8 top views.
+    """
     rng = np.random.default_rng(seed)
     buffer = ReplayBuffer.create_empty()
     for _ in range(episodes):

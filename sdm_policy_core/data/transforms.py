@@ -41,8 +41,11 @@ NS = 1_000_000_000
 
 
 class TransformError(ValueError):
-    """A lookup cannot be answered: no chain between the frames, or no transform sample near
-    the stamp. The message names the frames, the stamp and what the buffer holds."""
+    """A lookup cannot be answered: no chain between the frames, or no sample near the stamp.
+
+    No chain between the frames, or no transform sample near the stamp. The message names the
+    frames, the stamp and what the buffer holds.
+    """
 
 
 @dataclass
@@ -62,8 +65,10 @@ class _Series:
         self._sorted = None
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(stamps (N,) int64 ns, translations (N, 3), quaternions (N, 4) xyzw), sorted by
-        stamp; of samples with equal stamps the first is kept (as tf2 does)."""
+        """Return (stamps (N,) int64 ns, translations (N, 3), quaternions (N, 4) xyzw).
+
+        Sorted by stamp; of samples with equal stamps the first is kept (as tf2 does).
+        """
         if self._sorted is None:
             stamps = np.frombuffer(self.stamps, np.int64)
             values = np.frombuffer(self.values, np.float64).reshape(-1, 7)
@@ -75,8 +80,10 @@ class _Series:
         return len(self.stamps)
 
     def forget_before(self, stamp: int) -> None:
-        """Drop the samples before the last one at or before `stamp` (that one stays: a
-        lookup at `stamp` or later interpolates from it)."""
+        """Drop the samples before the last one at or before `stamp`.
+
+        That one stays: a lookup at `stamp` or later interpolates from it.
+        """
         times, translations, quaternions = self.arrays()
         keep = int(np.searchsorted(times, stamp, side="right")) - 1
         if keep <= 0:
@@ -102,9 +109,12 @@ class TransformBuffer:
     # -- filling ---------------------------------------------------------------------------------
 
     def add_message(self, msg: Any, static: bool, source: str = "") -> None:
-        """Every geometry_msgs/TransformStamped of a tf2_msgs/TFMessage (rclpy or rosbags
-        object). `source` (e.g. the topic) is named in error messages. ConversionError for a
-        transform with NaN/Inf or a zero quaternion (the message's others are still added)."""
+        """Add every geometry_msgs/TransformStamped of a tf2_msgs/TFMessage.
+
+        The message is an rclpy or rosbags object. `source` (e.g. the topic) is named in error
+        messages. ConversionError for a transform with NaN/Inf or a zero quaternion (the
+        message's others are still added).
+        """
         bad = None
         for tf in msg.transforms:
             try:
@@ -115,8 +125,10 @@ class TransformBuffer:
             raise bad
 
     def add(self, tf: Any, static: bool, source: str = "") -> None:
-        """One geometry_msgs/TransformStamped (parent = header.frame_id, child =
-        child_frame_id, at header.stamp)."""
+        """Add one geometry_msgs/TransformStamped.
+
+        parent = header.frame_id, child = child_frame_id, at header.stamp.
+        """
         parent = str(tf.header.frame_id).lstrip("/")
         child = str(tf.child_frame_id).lstrip("/")
         if static:
@@ -163,13 +175,16 @@ class TransformBuffer:
         return sorted(set(self._static) | set(self._dynamic) | set(parents))
 
     def __len__(self) -> int:
-        """Number of transforms held (static ones + dynamic samples)."""
+        """Return the number of transforms held (static ones + dynamic samples)."""
         return len(self._static) + sum(len(s) for s in self._dynamic.values())
 
     def forget_before(self, stamp_ns: int) -> None:
-        """Forget dynamic samples no lookup at or after stamp_ns needs (as tf2's buffer forgets
-        what is older than its cache time): per link, all before its last sample at or before
-        stamp_ns. A later lookup before stamp_ns may then find no sample near its stamp."""
+        """Forget dynamic samples no lookup at or after stamp_ns needs.
+
+        As tf2's buffer forgets what is older than its cache time: per link, all before its
+        last sample at or before stamp_ns. A later lookup before stamp_ns may then find no
+        sample near its stamp.
+        """
         for series in self._dynamic.values():
             series.forget_before(int(stamp_ns))
 
@@ -246,9 +261,11 @@ class TransformBuffer:
         stamps_ns: Sequence[int] | np.ndarray,
         tolerance_ns: int = 0,
     ) -> np.ndarray:
-        """(N, 4, 4) float64: points in `source` at stamps_ns[i] -> `target`. TransformError
-        when the frames are not connected or a dynamic link has no sample within
-        tolerance_ns of a stamp."""
+        """Look up (N, 4, 4) float64 transforms: points in `source` at stamps_ns[i] -> `target`.
+
+        TransformError when the frames are not connected or a dynamic link has no sample
+        within tolerance_ns of a stamp.
+        """
         stamps = np.asarray(stamps_ns, dtype=np.int64).reshape(-1)
         target, source = target.lstrip("/"), source.lstrip("/")
         up_source, up_target = self._up(source), self._up(target)

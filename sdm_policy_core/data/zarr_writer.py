@@ -96,8 +96,10 @@ class StreamingDatasetWriter:
         return self._n_steps - self._episode_start
 
     def shapes(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """Per-step shape and dtype of every key (empty before the first append of a new
-        dataset)."""
+        """Per-step shape and dtype of every key.
+
+        Empty before the first append of a new dataset.
+        """
         return {k: (tuple(a.shape[1:]), a.dtype) for k, a in self.arrays.items()}
 
     # -- writing ---------------------------------------------------------------------------------

@@ -40,8 +40,10 @@ WARNING_PERIOD_S = 2.0  # at most one rejection warning per this many seconds
 
 
 class Trigger:
-    """What the loop waits for with `trigger: observation`: the newest observation's stamp and
-    the newest joint state's (fed by the session's inputs)."""
+    """What the loop waits for with `trigger: observation`.
+
+    The newest observation's stamp and the newest joint state's (fed by the session's inputs).
+    """
 
     def __init__(self) -> None:
         self.wake = threading.Event()
@@ -72,9 +74,12 @@ class Trigger:
 
 
 class SensorInputs:
-    """See the module docstring. `cloud_to_base(frame_id, stamp)`: the 4x4 transform of a
-    cloud's frame into the base frame (raises ConversionError for a frame it cannot place);
-    None: the controller's (the profile's camera mount)."""
+    """Decode sensor messages and assemble the state; see the module docstring.
+
+    `cloud_to_base(frame_id, stamp)`: the 4x4 transform of a cloud's frame into the base frame
+    (raises ConversionError for a frame it cannot place); None: the controller's (the
+    profile's camera mount).
+    """
 
     def __init__(
         self,
@@ -113,9 +118,11 @@ class SensorInputs:
     def receive(
         self, controller: PolicyController, topic: str, msg: Any, observation_trigger: bool
     ) -> None:
-        """A message of `topic` (points, image, joint_states or ee_pose) for `controller`;
-        ignored when the controller's model needs none. `observation_trigger`: a new
-        observation wakes the control loop (`trigger: observation`)."""
+        """Hand a message of `topic` (points, image, joint_states or ee_pose) to `controller`.
+
+        Ignored when the controller's model needs none. `observation_trigger`: a new
+        observation wakes the control loop (`trigger: observation`).
+        """
         self._received = time.perf_counter()
         wanted, what, decode, deliver = self._inputs[topic]
         if not wanted(controller):

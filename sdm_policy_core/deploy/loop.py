@@ -30,8 +30,11 @@ if TYPE_CHECKING:
 
 
 class ControlLoop:
-    """Runs `session.step(now())`, turns each result into messages with `build` and hands
-    them to `send` (see the module docstring). `sync_s()`: the current observation_sync_s."""
+    """Runs `session.step(now())` and hands the resulting messages to `send`.
+
+    Each result becomes messages with `build`, handed to `send` (see the module docstring).
+    `sync_s()`: the current observation_sync_s.
+    """
 
     def __init__(
         self,

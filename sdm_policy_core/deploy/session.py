@@ -46,8 +46,11 @@ RATE_WINDOW_S = 2.0  # [s] the command rate is counted over this window
 def load_runtime(
     path: str, config: DeploymentConfig, sampler: str, steps: int, seed: int
 ) -> RuntimeBase:
-    """The runtime of `config.backend` for checkpoint `path` (each imported only here: the
-    onnxruntime backend never imports torch). Empty sampler / 0 steps: the checkpoint's own."""
+    """Load the runtime of `config.backend` for checkpoint `path`.
+
+    Each backend is imported only here: the onnxruntime backend never imports torch. Empty
+    sampler / 0 steps: the checkpoint's own.
+    """
     options = {}
     if config.backend == "onnxruntime":  # its noise is numpy's default_rng(seed)
         from sdm_policy_core.onnx_runtime import OnnxPolicyRuntime as Runtime
@@ -66,9 +69,12 @@ def load_runtime(
 
 
 class ControlSession:
-    """See the module docstring. `cloud_to_base(frame_id, stamp)`: the 4x4 transform of a
+    """The loaded model, its state machine, the stale watch and the step.
+
+    See the module docstring. `cloud_to_base(frame_id, stamp)`: the 4x4 transform of a
     cloud's frame into the base frame (raises ConversionError for a frame it cannot place);
-    None: the profile's camera mount."""
+    None: the profile's camera mount.
+    """
 
     def __init__(
         self,
@@ -90,8 +96,10 @@ class ControlSession:
 
     # -- the model -------------------------------------------------------------------------------
     def load(self, path: str, sampler: str, steps: int, seed: int) -> str:
-        """Load checkpoint `path` (disabled); raise one of LOAD_ERRORS (keeping the old model)
-        if it cannot run here. Returns its policy id."""
+        """Load checkpoint `path` (disabled) and return its policy id.
+
+        Raises one of LOAD_ERRORS (keeping the old model) if it cannot run here.
+        """
         self.log.info(f"loading {path} ({self.config.backend})")
         runtime = load_runtime(path, self.config, sampler, steps, seed)
         self.install(runtime, path)
@@ -121,7 +129,7 @@ class ControlSession:
             self.state, self.message = NO_CHECKPOINT, why
 
     def configure(self, config: DeploymentConfig, changed: set[str], seed: int) -> None:
-        """New settings; `changed` names the ones set (a new sampler_seed re-seeds the noise)."""
+        """Apply new settings; `changed` names the ones set (a new sampler_seed re-seeds noise)."""
         self.config = config
         with self.lock:
             controller = self.controller
@@ -154,7 +162,7 @@ class ControlSession:
         self.log.info("deactivated: no new targets")
 
     def rearm(self) -> None:
-        """Enabled again while active: clears a fault, a fresh plan."""
+        """Handle being enabled again while active: clear a fault, plan afresh."""
         with self.lock:
             self.controller.set_enabled(True)
         self.trigger.restart()
@@ -167,30 +175,34 @@ class ControlSession:
         self.trigger.restart()
 
     def refuse(self, reason: str) -> None:
-        """A request refused: logged, and the status message says why."""
+        """Refuse a request: log it, and the status message says why."""
         self.log.error(reason)
         with self.lock:
             self.message = reason
 
     def fail(self, err: Exception) -> None:
-        """A step raised: FAULT until re-enabled or reloaded."""
+        """Handle a step that raised: FAULT until re-enabled or reloaded."""
         with self.lock:
             self.state, self.message = FAULT, f"control step: {err}"
         self.log.error(f"control step failed: {err!r}")
 
     # -- inputs ----------------------------------------------------------------------------------
     def receive(self, topic: str, msg: Any) -> None:
-        """A sensor message of `topic` (points, image, joint_states or ee_pose): decoded and
-        handed on, or counted and dropped when malformed; ignored while no model is loaded or
-        the model needs none."""
+        """Take a sensor message of `topic` (points, image, joint_states or ee_pose).
+
+        Decoded and handed on, or counted and dropped when malformed; ignored while no model is
+        loaded or the model needs none.
+        """
         controller = self.controller
         if controller is not None:
             self.inputs.receive(controller, topic, msg, self.config.trigger == "observation")
 
     # -- the step --------------------------------------------------------------------------------
     def step(self, now: float) -> control.TickResult | None:
-        """One tick of the controller at `now` [s] (the clock of the message stamps); None
-        while no model is loaded or when the policy's output faulted."""
+        """Run one tick of the controller at `now` [s] (the clock of the message stamps).
+
+        Returns None while no model is loaded or when the policy's output faulted.
+        """
         with self.lock:
             controller = self.controller
         if controller is None:
@@ -215,13 +227,15 @@ class ControlSession:
         return controller.counters.last_preprocess_time if controller is not None else 0.0
 
     def commanded(self) -> None:
-        """A command was published (the status's control rate counts them)."""
+        """Count a published command (the status's control rate counts them)."""
         self._command_times.append(time.monotonic())
 
     # -- status ----------------------------------------------------------------------------------
     def status(self, lifecycle: str, sim_time: bool) -> tuple[int, str, float]:
-        """(state, message, commands per second) for lifecycle state `lifecycle` (unconfigured,
-        inactive, active)."""
+        """Return (state, message, commands per second) for lifecycle state `lifecycle`.
+
+        `lifecycle` is one of unconfigured, inactive, active.
+        """
         cutoff = time.monotonic() - RATE_WINDOW_S
         while self._command_times and self._command_times[0] < cutoff:
             self._command_times.popleft()
@@ -237,7 +251,7 @@ class ControlSession:
         return state, message, len(self._command_times) / RATE_WINDOW_S
 
     def _watch_observations(self, sim_time: bool) -> None:
-        """HOLDING when observations stopped for stale_age_s of wall time.
+        """Go HOLDING when observations stopped for stale_age_s of wall time.
 
         With `trigger: observation` or sim time (a stopped /clock) no step runs once the sensors
         or the simulator stop, so no command is sent; this makes the status say why. The plan is

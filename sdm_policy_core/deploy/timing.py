@@ -36,8 +36,10 @@ STEPS_KEPT = 256
 
 
 class PipelineTimes:
-    """A bounded record of the stage durations [s] of the newest planned steps (see the module
-    docstring); `summary()` their p50 / p99 / mean in ms."""
+    """A bounded record of the stage durations [s] of the newest planned steps.
+
+    See the module docstring; `summary()` their p50 / p99 / mean in ms.
+    """
 
     def __init__(self, size: int = STEPS_KEPT) -> None:
         self._steps: deque[tuple[float, ...]] = deque(maxlen=size)
@@ -54,9 +56,12 @@ class PipelineTimes:
             self._steps.clear()
 
     def summary(self) -> dict:
-        """{"steps": n, "stages_ms": {stage: {p50, p99, mean}}, "total_ms": {p50, p99, mean}}
+        """Summarise the steps kept: p50 / p99 / mean per stage and of the total, in ms.
+
+        {"steps": n, "stages_ms": {stage: {p50, p99, mean}}, "total_ms": {p50, p99, mean}}
         over the steps kept (empty stats while there are none). The stages' means add up to the
-        total's mean; each step's stages add up to its total."""
+        total's mean; each step's stages add up to its total.
+        """
         with self._lock:
             steps = np.asarray(self._steps, dtype=np.float64).reshape(-1, len(STAGES)) * 1e3
         columns = {name: steps[:, i] for i, name in enumerate(STAGES)}

@@ -87,7 +87,7 @@ class SdmDistiller:
         return param.device if param is not None else torch.device("cpu")
 
     def _noise(self, cond: Any, generator: torch.Generator | None) -> Tensor:
-        """Generator input z (B, T, D) ~ N(0, I) for the batch of `cond`."""
+        """Draw generator input z (B, T, D) ~ N(0, I) for the batch of `cond`."""
         shape = (batch_size_of(cond), *self.action_shape)
         return randn(shape, generator, self._device(cond))
 
@@ -102,7 +102,9 @@ class SdmDistiller:
     def distribution_matching_gradient(
         self, x: Tensor, x_t: Tensor, x0_real: Tensor, x0_fake: Tensor, t: Tensor
     ) -> Tensor:
-        """g (B, ...) ∝ s_fake - s_real = alpha_t (x0_fake - x0_real) / sigma_t², per
+        """Compute the distillation gradient g, per `distill.grad_normalisation`.
+
+        g (B, ...) ∝ s_fake - s_real = alpha_t (x0_fake - x0_real) / sigma_t², per
         `distill.grad_normalisation`.
 
         x: the generator's outputs (B, ...); x_t = alpha_t x + sigma_t eps at timesteps t (B,);
@@ -253,7 +255,7 @@ class SdmDistiller:
     # -- checkpoints -----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Generator, corrector and EMA state (the teacher is the teacher checkpoint's)."""
+        """Return generator, corrector and EMA state (the teacher is the teacher checkpoint's)."""
         return {
             "generator": self.generator.state_dict(),
             "corrector": self.corrector.state_dict(),

@@ -56,10 +56,12 @@ class EvalEnv(Protocol):
     def step(
         self, action: np.ndarray, observe: bool = True
     ) -> tuple[dict[str, np.ndarray], float, bool, dict[str, Any]]:
-        """Apply one action (action_dim,). Returns (observation, reward, done, info) with
+        """Apply one action (action_dim,); return (observation, reward, done, info).
+
         info["success"] (bool, this step) and optionally info["metrics"]. `done`: the episode
         is over (step limit or a terminal failure). observe=False: the caller will not use this
-        observation (the env may skip rendering; "agent_pos" must still be there)."""
+        observation (the env may skip rendering; "agent_pos" must still be there).
+        """
         ...
 
     def render(self) -> np.ndarray:
@@ -110,8 +112,11 @@ def registered_tasks() -> tuple[str, ...]:
 
 
 def resolve_eval_task(name: str) -> tuple[str, EnvEntry]:
-    """(canonical task name, its entry). Registered names match exactly; others are tried as
-    MetaWorld tasks. Raises UnknownTaskError listing the registered tasks and MetaWorld's."""
+    """Return (canonical task name, its entry).
+
+    Registered names match exactly; others are tried as MetaWorld tasks. Raises
+    UnknownTaskError listing the registered tasks and MetaWorld's.
+    """
     from sdm_policy_core.sim.metaworld_env import UnknownTaskError
 
     name = name.strip()
@@ -132,8 +137,10 @@ def resolve_eval_task(name: str) -> tuple[str, EnvEntry]:
 def require_state_only(
     spec: ObservationSpec, source: str, task: str, state_dim: int, action_dim: int
 ) -> None:
-    """Raise ValueError unless `spec` is a state-only policy with these sizes (low-dimensional
-    envs use it as their `check`)."""
+    """Raise ValueError unless `spec` is a state-only policy with these sizes.
+
+    Low-dimensional envs use it as their `check`.
+    """
     if spec.point_cloud_shape is not None or spec.image_shape is not None:
         raise ValueError(
             f"{source} observes a point cloud or an image; {task} gives only agent_pos "
@@ -155,9 +162,11 @@ METAWORLD = "metaworld"
 
 
 def check_spec(spec: ObservationSpec, source: str | Path) -> int:
-    """Raise when a policy with this observation spec cannot act in MetaWorldEnv (no point
-    cloud, a non-square image, another state or action size); returns the image size to render
-    (0: none). source names the policy in the message."""
+    """Raise when a policy with this observation spec cannot act in MetaWorldEnv.
+
+    It cannot with no point cloud, a non-square image, another state or action size. Returns
+    the image size to render (0: none). source names the policy in the message.
+    """
     from sdm_policy_core.sim.metaworld_env import ACTION_DIM, STATE_DIM, SimulatorError
 
     if spec.point_cloud_shape is None:

@@ -30,8 +30,11 @@ from sdm_policy_core.run_metrics import mean_of_best, success_rate_of
 def dp3_score(
     curves: Mapping[int, Sequence[float | Mapping[str, Any]]], k: int = 5
 ) -> dict[str, Any]:
-    """DP3's reported score: per seed `mean_of_best(k)`, then mean and (population) std over
-    seeds. curves: seed -> that seed's periodic evaluations in training order."""
+    """Compute DP3's reported score: per seed `mean_of_best(k)`, then mean and std over seeds.
+
+    The std is the population std. curves: seed -> that seed's periodic evaluations in
+    training order.
+    """
     if not curves:
         raise ValueError("no seeds to score")
     per_seed = {int(s): mean_of_best(v, k) for s, v in curves.items()}
@@ -45,8 +48,10 @@ def dp3_score(
 
 
 def final_score(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Mean +- std over seeds of final-checkpoint evaluations (one `sdm eval` result per seed,
-    or one result holding several seeds in `per_seed`)."""
+    """Mean +- std over seeds of final-checkpoint evaluations.
+
+    One `sdm eval` result per seed, or one result holding several seeds in `per_seed`.
+    """
     rates: list[float] = []
     for r in results:
         if "per_seed" in r:
@@ -59,8 +64,11 @@ def final_score(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _outcomes(result: Mapping[str, Any], metric: str = "success") -> dict[tuple[int, int], float]:
-    """(evaluation seed, reset seed) -> `metric` of every episode of one `sdm eval` result
-    ("success" as 0/1, or a per-episode env metric such as PushT's "max_coverage")."""
+    """Map (evaluation seed, reset seed) -> `metric` of every episode of one `sdm eval` result.
+
+    The metric is "success" as 0/1, or a per-episode env metric such as PushT's
+    "max_coverage".
+    """
     episodes = result.get("episode_results")
     if not episodes:
         raise ValueError(

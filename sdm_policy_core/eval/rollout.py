@@ -95,7 +95,7 @@ class Evaluation:
 
 
 def policy_observation(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The keys a policy consumes from an env observation."""
+    """Return the keys a policy consumes from an env observation."""
     return {k: obs[k] for k in OBSERVATION_KEYS if k in obs}
 
 
@@ -109,8 +109,10 @@ def run_episode(
     visited: dict[str, list[np.ndarray]] | None = None,
     ensembling_decay: float | None = None,
 ) -> EpisodeResult:
-    """One closed-loop episode (receding horizon or, with `ensembling_decay`, temporal
-    ensembling: see the module docstring).
+    """Run one closed-loop episode (receding horizon or, with `ensembling_decay`, ensembling).
+
+    Receding horizon or, with `ensembling_decay`, temporal ensembling: see the module
+    docstring.
 
     env: an EvalEnv (a bare MetaWorldEnv is wrapped in MetaWorldEvalEnv).
     frames: when a list is given, an RGB frame (`env.render()`) is appended per step (video).
@@ -162,8 +164,11 @@ def _env_step(
     result: EpisodeResult,
     frames: list[np.ndarray] | None,
 ) -> tuple[dict, bool]:
-    """One env step with the episode's bookkeeping (length, reward, the env's metrics, a frame,
-    success ends it); returns the observation and whether the episode is over."""
+    """Take one env step with the episode's bookkeeping; return (observation, episode over).
+
+    Bookkeeping: length, reward, the env's metrics, a frame, success ends it. Returns the
+    observation and whether the episode is over.
+    """
     obs, reward, done, info = env.step(action, observe=observe)
     result.length += 1
     result.reward += float(reward)
@@ -233,7 +238,7 @@ def _append_step(visited: dict[str, list[np.ndarray]], obs: dict, action: np.nda
 
 
 def visited_episode(visited: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
-    """The arrays of one recorded episode, with the dtypes of `sdm demos` datasets."""
+    """Stack the arrays of one recorded episode, with the dtypes of `sdm demos` datasets."""
     arrays = {k: np.stack(v) for k, v in visited.items()}
     for key in FLOAT_ARRAYS:
         if key in arrays:

@@ -36,7 +36,7 @@ from sdm_policy_core.run_metrics import EVAL_SPLIT, MetricsLog
 def selection_evaluator(
     cfg: ExperimentConfig, device: torch.device | str = "cpu"
 ) -> Callable[[Path], dict[str, Any]]:
-    """A function that evaluates a checkpoint of this run on `cfg.train.eval_task`.
+    """Make a function that evaluates a checkpoint of this run on `cfg.train.eval_task`.
 
     Checks before training starts that the task exists and that a policy with `cfg.obs` can act
     in it; raises ConfigError naming `train.eval_task` otherwise.
@@ -68,11 +68,14 @@ def selection_evaluator(
 
 
 def periodic_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The periodic closed-loop evaluations of a run, in training order: one dict per
-    evaluation with `step`, `success_rate`, `mean_episode_length`, `episodes` and `wall_s`.
+    """Read the periodic closed-loop evaluations of a run, in training order.
+
+    One dict per evaluation with `step`, `success_rate`, `mean_episode_length`, `episodes` and
+    `wall_s`.
 
     `dp3_score({seed: periodic_evaluations(run) for seed, run in runs.items()})` is DP3's
-    "mean of the 5 best" over them. Raises ValueError when the run has none."""
+    "mean of the 5 best" over them. Raises ValueError when the run has none.
+    """
     path = Path(run_dir) / "metrics.jsonl"
     rows = MetricsLog(path).read(EVAL_SPLIT)
     if not rows:

@@ -75,8 +75,10 @@ def _stats_ms(values_s: Sequence[float]) -> dict[str, float]:
 
 
 def checkpoint_meta(checkpoint: str | Path) -> dict[str, Any]:
-    """kind, horizons and point count of a checkpoint, from its config.json ({} if unreadable);
-    the keys `sdm eval` reports about the policy."""
+    """Read kind, horizons and point count of a checkpoint from its config.json.
+
+    {} if unreadable; the keys `sdm eval` reports about the policy.
+    """
     import json
 
     try:
@@ -94,7 +96,7 @@ def checkpoint_meta(checkpoint: str | Path) -> dict[str, Any]:
 
 
 def sim_eval_result(meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> dict:
-    """The `sdm sim-eval` result from the driver's episode records.
+    """Build the `sdm sim-eval` result from the driver's episode records.
 
     meta: task, checkpoint, policy_id, sampler, steps, seeds, episodes (per seed), plus any
         settings to keep (step_mode, control_rate_hz, max_episode_steps, ...).
@@ -166,7 +168,9 @@ def onnx_model_for(
     steps: int | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """The exported model the onnxruntime policy node loads from checkpoint directory
+    """Find (or export) the model the onnxruntime policy node loads from `checkpoint`.
+
+    The exported model the onnxruntime policy node loads from checkpoint directory
     `checkpoint`: the one .onnx in it, checked (sidecar, sha256, the checkpoint's observations,
     horizons and kind: onnx_runtime.read_onnx_model, as the node checks it) and running the
     sampler `sdm eval` would pick for `sampler` / `steps` (DiffusionConfig.sampler_for).
@@ -272,9 +276,12 @@ def sim_eval_command(
     backend: str = "torch",
     noise: str = "torch",
 ) -> list[str]:
-    """The launch-runner command line of one sim-in-the-loop evaluation (sim:=mujoco, the
-    embedded sim bridge). max_episode_steps 0: the task's own (MetaWorld 200, obstacle-2d 60).
-    backend, noise: the policy node's `backend` and `sampler_noise` (BACKENDS, NOISES)."""
+    """Build the launch-runner command line of one sim-in-the-loop evaluation.
+
+    sim:=mujoco, the embedded sim bridge. max_episode_steps 0: the task's own (MetaWorld 200,
+    obstacle-2d 60). backend, noise: the policy node's `backend` and `sampler_noise`
+    (BACKENDS, NOISES).
+    """
     args = {
         "sim": "mujoco",
         "checkpoint": os.path.abspath(checkpoint),

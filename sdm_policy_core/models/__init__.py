@@ -1,5 +1,7 @@
-"""Neural networks of the core (ROS-free): encoders, the denoisers (ConditionalUnet1D,
-MlpDenoiser), factory."""
+"""Neural networks of the core (ROS-free).
+
+Encoders, the denoisers (ConditionalUnet1D, MlpDenoiser), factory.
+"""
 
 from __future__ import annotations
 

@@ -11,14 +11,15 @@ from sdm_policy_core.models.unet1d import ConditionalUnet1D
 
 
 def build_observation_encoder(obs: ObservationSpec, model: ModelConfig) -> ObservationEncoder:
-    """The per-step observation encoder; output (N, encoder.feature_dim)."""
+    """Build the per-step observation encoder; output (N, encoder.feature_dim)."""
     return ObservationEncoder(obs, model)
 
 
 def build_denoiser(
     obs: ObservationSpec, model: ModelConfig, n_obs_steps: int | None = None
 ) -> ConditionalUnet1D | MlpDenoiser:
-    """The denoiser over (B, horizon, action_dim), conditioned on n_obs_steps features:
+    """Build the denoiser over (B, horizon, action_dim), conditioned on n_obs_steps features.
+
     ConditionalUnet1D (`model.denoiser=unet`) or MlpDenoiser (`mlp`).
 
     global_cond_dim = feature_dim * n_obs_steps (n_obs_steps defaults to model.n_obs_steps).
@@ -47,5 +48,5 @@ def build_denoiser(
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameter elements (works on meta-device modules too)."""
+    """Count the parameter elements (works on meta-device modules too)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

@@ -1,6 +1,9 @@
-"""The batch keys under their former address: the vocabulary moved to `sdm_policy_core.keys`
-(with the dataset-array and ROS-topic names), which the data tools and the ROS layer import
-without this package. Kept so that code importing `sdm_policy_core.models.keys` still works."""
+"""The batch keys under their former address: the vocabulary moved to `sdm_policy_core.keys`.
+
+The vocabulary moved there with the dataset-array and ROS-topic names, which the data tools
+and the ROS layer import without this package. Kept so that code importing
+`sdm_policy_core.models.keys` still works.
+"""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ class MlpDenoiser(nn.Module):
         timestep: torch.Tensor | int,
         global_cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """sample (B, T, D), timestep (B,) or scalar, global_cond (B, G) -> (B, T, D)."""
+        """Map sample (B, T, D), timestep (B,) or scalar, global_cond (B, G) -> (B, T, D)."""
         if sample.dim() != 3 or sample.shape[1:] != (self.horizon, self.input_dim):
             raise ValueError(
                 f"sample must be (B, {self.horizon}, {self.input_dim}), got {tuple(sample.shape)}"

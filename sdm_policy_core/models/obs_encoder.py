@@ -1,5 +1,6 @@
-"""Observation encoder: point cloud (DP3) and/or image (Diffusion Policy) features + state
-(state alone for low-dimensional policies).
+"""Observation encoder: point cloud (DP3) and/or image (Diffusion Policy) features + state.
+
+State alone for low-dimensional policies.
 
 One observation step is encoded at a time; callers fold the time axis into the batch
 ((B, To, ...) -> (B * To, ...)) and unfold the result into the global condition

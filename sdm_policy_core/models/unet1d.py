@@ -34,10 +34,12 @@ class SinusoidalPosEmb(nn.Module):
 
 
 class DiffusionStepEncoder(nn.Sequential):
-    """The diffusion step's embedding (sinusoidal -> Linear -> Mish -> Linear), and the
-    condition every FiLM block of a denoiser sees: that embedding ⊕ the global observation
-    features. Shared by the U-Net and the MLP denoiser (the same state-dict keys as
-    Diffusion Policy's `diffusion_step_encoder` Sequential)."""
+    """The diffusion step's embedding and the condition every FiLM block of a denoiser sees.
+
+    The embedding: sinusoidal -> Linear -> Mish -> Linear; the condition: that embedding ⊕ the
+    global observation features. Shared by the U-Net and the MLP denoiser (the same
+    state-dict keys as Diffusion Policy's `diffusion_step_encoder` Sequential).
+    """
 
     def __init__(self, dim: int, global_cond_dim: int) -> None:
         super().__init__(
@@ -49,7 +51,7 @@ class DiffusionStepEncoder(nn.Sequential):
     def condition(
         self, timestep: torch.Tensor | int, batch: int, global_cond: torch.Tensor | None
     ) -> torch.Tensor:
-        """timestep (B,) or scalar, global_cond (B, G) -> (B, cond_dim)."""
+        """Map timestep (B,) or scalar, global_cond (B, G) -> (B, cond_dim)."""
         param = self[1].weight
         timesteps = torch.as_tensor(timestep, device=param.device)
         if timesteps.dim() == 0:

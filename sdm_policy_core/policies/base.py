@@ -1,5 +1,7 @@
-"""What every policy shares: the observation encoder, the normaliser, the noise schedule and
-the cut of an action sequence into the chunk to execute.
+"""What every policy shares: encoder, normaliser, noise schedule, and the chunk to execute.
+
+The observation encoder, the normaliser, the noise schedule and the cut of an action sequence
+into the chunk to execute.
 
 `DiffusionPolicy` (the teacher: a denoiser and its samplers) and `SdmPolicy` (the student: a
 one-step generator) are its two subclasses; neither is the other.
@@ -85,8 +87,10 @@ class Policy(nn.Module, metaclass=abc.ABCMeta):
         generator: torch.Generator | None = None,
         initial_noise: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """{"action_pred": (B, H, Da), "action": (B, n_action_steps, Da)} in robot units.
-        `initial_noise` (B, H, Da) replaces the sampler's draw of its starting noise."""
+        """Return {"action_pred": (B, H, Da), "action": (B, n_action_steps, Da)} in robot units.
+
+        `initial_noise` (B, H, Da) replaces the sampler's draw of its starting noise.
+        """
 
     def _to_chunk(self, naction: Tensor) -> dict[str, Tensor]:
         action = self.normalizer.unnormalize(ACTION, naction)

@@ -107,8 +107,10 @@ class DiffusionPolicy(Policy):
         spacing: str | None = None,
         naive_timestep: int | None = None,
     ) -> dict[str, Tensor]:
-        """Action chunk in robot units from a raw observation batch (sampler options as in
-        `sample_normalized`; `initial_noise` (B, H, Da) replaces the starting noise).
+        """Predict an action chunk in robot units from a raw observation batch.
+
+        Sampler options as in `sample_normalized`; `initial_noise` (B, H, Da) replaces the
+        starting noise.
 
         Returns {"action_pred": (B, H, Da) the whole predicted sequence,
                  "action": (B, n_action_steps, Da) the actions to execute, starting at the

@@ -14,9 +14,11 @@ from sdm_policy_core.policies.sdm_policy import SdmPolicy
 
 
 def policy_from_checkpoint(ckpt: Checkpoint) -> Policy:
-    """A `DiffusionPolicy` (kind 'teacher') or `SdmPolicy` (kind 'sdm') with the checkpoint's
-    weights, in eval mode, on the device the tensors were loaded to. Strict: a missing or
-    unexpected tensor is an error naming it."""
+    """Build a `DiffusionPolicy` ('teacher') or `SdmPolicy` ('sdm') with the checkpoint's weights.
+
+    In eval mode, on the device the tensors were loaded to. Strict: a missing or unexpected
+    tensor is an error naming it.
+    """
     try:
         cfg = ckpt.experiment_config()
     except ConfigError as err:

@@ -1,5 +1,7 @@
-"""report.md of the main job: per task, success, latency, control rate, the paired differences
-between the rows with their 95 % intervals, and the training curves.
+"""report.md of the main job: success, latency, control rate, paired differences, curves.
+
+Per task: success, latency, control rate, the paired differences between the rows with their
+95 % intervals, and the training curves.
 
 Input: per task, one evaluation JSON per row (keys of `sdm eval` / `sdm sim-eval`:
 success_rate, episodes, seeds, sampler, steps, latency_ms {p50, p99}, control_hz, optionally
@@ -70,8 +72,10 @@ DIFFERENCES = (
 def differences(
     rows: dict[str, dict[str, Any]], pairs: tuple[tuple[str, str], ...] = DIFFERENCES
 ) -> list[dict[str, Any]]:
-    """`paired_difference` (95 %, one training run: the bootstrap over episodes) of every pair
-    (B, A) whose rows are both present, with `b` and `a` naming them."""
+    """State `paired_difference` of every pair (B, A) whose rows are both present.
+
+    95 %, one training run: the bootstrap over episodes; `b` and `a` name the rows.
+    """
     from sdm_policy_core.eval.protocol import paired_difference
 
     out = []
@@ -110,7 +114,7 @@ def terminal_table(rows: dict[str, dict[str, Any]]) -> str:
 
 
 def plot_rows(rows: dict[str, dict[str, Any]], out: Path) -> Path:
-    """success / latency distribution / control rate, one panel each (PNG)."""
+    """Plot success / latency distribution / control rate, one panel each (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,8 +159,11 @@ def write_report(
     stages: dict[str, float],
     notes: list[str],
 ) -> Path:
-    """Write out_dir/report.md (+ plots, rows.json with each task's rows and differences) and
-    return its path. tasks: task section title -> {row name: evaluation result}."""
+    """Write out_dir/report.md (+ plots, rows.json) and return its path.
+
+    rows.json holds each task's rows and differences. tasks: task section title -> {row name:
+    evaluation result}.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# {title}", ""]
     saved: dict[str, Any] = {}

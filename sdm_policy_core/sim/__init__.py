@@ -1,5 +1,6 @@
-"""Embedded simulation: MetaWorld v3 tasks on MuJoCo (EGL, OSMesa fallback) with DP3's
-point-cloud observations, their scripted experts, and demonstration recording.
+"""Embedded simulation: MetaWorld v3 tasks on MuJoCo (EGL, OSMesa fallback).
+
+With DP3's point-cloud observations, their scripted experts, and demonstration recording.
 
     from sdm_policy_core.sim import MetaWorldEnv, ScriptedExpert, record_demos
 """

@@ -56,8 +56,11 @@ def camera_to_world(cam_xpos: np.ndarray, cam_xmat: np.ndarray) -> np.ndarray:
 
 
 def project(points: np.ndarray, intr: Intrinsics, cam_to_world: np.ndarray) -> np.ndarray:
-    """(N, 3) world points -> (N, 3) of (u, v, depth): pixel coordinates and depth (m) along the
-    optical axis. The inverse of `pointcloud.depth_to_points` for points in front of the camera."""
+    """Project (N, 3) world points -> (N, 3) of (u, v, depth).
+
+    Pixel coordinates and depth (m) along the optical axis. The inverse of
+    `pointcloud.depth_to_points` for points in front of the camera.
+    """
     world_to_cam = np.linalg.inv(cam_to_world)
     xyz = np.asarray(points, dtype=np.float64) @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
     z = xyz[:, 2]

@@ -54,10 +54,12 @@ METAWORLD = "metaworld"
 
 
 def served_task(name: str) -> tuple[str, str]:
-    """(canonical task name, family) of a task the sim bridge can serve: family "metaworld"
-    for MetaWorld v3 tasks, else the registry name of the task (sdm_policy_core.eval.envs).
-    Raises UnknownTaskError listing the tasks, or ValueError for a registered task that is not
-    served (no `serve`)."""
+    """Return (canonical task name, family) of a task the sim bridge can serve.
+
+    Family "metaworld" for MetaWorld v3 tasks, else the registry name of the task
+    (sdm_policy_core.eval.envs). Raises UnknownTaskError listing the tasks, or ValueError for
+    a registered task that is not served (no `serve`).
+    """
     from sdm_policy_core.eval.envs import METAWORLD as REGISTRY_METAWORLD
     from sdm_policy_core.eval.envs import registered_tasks, resolve_eval_task
 
@@ -146,8 +148,10 @@ class EpisodeRunner:
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        """Names of agent_pos's values: MetaWorld's STATE_NAMES, else the env's `state_names`
-        (agent_pos_0, agent_pos_1, ... when it has none)."""
+        """Names of agent_pos's values: MetaWorld's STATE_NAMES, else the env's `state_names`.
+
+        agent_pos_0, agent_pos_1, ... when it has none.
+        """
         if self.family == METAWORLD:
             return STATE_NAMES
         names = getattr(self.env, "state_names", None)
@@ -170,16 +174,21 @@ class EpisodeRunner:
 
     @property
     def hold_action(self) -> np.ndarray:
-        """A zero command: MetaWorld (4,) zero hand displacement with the last commanded
-        gripper effort; other tasks zeros (velocity commands: stand still)."""
+        """A zero command: stand still, keeping MetaWorld's last commanded gripper effort.
+
+        MetaWorld: (4,) zero hand displacement with the last commanded gripper effort; other
+        tasks zeros (velocity commands: stand still).
+        """
         if self.family == METAWORLD:
             return np.array([0.0, 0.0, 0.0, self._grip])
         return np.zeros(self.action_dim)
 
     def reset(self, seed: int, task: str | None = None) -> dict[str, np.ndarray]:
-        """Start a new episode (ending a running one with reason 'reset'); returns its first
-        observation. Raises UnknownTaskError (listing the tasks) or ValueError (seed < 0, a task
-        of another family than this runner's)."""
+        """Start a new episode (ending a running one with reason 'reset'); return its first obs.
+
+        Returns its first observation. Raises UnknownTaskError (listing the tasks) or
+        ValueError (seed < 0, a task of another family than this runner's).
+        """
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         task, family = served_task(task) if task else (self.task, self.family)
@@ -209,9 +218,11 @@ class EpisodeRunner:
         return obs
 
     def step(self, action: np.ndarray | None) -> dict[str, np.ndarray] | None:
-        """One control step with `action` (action_dim,) in [-1, 1] (None: hold). Returns the
-        new observation, or None when this step ended the episode. Raises RuntimeError when no
-        episode is running and ValueError for a malformed action."""
+        """Run one control step with `action` (action_dim,) in [-1, 1] (None: hold).
+
+        Returns the new observation, or None when this step ended the episode. Raises
+        RuntimeError when no episode is running and ValueError for a malformed action.
+        """
         if not self.active:
             raise RuntimeError("no episode is running: reset first")
         st = self.status
@@ -256,13 +267,17 @@ class EpisodeRunner:
             self.status.end_wall = time.monotonic()
 
     def full_state(self) -> np.ndarray | None:
-        """(39,) float64 MetaWorld state vector of the newest step (what the scripted experts
-        act on); None for other tasks."""
+        """(39,) float64 MetaWorld state vector of the newest step; None for other tasks.
+
+        What the scripted experts act on.
+        """
         return self.env.state if self.family == METAWORLD else None
 
     def summary(self) -> dict[str, Any]:
-        """The current (or last) episode as a JSON-able dict, with `wall_s` [s] from the reset
-        to the end (or now) and `achieved_hz` = steps / wall_s."""
+        """Describe the current (or last) episode as a JSON-able dict.
+
+        With `wall_s` [s] from the reset to the end (or now) and `achieved_hz` = steps / wall_s.
+        """
         st = asdict(self.status)
         end = self.status.end_wall or time.monotonic()
         wall = max(end - self.status.start_wall, 0.0) if self.status.episode_id else 0.0

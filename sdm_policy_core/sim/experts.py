@@ -11,8 +11,11 @@ from sdm_policy_core.sim.metaworld_env import MetaWorldEnv, resolve_task
 
 
 class _Demonstrator(ABC):
-    """What `record_demos` drives: `routes` are the ways it shows one placement (episode
-    `index` of a placement takes routes[index % len(routes)]); it acts on the state vector."""
+    """What `record_demos` drives; it acts on the state vector.
+
+    `routes` are the ways it shows one placement (episode `index` of a placement takes
+    routes[index % len(routes)]).
+    """
 
     routes: tuple[str, ...] = ("",)
     route = ""
@@ -133,7 +136,7 @@ class TwoRouteExpert(_Demonstrator):
 
 
 def make_expert(task: str, kind: str = "scripted") -> ScriptedExpert | TwoRouteExpert:
-    """The demonstrator `kind` (one of EXPERTS) for `task`."""
+    """Make the demonstrator `kind` (one of EXPERTS) for `task`."""
     if kind == "scripted":
         return ScriptedExpert(task)
     if kind == "two-route":

@@ -22,7 +22,7 @@ BACKENDS = ("egl", "osmesa")
 
 
 def choose_backend() -> str | None:
-    """The backend to use when MUJOCO_GL is unset: 'egl', 'osmesa', or None (MuJoCo's own)."""
+    """Pick the backend to use when MUJOCO_GL is unset: 'egl', 'osmesa', or None (MuJoCo's)."""
     if ctypes.util.find_library("EGL"):
         return "egl"
     if ctypes.util.find_library("OSMesa"):
@@ -49,7 +49,7 @@ def configure_gl_backend() -> str:
 
 
 def gl_hint(err: BaseException) -> str:
-    """A fix-it message for a failed off-screen rendering context."""
+    """Write a fix-it message for a failed off-screen rendering context."""
     backend = os.environ.get("MUJOCO_GL", "unset")
     other = "osmesa" if backend == "egl" else "egl"
     return (

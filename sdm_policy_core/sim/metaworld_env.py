@@ -107,8 +107,10 @@ def task_names() -> tuple[str, ...]:
 
 
 def resolve_task(name: str) -> str:
-    """The canonical task name: 'button-press' and 'button-press-v3' both give
-    'button-press-v3'. Raises UnknownTaskError listing the valid tasks (closest first)."""
+    """Return the canonical task name: 'button-press' and 'button-press-v3' both give the latter.
+
+    Raises UnknownTaskError listing the valid tasks (closest first).
+    """
     tasks = task_names()
     name = name.strip()
     for candidate in (name, f"{name}-v3", name.removesuffix(_SUFFIX)):
@@ -267,8 +269,10 @@ class MetaWorldEnv:
 
     # -- episode ---------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, observe: bool = True) -> dict[str, np.ndarray]:
-        """Start an episode; `seed` fixes the object/goal placement (None: continue the stream
-        started by the last seed). Returns the first observation."""
+        """Start an episode; `seed` fixes the object/goal placement.
+
+        None: continue the stream started by the last seed. Returns the first observation.
+        """
         if seed is None and self._last_seed is None:
             seed = self._next_seed
         if seed is not None:
@@ -324,7 +328,7 @@ class MetaWorldEnv:
         return {AGENT_POS: self.agent_pos(), FULL_STATE: self._state.astype(np.float32)}
 
     def observe(self) -> dict[str, np.ndarray]:
-        """The full observation of the current step (renders depth, and RGB if asked)."""
+        """Return the full observation of the current step (renders depth, and RGB if asked)."""
         obs = self._proprio()
         rgb = None
         if self.cloud_channels == 6:
@@ -338,8 +342,10 @@ class MetaWorldEnv:
         return obs
 
     def world_points(self, depth: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray:
-        """All valid pixels of a depth image (H, W) in metres as (N, 3|6) world points,
-        before cropping and sampling; background (depth at the far plane) is dropped."""
+        """Turn all valid pixels of a depth image (H, W) in metres into (N, 3|6) world points.
+
+        Before cropping and sampling; background (depth at the far plane) is dropped.
+        """
         depth = np.where(depth < 0.999 * self.far, depth, 0.0).astype(np.float32)
         intr = self._intrinsics
         if depth.shape != (intr.height, intr.width):

@@ -97,7 +97,7 @@ class ObstacleEnv:
         self.episode = ObstacleEpisode()
 
     def reset(self, seed: int) -> dict[str, np.ndarray]:
-        """New episode: start jitter, side and expert waypoint drawn from `seed` (>= 0)."""
+        """Start a new episode: start jitter, side and expert waypoint drawn from `seed` (>= 0)."""
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         rng = np.random.default_rng(int(seed))
@@ -114,9 +114,11 @@ class ObstacleEnv:
     def step(
         self, action: np.ndarray, observe: bool = True
     ) -> tuple[dict[str, np.ndarray], float, bool, dict[str, Any]]:
-        """Move by STEP * clip(action); (obs, reward, done, info). reward: 1 on the success
-        step, -1 on a collision, else 0. Raises ValueError for a malformed action and
-        RuntimeError after the episode ended."""
+        """Move by STEP * clip(action); return (obs, reward, done, info).
+
+        reward: 1 on the success step, -1 on a collision, else 0. Raises ValueError for a
+        malformed action and RuntimeError after the episode ended.
+        """
         ep = self.episode
         if ep.collision or ep.success or ep.steps >= self.max_episode_steps:
             raise RuntimeError("the episode is over; call reset() first")
@@ -167,10 +169,13 @@ class ObstacleEnv:
 
 
 class ObstacleExpert:
-    """The scripted demonstrator: to the waypoint (side * w, 0.36) on the episode's side, then
-    to the goal, at full speed (slowing to land on a target). The phase follows from the
-    position alone (y), so the expert is a function of the state and the coin. `side`
-    overrides the episode's coin (e.g. to compute both modes' actions)."""
+    """The scripted demonstrator: to the waypoint on the episode's side, then to the goal.
+
+    To the waypoint (side * w, 0.36) on the episode's side, then to the goal, at full speed
+    (slowing to land on a target). The phase follows from the position alone (y), so the
+    expert is a function of the state and the coin. `side` overrides the episode's coin (e.g.
+    to compute both modes' actions).
+    """
 
     def act(self, env: ObstacleEnv, side: int | None = None) -> np.ndarray:
         """(2,) float32 action in [-1, 1] for the env's current state."""
@@ -188,8 +193,10 @@ class ObstacleExpert:
 
 
 def averaged_expert_action(env: ObstacleEnv, expert: ObstacleExpert) -> np.ndarray:
-    """The mean of the two modes' actions (left and right) at the current state: what a
-    policy that averages the demonstrations does."""
+    """Average the two modes' actions (left and right) at the current state.
+
+    What a policy that averages the demonstrations does.
+    """
     return 0.5 * (expert.act(env, side=-1) + expert.act(env, side=1))
 
 
@@ -200,8 +207,10 @@ def record_obstacle_demos(
     max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
     progress: bool = False,
 ) -> tuple[ReplayBuffer, DemoSummary]:
-    """`episodes` scripted-expert episodes as a state-only dataset: data/state (T, 2|3),
-    data/action (T, 2) float32, meta/episode_ends and meta/side (E,) int64 (-1 left, +1 right).
+    """Record `episodes` scripted-expert episodes as a state-only dataset.
+
+    data/state (T, 2|3), data/action (T, 2) float32, meta/episode_ends and meta/side (E,)
+    int64 (-1 left, +1 right).
 
     Episode i resets with `episode_seed(seed, i, DEMO_STREAM)` (the coin and start come from
     it) and ends at its success step. Raises SimulatorError if the expert ever fails (it does

@@ -52,7 +52,7 @@ def coverage_score(coverage: float) -> float:
 
 
 def episode_metrics(max_coverage: float) -> dict[str, Any]:
-    """The per-episode metrics of an episode whose best coverage was `max_coverage`."""
+    """Return the per-episode metrics of an episode whose best coverage was `max_coverage`."""
     return {
         "max_coverage": float(max_coverage),
         "score": coverage_score(max_coverage),
@@ -126,8 +126,11 @@ class PushTEnv:
         return self._max_coverage
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
-        """A random start drawn from `seed` (agent in [50, 450) px, block in [100, 400) px,
-        angle in [-pi, pi)); the same seed gives the same start. Returns the observation."""
+        """Reset to a random start drawn from `seed`; return the observation.
+
+        Agent in [50, 450) px, block in [100, 400) px, angle in [-pi, pi); the same seed gives
+        the same start. Returns the observation.
+        """
         state, _ = self._env.reset(seed=None if seed is None else int(seed))
         return self._start(state)
 
@@ -243,8 +246,10 @@ def replay_episode(
 
 
 def state_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(...,) max absolute difference of PushT states over their 5 entries, the angle taken
-    modulo 2 pi (0 and 2 pi - 1e-6 are the same angle)."""
+    """(...,) max absolute difference of PushT states over their 5 entries.
+
+    The angle is taken modulo 2 pi (0 and 2 pi - 1e-6 are the same angle).
+    """
     diff = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
     angle = diff[..., 4] % (2 * np.pi)
     diff[..., 4] = np.minimum(angle, 2 * np.pi - angle)

@@ -37,8 +37,11 @@ def _arrays(*names: str) -> dict[str, str | None]:
 
 
 def dataset_keys(cfg: ExperimentConfig) -> dict[str, str | None]:
-    """Item name -> dataset key: a point-cloud (DP3) policy, an image policy when
-    model.encoder is "image" (Diffusion Policy: `img`), or a state-only one ("state")."""
+    """Item name -> dataset key: a point-cloud (DP3), image or state-only policy.
+
+    A point-cloud (DP3) policy, an image policy when model.encoder is "image" (Diffusion
+    Policy: `img`), or a state-only one ("state").
+    """
     if cfg.model.encoder == ENCODER_AUTO:
         raise ConfigError("model.encoder=auto: resolve it from the dataset (resolve_encoder)")
     if cfg.model.encoder == ENCODER_IMAGE:
@@ -49,9 +52,11 @@ def dataset_keys(cfg: ExperimentConfig) -> dict[str, str | None]:
 
 
 def resolve_encoder(cfg: ExperimentConfig, path: Path) -> ExperimentConfig:
-    """cfg with `model.encoder` chosen from the dataset's arrays when it is "auto" (see the
-    module docstring). Raises DatasetError naming the arrays when the dataset lacks `state` or
-    `action`, or the arrays an explicit encoder needs."""
+    """Return cfg with `model.encoder` chosen from the dataset's arrays when it is "auto".
+
+    See the module docstring. Raises DatasetError naming the arrays when the dataset lacks
+    `state` or `action`, or the arrays an explicit encoder needs.
+    """
     keys = data_keys(path)
     missing = [k for k in (ARRAY_STATE, ARRAY_ACTION) if k not in keys]
     if missing:
@@ -80,7 +85,7 @@ def resolve_encoder(cfg: ExperimentConfig, path: Path) -> ExperimentConfig:
 def _observation_spec(
     cfg: ExperimentConfig, dataset: TrajectoryDataset, path: Path
 ) -> ObservationSpec:
-    """The observation spec a dataset gives for the encoder in `cfg`."""
+    """Return the observation spec a dataset gives for the encoder in `cfg`."""
     buf, keys = dataset.replay_buffer, dataset.keys
     channels = dataset.point_cloud_channels
     spec = {

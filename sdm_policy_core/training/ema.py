@@ -1,5 +1,7 @@
-"""Exponential moving average of a model's weights, shared by teacher training and distillation
-(the deployed teacher and the deployed SDM generator are both EMA copies)."""
+"""Exponential moving average of a model's weights, shared by teacher training and distillation.
+
+The deployed teacher and the deployed SDM generator are both EMA copies.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ class Ema:
         self.decay = 0.0
 
     def get_decay(self, optimization_step: int) -> float:
-        """The decay used for the update at `optimization_step` (0-based)."""
+        """Return the decay used for the update at `optimization_step` (0-based)."""
         step = max(0, optimization_step - self.update_after_step - 1)
         if step <= 0:
             return 0.0

@@ -90,7 +90,7 @@ class TeacherRecipe(Recipe):
         self.scheduler = _cosine(self.optimizer, cfg.train.warmup_steps, cfg.train.max_steps)
 
     def _global_noise(self, step: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's rows of the global batch's noise (B, H, Da) and timesteps (B,)."""
+        """Draw this rank's rows of the global batch's noise (B, H, Da) and timesteps (B,)."""
         world, rank = self.ctx.world_size, self.ctx.rank
         gen = step_generator(self.cfg.train.seed, step)
         H, Da = self.policy.action_shape

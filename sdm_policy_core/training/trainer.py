@@ -63,19 +63,24 @@ RESUMABLE_CHANGES = {
 
 
 def within_noise(rate: float, highest: float, episodes: int) -> bool:
-    """Whether a success rate over `episodes` episodes is within one binomial standard error
-    of the highest rate so far (the one-standard-error rule). The newest checkpoint that is
+    """Whether a success rate is within one binomial standard error of the highest so far.
+
+    Whether a success rate over `episodes` episodes is within one binomial standard error of
+    the highest rate so far (the one-standard-error rule). The newest checkpoint that is
     becomes `best`: a checkpoint trained longer is kept unless an earlier one was better by
-    more than the evaluation can resolve (20 episodes at 50 %: 11 points)."""
+    more than the evaluation can resolve (20 episodes at 50 %: 11 points).
+    """
     return rate >= highest - math.sqrt(highest * (1.0 - highest) / episodes) - 1e-12
 
 
 def replay_selection(
     evaluations: list[dict[str, Any]], episodes: int
 ) -> tuple[dict[str, Any] | None, float]:
-    """The rule replayed over a run's periodic evaluations (metrics rows, training order):
-    (the evaluation whose checkpoint is `best`, the highest success rate). episodes: for rows
-    logged without their episode count (train.eval_episodes)."""
+    """Replay the rule over a run's periodic evaluations (metrics rows, training order).
+
+    Returns (the evaluation whose checkpoint is `best`, the highest success rate). episodes:
+    for rows logged without their episode count (train.eval_episodes).
+    """
     kept, highest = None, -math.inf
     for row in evaluations:
         rate = float(row["success_rate"])
@@ -86,7 +91,7 @@ def replay_selection(
 
 
 def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
-    """A CPU generator for `step` of a run: the same on every rank and after a resume."""
+    """Make a CPU generator for `step` of a run: the same on every rank and after a resume."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + stream) % (2**63))
 
 
@@ -112,7 +117,7 @@ class Recipe(abc.ABC):
 
     @abc.abstractmethod
     def validate(self, batches: list[dict]) -> dict[str, float]:
-        """Validation metrics over fixed batches (deterministic)."""
+        """Compute validation metrics over fixed batches (deterministic)."""
 
     @abc.abstractmethod
     def export_tensors(self) -> dict[str, torch.Tensor]:
@@ -146,9 +151,12 @@ class Trainer:
         progress: bool = True,
         closed_loop: Callable[[Path], dict[str, Any]] | None = None,
     ) -> None:
-        """closed_loop: evaluates a checkpoint directory in closed loop and returns a result
+        """Set up the trainer; closed_loop evaluates a checkpoint directory in closed loop.
+
+        closed_loop: evaluates a checkpoint directory in closed loop and returns a result
         with `success_rate` and `episodes_total` (`eval.selection.selection_evaluator`); called
-        on rank 0 every `train.eval_every` steps and at the last step, it then selects `best`."""
+        on rank 0 every `train.eval_every` steps and at the last step, it then selects `best`.
+        """
         self.cfg = cfg
         self.recipe = recipe
         self.train_set = train_set
@@ -382,7 +390,8 @@ class Trainer:
         """Closed-loop evaluation of the `latest` just written (rank 0); selects `best`.
 
         The evaluation runs under forked RNG states, so a run that evaluates trains exactly as
-        one that does not."""
+        one that does not.
+        """
         if not self.ctx.is_main:
             return
         devices = [self.ctx.device] if self.ctx.device.type == "cuda" else []

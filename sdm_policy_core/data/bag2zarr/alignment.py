@@ -1,5 +1,6 @@
-"""Alignment of one bag's streams to the reference ticks (the rules are
-`data.bag_alignment`'s: nearest / previous / next within a tolerance).
+"""Alignment of one bag's streams to the reference ticks.
+
+The rules are `data.bag_alignment`'s: nearest / previous / next within a tolerance.
 
     aligner = Aligner(streams, cfg, issues, held)
     for t in aligner.ticks(final=False):        # ticks whose choice is final, in order
@@ -64,8 +65,11 @@ class Aligner:
         return self.next_rate_tick
 
     def ticks(self, final: bool) -> Iterator[int]:
-        """The ticks that can be aligned now (every one left when `final`: the bag is read),
-        each new tick once, in order. Consumes them: the caller aligns each before the next."""
+        """Yield the ticks that can be aligned now, each new tick once, in order.
+
+        Every one left when `final` (the bag is read). Consumes them: the caller aligns each
+        before the next.
+        """
         clock = self.streams.clock
         while True:
             t = self._next_tick(final)
@@ -99,8 +103,11 @@ class Aligner:
                 self.next_rate_tick = t + self.streams.period_ns
 
     def align(self, t: int, low: float, high: float) -> tuple[dict[str, Any], str | None]:
-        """({stream name: value} at tick t within the episode span [low, high), None) or
-        (partial values, why the sample is dropped). Prunes the buffers behind t."""
+        """Align the streams at tick t within the episode span [low, high).
+
+        Returns ({stream name: value}, None) or (partial values, why the sample is dropped).
+        Prunes the buffers behind t.
+        """
         values: dict[str, Any] = {}
         dropped = None
         for stream in self.streams.streams:
@@ -123,6 +130,6 @@ class Aligner:
         return values, dropped
 
     def forget_held(self) -> None:
-        """A new episode holds nothing over from the last one."""
+        """Start a new episode, which holds nothing over from the last one."""
         for stream in self.streams.streams:
             stream.last = None

@@ -1,5 +1,7 @@
-"""What `sdm bag2zarr` converts and how: one strict dataclass per stream and part, loaded from
-YAML with `a.b=value` overrides by the config loader of `sdm train` (`config.load_dataclass`).
+"""What `sdm bag2zarr` converts and how: one strict dataclass per stream and part.
+
+Loaded from YAML with `a.b=value` overrides by the config loader of `sdm train`
+(`config.load_dataclass`).
 
     cfg = load_bag2zarr_config("config/bag2zarr/real_arm.yaml", ["point_cloud.num_points=512"])
 
@@ -100,9 +102,11 @@ class StreamConfig:
 
 @dataclass
 class TransformConfig:
-    """A fixed transform from the cloud's frame to the dataset's frame (as tf2 would give it:
-    the pose of the cloud's frame in the target frame). rotation_xyzw is a quaternion in ROS
-    message order."""
+    """A fixed transform from the cloud's frame to the dataset's frame.
+
+    As tf2 would give it: the pose of the cloud's frame in the target frame. rotation_xyzw is
+    a quaternion in ROS message order.
+    """
 
     translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
     rotation_xyzw: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
@@ -178,9 +182,12 @@ class PointCloudConfig(StreamConfig):
 
 @dataclass
 class ImageConfig(StreamConfig):
-    """sensor_msgs/Image (rgb8/bgr8/rgba8/bgra8/mono8) or CompressedImage (jpeg, png, as
+    """sensor_msgs/Image or CompressedImage -> data/img (T, H, W, 3) uint8 RGB.
+
+    sensor_msgs/Image (rgb8/bgr8/rgba8/bgra8/mono8) or CompressedImage (jpeg, png, as
     image_transport's `compressed` writes them) -> data/img (T, H, W, 3) uint8 RGB, resized to
-    width x height (area interpolation) when both are set."""
+    width x height (area interpolation) when both are set.
+    """
 
     topic: str = TOPIC_IMAGE
     width: int | None = None
@@ -203,10 +210,13 @@ class ImageConfig(StreamConfig):
 
 @dataclass
 class DepthConfig(ImageConfig):
-    """sensor_msgs/Image (16UC1 mm or 32FC1 m) or CompressedImage (image_transport's
+    """sensor_msgs/Image or CompressedImage -> data/depth (T, H, W) float32 metres.
+
+    sensor_msgs/Image (16UC1 mm or 32FC1 m) or CompressedImage (image_transport's
     `compressedDepth` png of 16UC1 / 32FC1, or a 16-bit png of mm) -> data/depth (T, H, W)
     float32 metres, resized with nearest-neighbour interpolation when width and height are
-    set."""
+    set.
+    """
 
     topic: str = TOPIC_DEPTH
 
@@ -230,10 +240,13 @@ class StateConfig(StreamConfig):
 
 @dataclass
 class ActionConfig(StateConfig):
-    """-> data/action (T, Da) float32: a command topic (`source: topic`, read like the state),
-    or the state of the next sample (`source: next_state`; the last sample of every episode,
-    which has none, is dropped). Commands are matched with `align: next` by default: the
-    command sent in response to the observation at the tick."""
+    """-> data/action (T, Da) float32: a command topic, or the state of the next sample.
+
+    A command topic (`source: topic`, read like the state), or the state of the next sample
+    (`source: next_state`; the last sample of every episode, which has none, is dropped).
+    Commands are matched with `align: next` by default: the command sent in response to the
+    observation at the tick.
+    """
 
     source: str = "topic"
     topic: str = TOPIC_JOINT_COMMANDS
@@ -250,8 +263,10 @@ class ActionConfig(StateConfig):
 
 @dataclass
 class ClockConfig:
-    """The reference ticks: one per message of `topic`, or every 1/rate_hz seconds. Neither:
-    the point cloud topic (else the image, else the state topic)."""
+    """The reference ticks: one per message of `topic`, or every 1/rate_hz seconds.
+
+    Neither: the point cloud topic (else the image, else the state topic).
+    """
 
     topic: str | None = None
     rate_hz: float | None = None
@@ -265,11 +280,14 @@ class ClockConfig:
 
 @dataclass
 class EpisodeConfig:
-    """split: bag (one bag = one episode) | marker (a message on marker_topic, or a change of
+    """How a bag splits into episodes (bag, marker or gap) and which episodes are kept.
+
+    split: bag (one bag = one episode) | marker (a message on marker_topic, or a change of
     its `marker_field` e.g. episode_id, starts an episode) | gap (a pause longer than gap_s
     between samples starts one). Episodes with fewer than min_length samples are skipped.
     success_field (split marker only): a boolean field of the marker messages; an episode is
-    kept only when the last of its marker messages has it true (failed demos are skipped)."""
+    kept only when the last of its marker messages has it true (failed demos are skipped).
+    """
 
     split: str = "bag"
     marker_topic: str | None = None
@@ -356,9 +374,11 @@ class Bag2ZarrConfig:
 def load_bag2zarr_config(
     path: str | Path | None = None, overrides: Sequence[str] = ()
 ) -> Bag2ZarrConfig:
-    """Bag2ZarrConfig from an optional YAML file and `key.sub=value` overrides, through the
-    loader of `sdm train` (`config.load_dataclass`). custom_types given as paths to .msg files
-    are read (relative to the file)."""
+    """Load a Bag2ZarrConfig from an optional YAML file and `key.sub=value` overrides.
+
+    Through the loader of `sdm train` (`config.load_dataclass`). custom_types given as paths
+    to .msg files are read (relative to the file).
+    """
     cfg = load_dataclass(Bag2ZarrConfig, path, overrides)
     base = Path.cwd() if path is None else Path(path).parent
     for name, text in list(cfg.custom_types.items()):

@@ -1,6 +1,7 @@
-"""Decoding the heavy messages (clouds, images, depth) of aligned samples in a pool of
-processes: what each sample decodes to (`decode_settings`), the message definitions the workers
-need (`typedefs_for_workers`) and the pool (`DecodePool`). The work itself is
+"""Decoding the heavy messages (clouds, images, depth) of aligned samples in a pool of processes.
+
+What each sample decodes to (`decode_settings`), the message definitions the workers need
+(`typedefs_for_workers`) and the pool (`DecodePool`). The work itself is
 `sdm_policy_core.message_decoding` (deserialise, convert, transform, crop, FPS; jpeg / png /
 compressedDepth with OpenCV), which imports neither torch nor zarr, so workers stay small.
 
@@ -36,7 +37,7 @@ from sdm_policy_core.message_decoding import (
 
 
 def typedefs_for_workers(bag: BagReader, cfg: Bag2ZarrConfig) -> dict:
-    """The definitions (a rosbags Typesdict) of the heavy messages and what they use."""
+    """Collect the definitions (a rosbags Typesdict) of the heavy messages and what they use."""
     needed = []
     if cfg.point_cloud is not None:
         needed.append(POINT_CLOUD_TYPE)
@@ -49,7 +50,7 @@ def typedefs_for_workers(bag: BagReader, cfg: Bag2ZarrConfig) -> dict:
 
 
 def decode_settings(cfg: Bag2ZarrConfig, msgtypes: dict[str, str]) -> DecodeSettings:
-    """What every sample decodes to; msgtypes: {stream name: message type} of the bag."""
+    """Return what every sample decodes to; msgtypes: {stream name: message type} of the bag."""
     cloud = image = depth = None
     if cfg.point_cloud is not None:
         pc = cfg.point_cloud
@@ -75,9 +76,11 @@ class _Done:
 
 @contextlib.contextmanager
 def _bare_main() -> Iterator[None]:
-    """Hide the __main__ module while starting worker processes: spawned children re-import
-    __main__ (a user's script may import torch), but decoding needs only
-    `sdm_policy_core.message_decoding`."""
+    """Hide the __main__ module while starting worker processes.
+
+    Spawned children re-import __main__ (a user's script may import torch), but decoding needs
+    only `sdm_policy_core.message_decoding`.
+    """
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")
     try:
@@ -87,8 +90,10 @@ def _bare_main() -> Iterator[None]:
 
 
 class DecodePool:
-    """Decodes batches of samples in `workers` spawned processes (small: no torch, no zarr);
-    workers=0 decodes in this process."""
+    """Decodes batches of samples in `workers` spawned processes (small: no torch, no zarr).
+
+    workers=0 decodes in this process.
+    """
 
     BATCH = 16
 
@@ -138,8 +143,10 @@ class DecodePool:
         return [self._executor.submit(decode_batch, b, settings) for b in batches]
 
     def results(self, futures: list[Future | _Done], seconds: Counter) -> list:
-        """The decoded samples of `futures`, in order (waits for them); adds the workers'
-        seconds per stage to `seconds`."""
+        """Wait for the decoded samples of `futures` and return them, in order.
+
+        Adds the workers' seconds per stage to `seconds`.
+        """
         out = []
         for future in futures:
             results, spent = self._result(future)

@@ -91,24 +91,26 @@ class Episodes:
         self.succeeded = {segment for segment, success in last.items() if success}
 
     def segment_of(self, t: int) -> tuple[int, float, float]:
-        """(index of the marker segment holding t, its start, its end) in ns; one segment
-        spanning all time without markers."""
+        """Return (index of the marker segment holding t, its start, its end) in ns.
+
+        One segment spanning all time without markers.
+        """
         i = bisect.bisect_right(self.boundaries, t)
         low = self.boundaries[i - 1] if i > 0 else float("-inf")
         high = self.boundaries[i] if i < len(self.boundaries) else float("inf")
         return i, low, high
 
     def marker_between(self, segment: int) -> bool:
-        """True when a tick of `segment` ends the open episode (a marker lies between)."""
+        """Tell whether a tick of `segment` ends the open episode (a marker lies between)."""
         return self.segment is not None and segment != self.segment
 
     def gap_before(self, t: int) -> bool:
-        """True when a kept sample at t ends the open episode (split: gap)."""
+        """Tell whether a kept sample at t ends the open episode (split: gap)."""
         last = self.last_kept
         return self.cfg.split == "gap" and last is not None and t - last > self.gap_ns
 
     def outcome(self, length: int) -> str:
-        """What becomes of the open episode of `length` samples: KEPT, FAILED or SHORT."""
+        """Decide what becomes of the open episode of `length` samples: KEPT, FAILED or SHORT."""
         if self.cfg.success_field and self.segment not in self.succeeded:
             return FAILED
         if length < self.cfg.min_length:

@@ -39,8 +39,11 @@ from sdm_policy_core.data.zarr_writer import StreamingDatasetWriter
 
 
 class BagConversion:
-    """One bag's conversion. Building it checks the bag against the config (BagError);
-    `run` streams it into the dataset."""
+    """One bag's conversion.
+
+    Building it checks the bag against the config (BagError); `run` streams it into the
+    dataset.
+    """
 
     def __init__(self, bag: BagReader, cfg: Bag2ZarrConfig, stats: ConversionStats) -> None:
         self.bag, self.cfg, self.stats = bag, cfg, stats
@@ -85,7 +88,7 @@ class BagConversion:
             )
 
     def _read_up_front(self) -> None:
-        """The small topics needed before the rest: episode markers and /tf_static."""
+        """Read the small topics needed before the rest: episode markers and /tf_static."""
         bag, stats, timer = self.bag, self.stats, self.stats.timer
         bag.read_counts.clear()
         if self.cfg.episodes.split == "marker":
@@ -98,8 +101,10 @@ class BagConversion:
         self.streams.check_read(list(bag.read_counts), stats.warnings)
 
     def _stream(self, progress: Callable[[int], None]) -> list[str]:
-        """One pass over the streams' topics and /tf, aligning as ticks become ready;
-        returns the topics read."""
+        """Make one pass over the streams' topics and /tf, aligning as ticks become ready.
+
+        Returns the topics read.
+        """
         bag, stats, timer = self.bag, self.stats, self.stats.timer
         tf_topics = set(self.transforms.dynamic_topics)
         topics = self.streams.topics() + sorted(tf_topics)
@@ -167,10 +172,12 @@ def convert_bags(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Convert rosbag2 bags into the zarr dataset `out`; returns the summary (see
-    `summary.format_summary`). Raises BagError (bad bag, missing topic, no samples),
-    DatasetError (output problems) or ConfigError; on any error nothing is written and an
-    existing dataset is untouched."""
+    """Convert rosbag2 bags into the zarr dataset `out`; return the summary.
+
+    The summary is described in `summary.format_summary`. Raises BagError (bad bag, missing
+    topic, no samples), DatasetError (output problems) or ConfigError; on any error nothing is
+    written and an existing dataset is untouched.
+    """
     cfg = cfg or Bag2ZarrConfig()
     paths = [Path(b) for b in bags]
     if not paths:

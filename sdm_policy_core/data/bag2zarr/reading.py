@@ -1,5 +1,7 @@
-"""Reading one bag into streams: which topic feeds which stream (point cloud, img, depth,
-state, action, and the reference clock), and what each message becomes in its stream's buffer.
+"""Reading one bag into streams: which topic feeds which stream, and what each message becomes.
+
+Streams: point cloud, img, depth, state, action, and the reference clock; what each message
+becomes in its stream's buffer.
 
     bag = open_bag(path, cfg)                   # BagError for ROS 1 and empty bags
     streams = BagStreams(bag, cfg, issues)      # BagError for a missing topic or a wrong type
@@ -56,7 +58,7 @@ from sdm_policy_core.message_decoding import peek_header
 
 
 def open_bag(path: Path, cfg: Bag2ZarrConfig) -> BagReader:
-    """The bag at `path` opened for conversion; BagError for ROS 1 and empty bags."""
+    """Open the bag at `path` for conversion; BagError for ROS 1 and empty bags."""
     bag = BagReader(path, cfg.typestore, cfg.custom_types)
     try:
         bag.require_convertible()
@@ -67,7 +69,7 @@ def open_bag(path: Path, cfg: Bag2ZarrConfig) -> BagReader:
 
 
 def field_value(msg: Any, path: str) -> Any:
-    """The field at dotted `path` (e.g. 'command.positions') of a deserialised message."""
+    """Get the field at dotted `path` (e.g. 'command.positions') of a deserialised message."""
     for part in path.split("."):
         try:
             msg = getattr(msg, part)
@@ -79,7 +81,7 @@ def field_value(msg: Any, path: str) -> Any:
 def message_to_vector(
     msg: Any, msgtype: str, joint_names: Sequence[str] | None, field_name: str | None
 ) -> np.ndarray:
-    """A state / action message -> (D,) float64 (see StateConfig for the types read)."""
+    """Convert a state / action message -> (D,) float64 (see StateConfig for the types read)."""
     if msgtype == "sensor_msgs/msg/JointState":
         return joint_state_to_array(msg, joint_names, field_name or "position")
     if field_name:
@@ -116,7 +118,8 @@ class Stream:
     """One configured stream: its topic, its alignment buffer and how its messages are read.
 
     Buffered values: heavy (cloud, image) -> (raw bytes, frame_id, header stamp ns); vector
-    (state, action) -> (D,) float64; clock -> None (only the stamps are ticks)."""
+    (state, action) -> (D,) float64; clock -> None (only the stamps are ticks).
+    """
 
     name: str  # point_cloud | img | depth | state | action | clock
     topic: str
@@ -132,9 +135,11 @@ class Stream:
 
 
 class BagStreams:
-    """The streams of one bag (`streams`, data streams in set-up order: point cloud, img,
-    depth, state, action) and the reference clock (`clock`, a stream of ticks, or `period_ns`
-    for a fixed rate)."""
+    """The streams of one bag and the reference clock.
+
+    `streams`: data streams in set-up order (point cloud, img, depth, state, action);
+    `clock`: a stream of ticks, or `period_ns` for a fixed rate.
+    """
 
     def __init__(self, bag: BagReader, cfg: Bag2ZarrConfig, issues: Counter) -> None:
         self.bag, self.cfg, self.issues = bag, cfg, issues
@@ -227,11 +232,11 @@ class BagStreams:
     # -- reading ---------------------------------------------------------------------------------
 
     def topics(self) -> list[str]:
-        """The bag topics read into streams."""
+        """Return the bag topics read into streams."""
         return list(self.by_topic)
 
     def all(self) -> list[Stream]:
-        """The data streams and the clock stream (if any)."""
+        """Return the data streams and the clock stream (if any)."""
         return self.streams + ([self.clock] if self.clock is not None else [])
 
     def message_types(self) -> dict[str, str]:
@@ -249,9 +254,11 @@ class BagStreams:
     def add(
         self, topic: str, msgtype: str, receive_ns: int, raw: bytes, last_tick: int | None
     ) -> int | None:
-        """Put one message into the buffers of every stream its topic feeds; returns its
-        stamp (None when no stream could read one). `last_tick`: the newest converted tick
-        (a clock message at or behind it comes too late)."""
+        """Put one message into the buffers of every stream its topic feeds; return its stamp.
+
+        The stamp is None when no stream could read one. `last_tick`: the newest converted tick
+        (a clock message at or behind it comes too late).
+        """
         first_stamp = None
         for stream in self.by_topic[topic]:
             try:
@@ -316,8 +323,10 @@ class BagStreams:
             assert status == ACCEPTED
 
     def check_read(self, topics: Sequence[str], warnings: list[str]) -> None:
-        """A topic that yielded none of the messages the bag declares for it fails the bag (a
-        dataset never silently lacks a stream); fewer than declared is a warning."""
+        """Fail the bag for a topic that yielded none of the messages the bag declares for it.
+
+        A dataset never silently lacks a stream; fewer than declared is a warning.
+        """
         path = self.bag.path
         for topic, (read, declared) in self.bag.shortfalls(topics).items():
             if read == 0:

@@ -1,8 +1,10 @@
-"""What a conversion counted and the summary it returns: messages and effective rate per
-topic, ticks, samples written / dropped (with why) / held, episodes written and skipped,
-message issues, warnings, the dataset's shape, the throughput and where the time went (seconds
-per stage of the converter: read, stream, align, tf, tf_lookup, markers, submit, wait, write,
-other; and of the decoding workers, summed over them: cloud_decode, cloud_fps, img, depth).
+"""What a conversion counted and the summary it returns.
+
+Messages and effective rate per topic, ticks, samples written / dropped (with why) / held,
+episodes written and skipped, message issues, warnings, the dataset's shape, the throughput
+and where the time went (seconds per stage of the converter: read, stream, align, tf,
+tf_lookup, markers, submit, wait, write, other; and of the decoding workers, summed over them:
+cloud_decode, cloud_fps, img, depth).
 
     stats = ConversionStats()          # filled by the pipeline
     summary = make_summary(stats, bags, out, append, dataset, wall_s, cfg)
@@ -22,8 +24,9 @@ from sdm_policy_core.data.bag2zarr.config import NS, Bag2ZarrConfig
 
 
 class StageTimer:
-    """Wall seconds per stage of the converting process, into `seconds`; a stage entered
-    inside another is not counted in the outer one as well.
+    """Wall seconds per stage of the converting process, into `seconds`.
+
+    A stage entered inside another is not counted in the outer one as well.
 
         timer.enter("read"); ...; timer.exit()
     """
@@ -110,7 +113,7 @@ def make_summary(
     wall: float,
     cfg: Bag2ZarrConfig,
 ) -> dict[str, Any]:
-    """The summary `convert_bags` returns (JSON-serialisable; see `format_summary`)."""
+    """Build the summary `convert_bags` returns (JSON-serialisable; see `format_summary`)."""
     sample_rate = 0.0
     if stats.kept_span_ns > 0:  # kept samples per second within episodes
         sample_rate = round(stats.kept_intervals / (stats.kept_span_ns / NS), 3)
@@ -153,7 +156,7 @@ def _stages(seconds: Counter, wall: float | None = None) -> dict[str, float]:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """A human-readable account of a `convert_bags` summary."""
+    """Format a human-readable account of a `convert_bags` summary."""
     lines = [
         f"wrote {summary['samples_written']} samples in {summary['episodes_written']} "
         f"episode{'' if summary['episodes_written'] == 1 else 's'} "

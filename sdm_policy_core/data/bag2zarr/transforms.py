@@ -1,8 +1,9 @@
-"""The transform of every cloud into the dataset's frame: a fixed `point_cloud.transform`, or,
-with `point_cloud.target_frame`, the bag's /tf_static and /tf looked up at each cloud's header
-stamp (`data.transforms.TransformBuffer`: static links hold at every time, dynamic links are
-interpolated; a chain missing or a moving link with no sample within `tf_tolerance_s` of the
-stamp stops the conversion with the gap).
+"""The transform of every cloud into the dataset's frame: fixed, or looked up in the bag's tf.
+
+A fixed `point_cloud.transform`, or, with `point_cloud.target_frame`, the bag's /tf_static
+and /tf looked up at each cloud's header stamp (`data.transforms.TransformBuffer`: static
+links hold at every time, dynamic links are interpolated; a chain missing or a moving link
+with no sample within `tf_tolerance_s` of the stamp stops the conversion with the gap).
 
     tf = CloudTransforms(bag, cfg.point_cloud, reorder_ns)  # BagError: the bag has no tf topic
     tf.read_static(bag, issues)                    # /tf_static, before the clouds
@@ -49,7 +50,7 @@ class CloudTransforms:
 
     @staticmethod
     def _resolve_topics(bag: BagReader, cfg: PointCloudConfig) -> list[tuple[str, bool]]:
-        """The configured tf topics the bag has; BagError when it has none of them."""
+        """Return the configured tf topics the bag has; BagError when it has none of them."""
         found = []
         for topic, static in cfg.tf_topics():
             name = bag.find(topic)
@@ -96,8 +97,11 @@ class CloudTransforms:
             issues[f"{topic}: {str(err)[:120]}"] += 1
 
     def watermark(self) -> float:
-        """Clouds stamped up to this (ns) can be looked up: every dynamic tf topic has passed
-        it by the reorder window (a later /tf message is not expected to land before it)."""
+        """Return the stamp (ns) up to which clouds can be looked up.
+
+        Every dynamic tf topic has passed it by the reorder window (a later /tf message is not
+        expected to land before it).
+        """
         if self.finished or not self.dynamic_topics:
             return float("inf")
         if len(self.newest) < len(self.dynamic_topics):
@@ -105,8 +109,10 @@ class CloudTransforms:
         return min(self.newest.values()) - self.reorder_ns
 
     def lookup(self, clouds: list[Cloud]) -> list[np.ndarray | None]:
-        """The 4x4 transform of every cloud into the dataset's frame: the fixed one, or the
-        bag's at each cloud's stamp; None without either."""
+        """Return the 4x4 transform of every cloud into the dataset's frame.
+
+        The fixed one, or the bag's at each cloud's stamp; None without either.
+        """
         if self.fixed is not None:
             return [self.fixed] * len(clouds)
         if self.buffer is None:

@@ -1,7 +1,9 @@
-"""Writing aligned samples: they gather in chunks of `chunk_size`, each chunk goes to the
-decoding pool (with every cloud's transform) while the next one gathers, and decoded chunks
-are appended to the zarr dataset (`data.zarr_writer.StreamingDatasetWriter`) in order. An
-episode ends by being kept or discarded as a whole.
+"""Writing aligned samples: chunks decoded in the pool, appended to the zarr dataset in order.
+
+They gather in chunks of `chunk_size`, each chunk goes to the decoding pool (with every
+cloud's transform) while the next one gathers, and decoded chunks are appended to the zarr
+dataset (`data.zarr_writer.StreamingDatasetWriter`) in order. An episode ends by being kept
+or discarded as a whole.
 
     check_output(out, append, overwrite)          # before anything is read
     writer = SampleWriter(dataset, pool, settings, transforms, cfg, stats, bag_path)
@@ -190,8 +192,10 @@ class SampleWriter:
         return self.dataset.episode_length
 
     def end_episode(self, outcome: str) -> None:
-        """Close the open episode (flushed): KEPT ends it in the dataset, FAILED or SHORT
-        discards it (counted)."""
+        """Close the open episode (flushed).
+
+        KEPT ends it in the dataset, FAILED or SHORT discards it (counted).
+        """
         length = self.dataset.episode_length
         if length == 0:
             return
