@@ -36,7 +36,7 @@ def sdm(*args: str) -> None:
 
 
 def prepare(name: str, policy: dict, threads: int) -> Path:
-    """The copied checkpoint with its fp32 export, and the int8 export beside it."""
+    """Return the copied checkpoint with its fp32 export, and the int8 export beside it."""
     ckpt = RUNS / name / "checkpoints" / "latest"
     if not ckpt.exists():
         ckpt.mkdir(parents=True)

@@ -37,8 +37,11 @@ IN_PROCESS = ROOT / "benchmarks" / "results" / "onnx_backends"
 
 
 def claim_domain() -> tuple[int, IO[str]]:
-    """A ROS domain (10-99) no test run holds, by the lock files test/conftest.py uses: the
-    evaluation's nodes must not meet a test's nodes of the same names."""
+    """Claim a ROS domain (10-99) that no test run holds.
+
+    A ROS domain (10-99) no test run holds, by the lock files test/conftest.py uses: the
+    evaluation's nodes must not meet a test's nodes of the same names.
+    """
     for domain in range(99, 9, -1):
         handle = (Path(tempfile.gettempdir()) / f"sdm_policy_ros_domain_{domain}.lock").open("w")
         try:
@@ -51,7 +54,7 @@ def claim_domain() -> tuple[int, IO[str]]:
 
 
 def prepare(policy: dict) -> Path:
-    """The copied checkpoint: config.json and weights only, no export."""
+    """Return the copied checkpoint: config.json and weights only, no export."""
     ckpt = ROOT / policy["checkpoint"]
     if not ckpt.exists():
         ckpt.mkdir(parents=True)

@@ -1,4 +1,6 @@
-"""ros2 launch sdm_policy_ros sim_eval.launch.py sim:=mujoco|gazebo|isaac checkpoint:=... [...]
+"""Evaluate a checkpoint in simulation over ROS 2 (MuJoCo bridge, Gazebo or Isaac Sim).
+
+ros2 launch sdm_policy_ros sim_eval.launch.py sim:=mujoco|gazebo|isaac checkpoint:=... [...]
 
 sim:=mujoco starts the embedded MetaWorld sim bridge (`sim_bridge_node`, lockstep), the policy
 node on sim time, and with episodes:=N the evaluation driver (`sim_eval_driver`), which runs

@@ -1,4 +1,6 @@
-"""ros2 launch sdm_policy_ros sim_record.launch.py bag:=DIR [task:=T episodes:=N seed:=S ...]
+"""Record scripted-expert demonstrations through ROS 2 into a rosbag2 bag.
+
+ros2 launch sdm_policy_ros sim_record.launch.py bag:=DIR [task:=T episodes:=N seed:=S ...]
 
 Records scripted-expert demonstrations through ROS 2: the embedded MetaWorld sim bridge
 (lockstep), the expert teleoperator, bag_recorder (rosbag2, mcap) and the driver in demos mode,

@@ -70,7 +70,8 @@ def register_installed_type(typestore, msgtype: str) -> bool:
     """Register `pkg/msg/Name` from the .msg file its package installed (ament index).
 
     Returns False when the package or file is not found. Nested types of the same package are
-    registered first (recursively)."""
+    registered first (recursively).
+    """
     try:
         from ament_index_python.packages import get_package_share_directory
 

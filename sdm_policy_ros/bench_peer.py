@@ -1,4 +1,6 @@
-"""The robot side of `sdm bench node`: streams clouds + joint states, enables the policy node,
+"""Robot side of `sdm bench node`: observation-to-command latency and command rate.
+
+The robot side of `sdm bench node`: streams clouds + joint states, enables the policy node,
 and measures observation-to-command latency and the achieved command rate.
 
     python -m sdm_policy_ros.bench_peer --points 1024 --rate 30 --duration 10 --joints j1,...

@@ -1,4 +1,6 @@
-"""The ROS executables of this package (bin/<name>, installed by setup.py into
+"""The ROS executables of this package, light enough to handle a signal at once.
+
+The ROS executables of this package (bin/<name>, installed by setup.py into
 lib/sdm_policy_ros), light enough to handle a signal at once.
 
 Each function installs the process's SIGINT/SIGTERM handlers (sdm_policy_ros.process) *before*

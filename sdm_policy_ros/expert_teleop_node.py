@@ -1,4 +1,6 @@
-"""`expert_teleop_node`: MetaWorld's scripted expert as a teleoperator of the sim bridge
+"""`expert_teleop_node`: MetaWorld's scripted expert teleoperating the sim bridge.
+
+`expert_teleop_node`: MetaWorld's scripted expert as a teleoperator of the sim bridge
 (`expert_teleop`).
 
 It drives `sim_bridge_node` the way a human with a space mouse would: it watches the robot and

@@ -25,7 +25,7 @@ TRANSFORM_SOURCES = ("auto", "tf", "profile")
 
 
 def import_tf2_ros() -> Any | None:
-    """The tf2_ros module, or None where it is not installed."""
+    """Return the tf2_ros module, or None where it is not installed."""
     try:
         import tf2_ros
     except ImportError:
@@ -57,8 +57,11 @@ class ProfileExtrinsics:
 
 
 class TfExtrinsics:
-    """tf2 lookups at each cloud's stamp (the listener's subscriptions run on `node`'s
-    executor, so a lookup never blocks: it answers from what the buffer holds)."""
+    """Extrinsics from tf2 lookups at each cloud's stamp, never blocking.
+
+    tf2 lookups at each cloud's stamp (the listener's subscriptions run on `node`'s
+    executor, so a lookup never blocks: it answers from what the buffer holds).
+    """
 
     source = "tf"
 
@@ -85,7 +88,7 @@ class TfExtrinsics:
 
 
 def make_extrinsics(node: Any, profile: RobotProfile, source: str):
-    """The extrinsics for `transform_source` (see the module docstring)."""
+    """Return the extrinsics for `transform_source` (see the module docstring)."""
     if source not in TRANSFORM_SOURCES:
         raise ConfigError(
             f"transform_source must be one of {list(TRANSFORM_SOURCES)}, got {source!r}"

@@ -1,6 +1,9 @@
-"""The body of every launch file: a spec's declared arguments and its processes as launch_ros
+"""The body of every launch file: a spec's arguments and processes as launch_ros Nodes.
+
+The body of every launch file: a spec's declared arguments and its processes as launch_ros
 Nodes (launch/*.launch.py stay one call each). Needs the `launch` and `launch_ros` packages of a
-ROS 2 install; `sdm_policy_ros.launch_runner` starts the same specs without them."""
+ROS 2 install; `sdm_policy_ros.launch_runner` starts the same specs without them.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Start a launch spec's processes without the `launch` package.
+r"""Start a launch spec's processes without the `launch` package.
 
-    python -m sdm_policy_ros.launch_runner policy checkpoint:=runs/sdm/checkpoints/latest \\
+    python -m sdm_policy_ros.launch_runner policy checkpoint:=runs/sdm/checkpoints/latest \
         robot:=ur5e
     python -m sdm_policy_ros.launch_runner policy --show-args
     python -m sdm_policy_ros.launch_runner sim_eval sim:=mujoco checkpoint:=CKPT episodes:=10

@@ -139,7 +139,7 @@ def _with_defaults(arguments: Sequence[LaunchArgument], args: dict[str, str]) ->
 
 
 def policy_nodes(args: dict[str, str]) -> list[NodeSpec]:
-    """Return the processes of policy.launch.py for launch arguments `args` (defaults filled in)."""
+    """Return the processes of policy.launch.py for arguments `args` (defaults filled in)."""
     values = _with_defaults(POLICY_ARGUMENTS, args)
     params_file = values["params_file"] or str(share_directory() / "config" / "policy.yaml")
     parameters: dict[str, object] = {

@@ -62,8 +62,11 @@ def _run(cmd: list[str]) -> None:
 
 
 def record(task: str, episodes: int, bag: Path, logs: Path) -> None:
-    """Expert demos through the sim bridge into a rosbag2 bag: sim_record.launch.py's processes
-    (bridge, expert teleoperator, recorder, driver with `sdm demos`' seeds and keep rule)."""
+    """Record expert demos through the sim bridge into a rosbag2 bag.
+
+    Expert demos through the sim bridge into a rosbag2 bag: sim_record.launch.py's processes
+    (bridge, expert teleoperator, recorder, driver with `sdm demos`' seeds and keep rule).
+    """
     logs.mkdir(parents=True, exist_ok=True)
     _run(
         [
@@ -81,7 +84,7 @@ def record(task: str, episodes: int, bag: Path, logs: Path) -> None:
 
 
 def _trained(run: Path, steps: int) -> bool:
-    """The run's latest checkpoint has at least `steps` steps."""
+    """Return whether the run's latest checkpoint has at least `steps` steps."""
     config = run / "checkpoints" / "latest" / "config.json"
     return config.is_file() and json.loads(config.read_text())["provenance"]["step"] >= steps
 
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"{name}: {stages[name]:.0f} s")
 
     def evaluate(label: str, task: str, teacher: Path, student: Path, out_dir: Path, args):
-        """The three rows through the policy node, on the same seeds and episodes."""
+        """Evaluate the three rows through the policy node, on the same seeds and episodes."""
         rows = {
             "teacher DDIM-10": (teacher, ["--sampler", "ddim", "--steps", "10"]),
             "teacher naive one-step": (teacher, ["--sampler", "one-step", "--steps", "1"]),

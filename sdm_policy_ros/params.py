@@ -27,7 +27,7 @@ T = TypeVar("T")
 def parameter(
     default: Any, help: str, *, read_only: bool = False, choices: Sequence[Any] | None = None
 ) -> Any:
-    """A dataclass field that is a node parameter (a list default is copied per instance)."""
+    """Make a dataclass field that is a node parameter (a list default is copied per instance)."""
     metadata = {"help": help, "read_only": read_only, "choices": choices}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
@@ -66,7 +66,7 @@ def declare_dataclass_parameters(
 def dataclass_from_parameters(
     node: Node, cls: type[T], prefix: str = "", changed: list[Parameter] | None = None
 ) -> T:
-    """Current parameter values (with `changed` applied on top) as a validated `cls`."""
+    """Return the current parameter values (with `changed` applied on top) as a validated `cls`."""
     fields = dataclasses.fields(cls)
     values: dict[str, Any] = {f.name: node.get_parameter(prefix + f.name).value for f in fields}
     for param in changed or []:
@@ -83,7 +83,7 @@ def dataclass_from_parameters(
 
 
 def validating_callback(node: Node, cls: type, prefix: str = ""):
-    """An on-set-parameters callback that rejects values the dataclass refuses."""
+    """Return an on-set-parameters callback that rejects values the dataclass refuses."""
 
     def callback(params: list[Parameter]) -> SetParametersResult:
         try:

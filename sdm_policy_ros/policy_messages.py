@@ -80,7 +80,7 @@ def action_chunk_msg(
 
 
 def joint_trajectory_msg(names: Sequence[str], targets: np.ndarray, dt: float) -> JointTrajectory:
-    """Build a JointTrajectory of targets (n, Da): point k is to be reached (k + 1) * dt s from now."""
+    """Build a trajectory of targets (n, Da): point k is to be reached (k + 1) * dt s from now."""
     msg = JointTrajectory()
     msg.joint_names = list(names)
     for k, target in enumerate(np.atleast_2d(targets)):

@@ -191,7 +191,7 @@ class PolicyNode(LifecycleNode):
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """An unexpected error in a transition: unload, log, back to unconfigured."""
+        """Handle an unexpected error in a transition: unload, log, back to unconfigured."""
         why = f"error in a transition from {state.label} ({self._load_error!r}): unloaded"
         self.get_logger().error(why + "; configure again to reload")
         self.session.unload(why)
@@ -234,8 +234,11 @@ class PolicyNode(LifecycleNode):
         self._loop.start()
 
     def close(self) -> None:
-        """Stop the control thread and the status timer before the node and context go; log
-        where the latency of the newest planned steps went (`sdm bench node` reads it)."""
+        """Stop the control thread and status timer, and log where the latency went.
+
+        Stop the control thread and the status timer before the node and context go; log
+        where the latency of the newest planned steps went (`sdm bench node` reads it).
+        """
         self._status_timer.cancel()
         self._loop.stop()
         timing = self.session.timing.summary()
@@ -246,7 +249,7 @@ class PolicyNode(LifecycleNode):
             )
 
     def _messages(self, result: control.TickResult) -> list[tuple[str, object]]:
-        """What a control step decided, as (topic, message) (from the control thread)."""
+        """Return what a control step decided, as (topic, message) (from the control thread)."""
         stamp = self.get_clock().now().to_msg()
         dt = 1.0 / self.config.control_rate_hz
         return messages.step_msgs(self.profile, result, dt, self.config.on_fault, stamp)
@@ -257,8 +260,11 @@ class PolicyNode(LifecycleNode):
 
     # -- services ---------------------------------------------------------------------------
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
-        """true: configure when needed, activate (or clear a fault while active); false:
-        deactivate. Drives the lifecycle transitions, so both interfaces agree."""
+        """Enable or disable the policy by driving the lifecycle transitions.
+
+        true: configure when needed, activate (or clear a fault while active); false:
+        deactivate. Drives the lifecycle transitions, so both interfaces agree.
+        """
         response.success, response.message = self._set_enabled(bool(request.data))
         self.get_logger().info(f"~/enable({request.data}): {response.message}")
         return response
@@ -357,9 +363,12 @@ def main(args: list[str] | None = None) -> int:
 
 
 def _events_executor():
-    """rclpy's EventsExecutor: waits and dispatches in C++, where the SingleThreadedExecutor
+    """Return rclpy's EventsExecutor, which keeps the GIL free for the control step.
+
+    rclpy's EventsExecutor: waits and dispatches in C++, where the SingleThreadedExecutor
     rebuilt its wait set in Python for every message, holding the GIL the control step needs
-    (`sdm bench node`, BENCHMARKS.md: queueing p50 0.3 -> 0.0 ms, p99 2.0 -> 0.1 ms)."""
+    (`sdm bench node`, BENCHMARKS.md: queueing p50 0.3 -> 0.0 ms, p99 2.0 -> 0.1 ms).
+    """
     from rclpy.experimental import EventsExecutor
 
     return EventsExecutor()

@@ -1,6 +1,9 @@
-"""policy_node's parameters: the deployment settings of the core (DeploymentConfig) and the
+"""policy_node's parameters as one dataclass, and what `robot` and `sensor_qos` name.
+
+policy_node's parameters: the deployment settings of the core (DeploymentConfig) and the
 node's own, as one dataclass declared through `sdm_policy_ros.params`; what `robot` and
-`sensor_qos` name."""
+`sensor_qos` name.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +24,11 @@ SENSOR_QOS = {  # sensor_qos -> the QoS of the sensor subscriptions
 
 
 def profile_directory() -> Path | None:
-    """config/robots of the installed package, where `robot` names are looked up (None: the
-    core's source-tree default)."""
+    """Return the installed package's config/robots, where `robot` names are looked up.
+
+    config/robots of the installed package, where `robot` names are looked up (None: the
+    core's source-tree default).
+    """
     try:
         from ament_index_python.packages import get_package_share_directory
 

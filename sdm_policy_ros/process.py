@@ -77,7 +77,8 @@ class ProcessSignals:
         writes the signal number to the wakeup fd from whichever thread took the signal, at
         once; this thread waits on it and, if the process is still starting `grace_s` later,
         ends it. Nothing is lost: a starting node has commanded nothing. Running and closing
-        phases are never cut short (a recorder may be flushing a bag)."""
+        phases are never cut short (a recorder may be flushing a bag).
+        """
         if threading.current_thread() is not threading.main_thread():
             return  # set_wakeup_fd is main-thread only; such an embedder handles signals itself
         read_fd, write_fd = os.pipe()
@@ -124,7 +125,8 @@ class ProcessSignals:
 
         For code where an exception raised by the handler cannot unwind: C++ that calls back
         into Python (torch's import, through pybind11) aborts the process (std::terminate,
-        status -6) when the handler raises inside the callback."""
+        status -6) when the handler raises inside the callback.
+        """
         was, self._interrupt = self._interrupt, False
         try:
             yield
@@ -147,7 +149,7 @@ _SIGNALS: ProcessSignals | None = None
 
 
 def process_signals() -> ProcessSignals:
-    """This process's handlers, installed on first use (idempotent)."""
+    """Return this process's handlers, installed on first use (idempotent)."""
     global _SIGNALS
     if _SIGNALS is None:
         _SIGNALS = ProcessSignals().install()
@@ -155,8 +157,11 @@ def process_signals() -> ProcessSignals:
 
 
 def signals_deferred() -> contextlib.AbstractContextManager[None]:
-    """`ProcessSignals.deferred` of this process's handlers; nothing where none are installed
-    (a node built inside another program, such as a test, keeps that program's handling)."""
+    """Defer signals with this process's handlers, if any are installed.
+
+    `ProcessSignals.deferred` of this process's handlers; nothing where none are installed
+    (a node built inside another program, such as a test, keeps that program's handling).
+    """
     return _SIGNALS.deferred() if _SIGNALS is not None else contextlib.nullcontext()
 
 

@@ -1,4 +1,6 @@
-"""`sim_bridge_node`: the embedded simulator as a ROS 2 robot (`sim_bridge`): MetaWorld on
+"""`sim_bridge_node`: the embedded simulator as a ROS 2 robot (`sim_bridge`).
+
+`sim_bridge_node`: the embedded simulator as a ROS 2 robot (`sim_bridge`): MetaWorld on
 MuJoCo, or a task of the evaluation registry that can be served (obstacle-2d, obstacle-2d-cue:
 a point mass, agent_pos only; sdm_policy_core.sim.episode.served_task lists them).
 
@@ -276,10 +278,13 @@ class SimBridgeNode(Node):
         self._publish_step(obs)
 
     def _await_matching(self, limit_s: float = 2.0) -> None:
-        """Before an episode's first observation: wait (at most limit_s) until every subscriber
+        """Wait until every discovered observation subscriber is matched (at most limit_s).
+
+        Before an episode's first observation: wait (at most limit_s) until every subscriber
         discovery shows on an observation topic is matched to our publisher, so the first
         observation reaches a policy or teleoperator that has just come up (discovery and
-        endpoint matching finish at different times)."""
+        endpoint matching finish at different times).
+        """
         publishers = [self._pub_joints, self._pub_points, self._pub_image, self._pub_expert]
         publishers = [p for p in publishers if p is not None]
         deadline = time.monotonic() + limit_s
@@ -311,9 +316,12 @@ class SimBridgeNode(Node):
             )
 
     def _publish_step(self, obs: dict[str, np.ndarray] | None) -> None:
-        """/clock, episode_status, then (unless the episode ended) the observations: joint
+        """Publish a step: /clock, episode_status, then the observations.
+
+        /clock, episode_status, then (unless the episode ended) the observations: joint
         states, image, cloud and last the expert observation, so that in every recording a
-        step's command arrives after that step's cloud."""
+        step's command arrives after that step's cloud.
+        """
         stamp = self._stamp()
         self._pub_clock.publish(ClockMsg(clock=stamp))
         self._publish_status()
@@ -352,7 +360,7 @@ class SimBridgeNode(Node):
         self._sent_wall = time.monotonic()
 
     def _stamp(self) -> Time:
-        """The simulation time of the newest state as a message stamp."""
+        """Return the simulation time of the newest state as a message stamp."""
         ns = self.runner.status.sim_time_ns
         return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 

@@ -1,4 +1,6 @@
-"""`sim_eval_driver`: runs the `sdm eval` protocol over ROS 2 against a sim bridge and a policy
+"""`sim_eval_driver`: the `sdm eval` or `sdm demos` protocol over ROS 2 against a sim bridge.
+
+`sim_eval_driver`: runs the `sdm eval` protocol over ROS 2 against a sim bridge and a policy
 node, and writes the result JSON (`sim_eval_driver` node; started by sim_eval.launch.py and
 `sdm sim-eval`). With `mode: demos` it runs `sdm demos`' protocol against a bridge driven by a
 teleoperator while a recorder writes the bag (sim_record.launch.py).
@@ -77,8 +79,10 @@ class DriverError(RuntimeError):
 
 @dataclass
 class SimEvalParameters:
-    """The driver's parameters, declared by sdm_policy_ros.params (sdm sim-eval and
-    sim_eval.launch.py set them)."""
+    """The driver's parameters, declared by sdm_policy_ros.params.
+
+    sdm sim-eval and sim_eval.launch.py set them.
+    """
 
     task: str = parameter("button-press-v3", "task of the episodes (the bridge resets to it)")
     episodes: int = parameter(10, "episodes per evaluation seed (demos: demonstrations kept)")
@@ -191,8 +195,11 @@ class SimEvalDriver(Node):
             raise DriverError(f"could not set the policy's sampler_seed to {seed}")
 
     def _policy_runtime(self) -> tuple[str, str]:
-        """(backend, noise) the policy node runs, from its parameters: the result records what
-        ran, not what the launch asked for. The onnxruntime backend always draws numpy noise."""
+        """Read the backend and noise the policy node runs from its parameters.
+
+        (backend, noise) the policy node runs, from its parameters: the result records what
+        ran, not what the launch asked for. The onnxruntime backend always draws numpy noise.
+        """
         names = ["backend", "sampler_noise"]
         future = self._params.get_parameters(names)
         done = threading.Event()
@@ -203,8 +210,11 @@ class SimEvalDriver(Node):
         return backend, "numpy" if backend == "onnxruntime" else noise
 
     def wait_for_peers(self) -> None:
-        """Bridge services, then (eval) policy services and a loaded checkpoint, or (demos) a
-        teleoperator publishing joint_commands and the recorder, within startup_timeout_s."""
+        """Wait for the bridge, then the policy (eval) or teleoperator and recorder (demos).
+
+        Bridge services, then (eval) policy services and a loaded checkpoint, or (demos) a
+        teleoperator publishing joint_commands and the recorder, within startup_timeout_s.
+        """
         deadline = time.monotonic() + self.p.startup_timeout_s
         if self.mode == "demos":
             for client in (self._reset, self._report, self._end):
@@ -306,9 +316,12 @@ class SimEvalDriver(Node):
         }
 
     def run_demos(self) -> dict[str, Any]:
-        """`sdm demos`' rule through ROS: episodes with reset seeds
+        """Run `sdm demos`' rule through ROS until `episodes` demonstrations succeeded.
+
+        `sdm demos`' rule through ROS: episodes with reset seeds
         `episode_seed(seed, attempt, DEMO_STREAM)` until `episodes` succeeded on at least
-        `min_success_steps` steps (give up after max(2 N, N + 10) attempts)."""
+        `min_success_steps` steps (give up after max(2 N, N + 10) attempts).
+        """
         from sdm_policy_core.sim.demos import DEMO_STREAM, episode_seed
 
         start = time.monotonic()

@@ -1,5 +1,8 @@
-"""Shared test set-up: DDS confined to this machine, a ROS domain of the run's own, and real
-processes started and stopped by PID."""
+"""Shared test set-up: DDS on this machine, a ROS domain per run, processes stopped by PID.
+
+Shared test set-up: DDS confined to this machine, a ROS domain of the run's own, and real
+processes started and stopped by PID.
+"""
 
 from __future__ import annotations
 
@@ -30,10 +33,13 @@ _DOMAIN_LOCKS: list[IO[str]] = []
 
 
 def _claim_domain() -> str:
-    """A ROS domain that no other test run on this machine holds: one lock file per domain,
+    """Claim a ROS domain that no other test run on this machine holds.
+
+    A ROS domain that no other test run on this machine holds: one lock file per domain,
     locked while this process lives (a random pick alone collided now and then when several
     runs shared the machine, and their nodes saw each other). The order tried is random per
-    process (SDM_TEST_DOMAIN_ORDER_SEED fixes it: the test of this claim uses it)."""
+    process (SDM_TEST_DOMAIN_ORDER_SEED fixes it: the test of this claim uses it).
+    """
     seed = int(os.environ.get("SDM_TEST_DOMAIN_ORDER_SEED", os.getpid()))
     for domain in random.Random(seed).sample(range(10, 100), 90):
         lock = Path(tempfile.gettempdir()) / f"sdm_policy_ros_domain_{domain}.lock"
@@ -59,8 +65,11 @@ ROS_MISSING = [m for m in ("rclpy", "sdm_msgs") if importlib.util.find_spec(m) i
 
 
 def ros_collect_ignore() -> list[str]:
-    """`collect_ignore_glob` of a ROS test folder: all of it where ROS_MISSING is not empty
-    (a pip-only checkout), or an error under SDM_REQUIRE_ROS=1 (the README's test command)."""
+    """Return the `collect_ignore_glob` of a ROS test folder.
+
+    `collect_ignore_glob` of a ROS test folder: all of it where ROS_MISSING is not empty
+    (a pip-only checkout), or an error under SDM_REQUIRE_ROS=1 (the README's test command).
+    """
     if not ROS_MISSING:
         return []
     if os.environ.get("SDM_REQUIRE_ROS") == "1":
@@ -180,7 +189,7 @@ def reaching_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def teacher_ckpt(reaching_dataset, tmp_path_factory) -> Path:
-    """A teacher trained for 40 steps on the reaching data (checkpoints/latest)."""
+    """Train a teacher for 40 steps on the reaching data (checkpoints/latest)."""
     from sdm_policy_core.cli import main as sdm
 
     out = tmp_path_factory.mktemp("teacher")
@@ -204,7 +213,7 @@ def teacher_ckpt(reaching_dataset, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def sdm_ckpt(reaching_dataset, teacher_ckpt, tmp_path_factory) -> Path:
-    """That teacher distilled for 20 steps (checkpoints/latest)."""
+    """Distil that teacher for 20 steps (checkpoints/latest)."""
     from sdm_policy_core.cli import main as sdm
 
     out = tmp_path_factory.mktemp("sdm")
@@ -231,7 +240,7 @@ def sdm_ckpt(reaching_dataset, teacher_ckpt, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def image_ckpt(tmp_path_factory) -> Path:
-    """A tiny image teacher (Diffusion Policy style: ResNet-18 GN on 40x40 frames)."""
+    """Build a tiny image teacher (Diffusion Policy style: ResNet-18 GN on 40x40 frames)."""
     from sdm_policy_core.cli import main as sdm
 
     root = tmp_path_factory.mktemp("image")

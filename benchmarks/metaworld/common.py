@@ -1,5 +1,8 @@
-"""What the MetaWorld benchmark scripts share (run.py, modes.py, phases.py, compare.py): the
-run folders and evaluation files of a benchmark task, the cells and files of their reports."""
+"""What the MetaWorld benchmark scripts share: run folders, evaluation files, report cells.
+
+What the MetaWorld benchmark scripts share (run.py, modes.py, phases.py, compare.py): the
+run folders and evaluation files of a benchmark task, the cells and files of their reports.
+"""
 
 from __future__ import annotations
 
@@ -36,10 +39,13 @@ def write_report(stem: Path, summary: dict[str, Any], table: str, start: float) 
 
 
 def evaluation_pattern(name: str, row: str, seed: int | None, tag: str | None = None) -> str:
-    """The glob of run.py's evaluation JSONs of ROW in the task folder NAME:
+    """Return the glob of run.py's evaluation JSONs of ROW in the task folder NAME.
+
+    The glob of run.py's evaluation JSONs of ROW in the task folder NAME:
     metaworld*_NAME_ROW_s<seed>.json, or metaworld*_NAME_ROW.json (seed None: run.py's name
     when it trains a single seed). tag: run.py's --tag (metaworld_TAG_...; "" for none);
-    None matches any."""
+    None matches any.
+    """
     prefix = "metaworld*" if tag is None else "metaworld" + (f"_{tag}" if tag else "")
     return f"{prefix}_{name}_{row}" + ("" if seed is None else f"_s{seed}") + ".json"
 
@@ -47,12 +53,12 @@ def evaluation_pattern(name: str, row: str, seed: int | None, tag: str | None = 
 def evaluation_files(
     results: Path, name: str, row: str, seed: int | None, tag: str | None = None
 ) -> list[Path]:
-    """The evaluations matching `evaluation_pattern` in RESULTS, sorted (normally one)."""
+    """Return the evaluations matching `evaluation_pattern` in RESULTS, sorted (normally one)."""
     return sorted(results.glob(evaluation_pattern(name, row, seed, tag)))
 
 
 def points(fraction: float, decimals: int = 1) -> str:
-    """A fraction as signed percentage points, with the minus sign BENCHMARKS.md uses."""
+    """Format a fraction as signed percentage points, with the minus sign BENCHMARKS.md uses."""
     return f"{100 * fraction:+.{decimals}f}".replace("-", "\u2212")
 
 

@@ -48,7 +48,9 @@ def find_results(
     results: Path, name: str, row: str, train_seeds: list[int], tag: str | None = None
 ) -> list[Path]:
     """One evaluation JSON per training seed; SystemExit naming what is missing or ambiguous.
-    tag: run.py's --tag of the files ("" for none; None: any)."""
+
+    tag: run.py's --tag of the files ("" for none; None: any).
+    """
     paths = []
     for seed in train_seeds:
         key: int | None = seed
@@ -69,9 +71,12 @@ def find_results(
 
 
 def pool_evaluations(results: list[dict[str, Any]], sources: list[str]) -> dict[str, Any]:
-    """One evaluation from several `sdm eval` results of the same checkpoint and sampler on
+    """Pool several `sdm eval` results of one policy on different episodes into one.
+
+    One evaluation from several `sdm eval` results of the same checkpoint and sampler on
     different episodes: their episodes together, success over all of them. SystemExit names the
-    files when they evaluated different policies or the same episode twice."""
+    files when they evaluated different policies or the same episode twice.
+    """
     first = results[0]
     for result, source in zip(results[1:], sources[1:], strict=True):
         # policy_id (run/checkpoint@step) names the policy whether the path was given
@@ -105,7 +110,10 @@ def pool_evaluations(results: list[dict[str, Any]], sources: list[str]) -> dict[
 def compare(
     evaluations: dict[str, list[dict[str, Any]]], against: list[str]
 ) -> dict[str, dict[str, Any]]:
-    """row -> {'success': {mean, std, per_seed} in %, 'minus': {base: paired_difference}}."""
+    """Compare every row with the rows named in `against`.
+
+    row -> {'success': {mean, std, per_seed} in %, 'minus': {base: paired_difference}}.
+    """
     from sdm_policy_core.eval import paired_difference
 
     out = {}

@@ -29,7 +29,7 @@ from sdm_policy_core.training.trainer import replay_selection
 
 
 def run_curve(name: str, run_dir: Path) -> dict[str, Any]:
-    """The evaluations of one run and the step its `best` checkpoint holds."""
+    """Return the evaluations of one run and the step its `best` checkpoint holds."""
     rows = periodic_evaluations(run_dir)
     # rows logged before they held their episode count: the run's train.eval_episodes
     configured = json.loads((run_dir / "config.json").read_text())["train"]["eval_episodes"]

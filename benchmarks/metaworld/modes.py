@@ -1,4 +1,4 @@
-"""Mode coverage where the demonstrations part ways: does a policy choose a route, or average?
+"""Mode coverage where the demonstrations part ways: whether a policy chooses a route or averages.
 
     python benchmarks/metaworld/modes.py --work runs/metaworld/pick-place-wall-v3_two-route \
         [--train-seeds 0 1 2] [--variants sdm_reg] [--students sdm_lr1e-4_s0 ...] [--samples 64]
@@ -87,8 +87,11 @@ def both_routes(sideways: np.ndarray) -> int:
 def sample_row(
     checkpoints: list[Path], sampler: str, steps: int | None, buffer, points: list[int], args
 ) -> dict[str, Any]:
-    """Sideways action of `args.samples` samples at every decision point, for every checkpoint
-    (one per training seed); the shares are pooled over them and kept per checkpoint."""
+    """Sample the sideways action at every decision point, for every checkpoint.
+
+    Sideways action of `args.samples` samples at every decision point, for every checkpoint
+    (one per training seed); the shares are pooled over them and kept per checkpoint.
+    """
     from sdm_policy_core.runtime import PolicyRuntime
 
     cloud, state = buffer["point_cloud"], buffer["state"]

@@ -76,7 +76,7 @@ def sdm_cmd(*args: str) -> list[str]:
 
 
 def _trained_steps(checkpoint: Path) -> int:
-    """The step a checkpoint was saved at (0 when there is none)."""
+    """Return the step a checkpoint was saved at (0 when there is none)."""
     try:
         return int(json.loads((checkpoint / "config.json").read_text())["provenance"]["step"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -101,7 +101,7 @@ class Stages:
         self.commands: dict[str, str] = {}
 
     def skip(self, name: str, why: str) -> None:
-        """A stage whose outputs exist: report its recorded time, if any."""
+        """Skip a stage whose outputs exist: report its recorded time, if any."""
         done = self.record.get(name)
         if done:
             self.timings[name] = float(done["seconds"])
@@ -295,7 +295,7 @@ def markdown(
     timings: dict[str, float],
     args: argparse.Namespace,
 ) -> str:
-    """The BENCHMARKS.md table: success (%) per row, policy time per action, wall-clock."""
+    """Format the BENCHMARKS.md table: success (%) per row, policy time per action, wall-clock."""
     import numpy as np
 
     lines = [

@@ -39,8 +39,11 @@ DEFAULT_DATASET = (
 
 
 def _windows(dataset: TrajectoryDataset, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(obs (N, To, Ds) raw state, actions (N, H, Da)) of the windows at `indices`; To is the
-    checkpoint's n_obs_steps (the first To steps of each window)."""
+    """Return the raw-state observations and the actions of the windows at `indices`.
+
+    (obs (N, To, Ds) raw state, actions (N, H, Da)) of the windows at `indices`; To is the
+    checkpoint's n_obs_steps (the first To steps of each window).
+    """
     items = [dataset[int(i)] for i in indices]
     obs = np.stack([it["obs"]["agent_pos"].numpy() for it in items])
     actions = np.stack([it["action"].numpy() for it in items])
@@ -54,7 +57,7 @@ def _errors(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
 
 
 def open_loop_fit(checkpoint: Path, dataset: Path, windows: int, seed: int) -> dict:
-    """The error table of the module docstring, per split, with the references."""
+    """Compute the error table of the module docstring, per split, with the references."""
     torch.set_num_threads(1)
     policy = load_policy(checkpoint)
     cfg = policy.cfg

@@ -110,20 +110,26 @@ class Protocol:
                 raise SystemExit(f"{path}: {task}: list its teacher_of {owner!r} before it")
 
     def teacher_task(self, task: str) -> str:
-        """The task whose teacher run (and dataset) `task` uses: itself, or its `teacher_of`."""
+        """Return the task whose teacher run (and dataset) `task` uses.
+
+        That is itself, or its `teacher_of`.
+        """
         return self.tasks[task].get("teacher_of", task)
 
     def teacher_checkpoint(self, task: str) -> str:
-        """The teacher checkpoint a task's rows use: `latest`, or one kept by train.keep_steps
-        (`step_N`: the same teacher run taken at another point of its training)."""
+        """Return the teacher checkpoint a task's rows use: `latest` or a kept `step_N`.
+
+        The teacher checkpoint a task's rows use: `latest`, or one kept by train.keep_steps
+        (`step_N`: the same teacher run taken at another point of its training).
+        """
         return str(self.tasks[task].get("checkpoint", "latest"))
 
     def env(self, task: str) -> str:
-        """What `sdm eval --task` evaluates the task's rows on."""
+        """Return what `sdm eval --task` evaluates the task's rows on."""
         return str(self.tasks[task].get("env", task))
 
     def task_rows(self, task: str) -> list[Row]:
-        """The rows evaluated on `task` (its `rows` list, else all)."""
+        """Return the rows evaluated on `task` (its `rows` list, else all)."""
         names = self.tasks[task].get("rows")
         return [r for r in self.rows if names is None or r.name in names]
 
@@ -231,9 +237,12 @@ def commands(p: Protocol, phase: str, work: Path) -> list[tuple[str, Path, list[
 
 
 def finished(done: Path, cmd: list[str]) -> bool:
-    """Whether a step's output is complete: an evaluation's JSON exists; a training run's
+    """Return whether a step's output is complete.
+
+    Whether a step's output is complete: an evaluation's JSON exists; a training run's
     `latest` checkpoint is at the run's last step (a run killed mid-way has a `latest` from its
-    last periodic checkpoint, which must be resumed, not taken)."""
+    last periodic checkpoint, which must be resumed, not taken).
+    """
     if not done.exists():
         return False
     if done.name != "model.safetensors":
@@ -282,8 +291,11 @@ def run(
 def load_rows(
     p: Protocol, phase: str, task: str, seeds: list[int] | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Each row's evaluation per training seed (all the phase's seeds, or `seeds`); a row
-    lacking one is left out."""
+    """Load each row's evaluation per training seed.
+
+    Each row's evaluation per training seed (all the phase's seeds, or `seeds`); a row
+    lacking one is left out.
+    """
     seeds = p.phases[phase]["train_seeds"] if seeds is None else seeds
     rows: dict[str, list[dict[str, Any]]] = {}
     for row in p.task_rows(task):
@@ -298,7 +310,7 @@ def episode_mean(result: dict[str, Any], metric: str) -> float:
 
 
 def headline(p: Protocol) -> tuple[str, dict[str, float]]:
-    """The distillation the rules call "sdm", and the development means that chose it."""
+    """Return the distillation the rules call "sdm", and the development means that chose it."""
     if p.headline != "select":
         return p.headline, {}
     task = p.select_task or next(iter(p.tasks))
@@ -329,8 +341,11 @@ def check_rule(rule: dict[str, Any], gap: dict[str, Any], gap90: dict[str, Any])
 def best_mean_rule(
     p: Protocol, phase: str, used: list[int], rule: dict[str, Any], tag: str
 ) -> tuple[dict[str, Any], str]:
-    """`max_mean_at_least`: the best of `row`'s means over `tasks` reaches the bound (e.g. the
-    best of a teacher's points of training)."""
+    """Apply `max_mean_at_least`: the best of `row`'s means over `tasks` reaches the bound.
+
+    `max_mean_at_least`: the best of `row`'s means over `tasks` reaches the bound (e.g. the
+    best of a teacher's points of training).
+    """
     means = {}
     for task in rule["tasks"]:
         rows = load_rows(p, phase, task, used)
@@ -356,7 +371,7 @@ def pair_rule(
     alias: dict[str, str],
     tag: str,
 ) -> list[tuple[dict[str, Any], str]]:
-    """A rule on B - A on the same episodes, for each B the rule names on `task`.
+    """Apply a rule on B - A on the same episodes, for each B the rule names on `task`.
 
     Optional parts: `when` (a gap that must hold for the rule to apply: {a, b, lower95_above},
     else "not applicable"), `recovers_at_least` with `reference` ((B - A) / (reference - A) of
@@ -438,8 +453,11 @@ def pair_rule(
 
 
 def report(p: Protocol, phase: str, only_seeds: list[int] | None = None) -> int:
-    """Write the phase's tables and rule verdicts. only_seeds: an interim look at the training
-    seeds finished so far (a file of its own, every verdict marked interim: not a result)."""
+    """Write the phase's tables and rule verdicts.
+
+    only_seeds: an interim look at the training seeds finished so far (a file of its own, every
+    verdict marked interim: not a result).
+    """
     name, selection = headline(p)
     train_seeds = p.phases[phase]["train_seeds"]
     interim = only_seeds is not None and sorted(only_seeds) != sorted(train_seeds)

@@ -1,5 +1,8 @@
-"""Checkpoints (safetensors + JSON, atomic, no pickle), training-state round trips, RNG state and
-the linear normaliser that checkpoints carry."""
+"""Checkpoints, training-state round trips, RNG state and the checkpoints' normaliser.
+
+Checkpoints (safetensors + JSON, atomic, no pickle), training-state round trips, RNG state and
+the linear normaliser that checkpoints carry.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""ControlSession and ControlLoop without ROS: the enable / hold / fault state machine, the stale
-watch, the decoding of sensor messages and the control thread, as policy_node uses them."""
+"""ControlSession and ControlLoop without ROS, as policy_node uses them.
+
+ControlSession and ControlLoop without ROS: the enable / hold / fault state machine, the stale
+watch, the decoding of sensor messages and the control thread, as policy_node uses them.
+"""
 
 from __future__ import annotations
 
@@ -147,8 +150,11 @@ def test_the_stale_watch_holds_when_observations_stop_with_observation_triggers(
 
 
 def test_the_loop_acts_once_per_new_observation(make):
-    """trigger: observation: a step per new cloud; a resent cloud (same stamp) is not acted on
-    twice; stopping the loop ends the thread."""
+    """The loop acts once per new observation.
+
+    trigger: observation: a step per new cloud; a resent cloud (same stamp) is not acted on
+    twice; stopping the loop ends the thread.
+    """
     session, rng = make(trigger="observation"), np.random.default_rng(4)
     published: list[control.TickResult] = []
     done = threading.Event()
@@ -176,9 +182,12 @@ def test_the_loop_acts_once_per_new_observation(make):
 
 
 def test_each_planned_step_reports_where_its_latency_went(make):
-    """The loop's breakdown (deploy.timing) of a planned step: every stage, none negative, and
+    """Each planned step reports where its latency went.
+
+    The loop's breakdown (deploy.timing) of a planned step: every stage, none negative, and
     together its cloud stamp -> command latency: no less than the stamp -> the send call, no
-    more than the stamp -> the step seen recorded (one clock, the wall's, as a robot's)."""
+    more than the stamp -> the step seen recorded (one clock, the wall's, as a robot's).
+    """
     session, rng = make(trigger="observation"), np.random.default_rng(5)
     sent: list[float] = []
     loop = ControlLoop(

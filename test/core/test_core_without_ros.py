@@ -1,5 +1,8 @@
-"""sdm_policy_core works on a training server with no ROS: every module imports and a model
-runs while rclpy, launch and every *_msgs / *_srvs / *_interfaces package are unimportable."""
+"""sdm_policy_core works on a training server with no ROS.
+
+sdm_policy_core works on a training server with no ROS: every module imports and a model
+runs while rclpy, launch and every *_msgs / *_srvs / *_interfaces package are unimportable.
+"""
 
 from __future__ import annotations
 

@@ -145,7 +145,7 @@ def test_naive_one_step_is_the_conditional_mean() -> None:
 
 
 def _dm_gradient(distiller: SdmDistiller, x: Tensor, t: Tensor, seed: int = 1) -> Tensor:
-    """g at x_t = alpha_t x + sigma_t eps, with the distiller's teacher and corrector."""
+    """Compute g at x_t = alpha_t x + sigma_t eps with the distiller's teacher and corrector."""
     eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
     x_t = distiller.schedule.add_noise(x, eps, t)
     with torch.no_grad():
@@ -156,7 +156,7 @@ def _dm_gradient(distiller: SdmDistiller, x: Tensor, t: Tensor, seed: int = 1) -
 
 @pytest.mark.parametrize("normalisation", GRAD_NORMALISATIONS)
 def test_dm_gradient_points_from_real_to_fake_mean(normalisation: str) -> None:
-    """g ∝ +(mu_fake - mu_real) sample by sample, so descending on g moves x toward mu_real."""
+    """Check g ∝ +(mu_fake - mu_real) per sample, so descending on g moves x toward mu_real."""
     mu_real = torch.randn(HORIZON, ACTION_DIM)
     mu_fake = mu_real + torch.randn(HORIZON, ACTION_DIM)
     distiller, _ = _gaussian_distiller(mu_real, mu_fake, grad_normalisation=normalisation)
@@ -176,9 +176,12 @@ def _magnitude(normalisation: str, t: int) -> float:
 
 
 def test_dmd_normaliser_keeps_the_high_noise_signal_that_mean_abs_weakens() -> None:
-    """METHOD.md: mean|s_real| ∝ 1/sigma_t at high noise, so the mean_abs gradient shrinks with
+    """The DMD normaliser keeps the high-noise signal that mean_abs weakens.
+
+    METHOD.md: mean|s_real| ∝ 1/sigma_t at high noise, so the mean_abs gradient shrinks with
     alpha_t; DMD's x0-space normaliser keeps it. dmd / mean_abs ≈ sigma_t / alpha_t (16 at
-    t = 95 of 100, squaredcos_cap_v2)."""
+    t = 95 of 100, squaredcos_cap_v2).
+    """
     schedule = _schedule()
     for t in (50, 85, 95):
         alpha, sigma = (float(v) for v in schedule.alpha_sigma(torch.tensor([t]), 1))
@@ -190,8 +193,11 @@ def test_dmd_normaliser_keeps_the_high_noise_signal_that_mean_abs_weakens() -> N
 
 
 def test_batch_normaliser_divides_every_sample_by_one_number() -> None:
-    """mean_abs_batch (the SDM authors' code): one mean|s_real| for the batch, so samples keep
-    their relative sizes; mean_abs rescales each sample on its own."""
+    """The batch normaliser divides every sample by one number.
+
+    mean_abs_batch (the SDM authors' code): one mean|s_real| for the batch, so samples keep
+    their relative sizes; mean_abs rescales each sample on its own.
+    """
     mu_real, mu_fake = torch.zeros(HORIZON, ACTION_DIM), torch.ones(HORIZON, ACTION_DIM)
     x = mu_fake + torch.randn(8, HORIZON, ACTION_DIM)
     t = torch.tensor([5, 20, 40, 60, 70, 80, 90, 95])
@@ -226,8 +232,11 @@ def test_generator_gradient_moves_its_mean_toward_the_teacher(normalisation: str
 
 
 def test_dm_weight_scales_the_distribution_matching_term_and_zero_leaves_regression_only():
-    """distill.dm_weight: the DM gradient scales with it; at 0 (with a regression weight) the
-    generator's gradient is the regression's alone, which pulls it to the teacher's samples."""
+    """distill.dm_weight scales the DM term, and 0 leaves the regression alone.
+
+    distill.dm_weight: the DM gradient scales with it; at 0 (with a regression weight) the
+    generator's gradient is the regression's alone, which pulls it to the teacher's samples.
+    """
     mu_real = torch.zeros(HORIZON, ACTION_DIM)
     mu_fake = torch.randn(HORIZON, ACTION_DIM)
     grads = {}
@@ -330,7 +339,7 @@ def test_one_step_sampler_calls_the_generator_once_at_its_training_timestep(
 
 
 def model_calls(model: nn.Module) -> list[list[int]]:
-    """The call log of the CountingDenoiser inside a generator, corrector or teacher."""
+    """Return the call log of the CountingDenoiser inside a generator, corrector or teacher."""
     inner = model.denoiser if isinstance(model, (OneStepGenerator, Corrector)) else model
     assert isinstance(inner, CountingDenoiser)
     return inner.calls

@@ -1,6 +1,9 @@
-"""The layers' import rules (issue 22): training stands below evaluation, and the message
+"""The layers' import rules (issue 22), checked by the source and by what an interpreter loads.
+
+The layers' import rules (issue 22): training stands below evaluation, and the message
 conversions a robot-side process needs load neither torch nor rclpy. Checked two ways: by the
-source (lazy imports inside functions count) and by what a fresh interpreter loads."""
+source (lazy imports inside functions count) and by what a fresh interpreter loads.
+"""
 
 from __future__ import annotations
 

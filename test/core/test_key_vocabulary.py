@@ -1,9 +1,12 @@
-"""One vocabulary of keys (issue 22): the observation/action keys, dataset array names and ROS
+"""One vocabulary of keys (issue 22): key strings are written only in `sdm_policy_core/keys.py`.
+
+One vocabulary of keys (issue 22): the observation/action keys, dataset array names and ROS
 topic names are written as strings only in `sdm_policy_core/keys.py`; the packages' code names
 them through it, so renaming a key or finding every reader of one is a change of one file and
 a search for one name. Checked on the source with `ast` (string constants; docstrings and
 comments do not count), and the vocabulary loads neither torch nor rclpy, so every layer can
-stand on it."""
+stand on it.
+"""
 
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ def _vocabulary() -> set[str]:
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
-    """ids of the constants that are docstrings (module, class, function)."""
+    """Return the ids of the constants that are docstrings (module, class, function)."""
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -87,8 +90,11 @@ def literal_keys(path: Path, vocabulary: set[str]) -> list[tuple[int, str]]:
 
 
 def _offenders() -> dict[str, list[tuple[int, str]]]:
-    """file -> (line, string) of its literal keys, less those ALLOWED (when their count is
-    exact); an ALLOWED entry whose count differs is reported as its file's hits."""
+    """Return the literal keys found outside ALLOWED, by file.
+
+    file -> (line, string) of its literal keys, less those ALLOWED (when their count is
+    exact); an ALLOWED entry whose count differs is reported as its file's hits.
+    """
     vocabulary, offenders = _vocabulary(), {}
     for package in PACKAGES:
         for path in sorted(package.rglob("*.py")):

@@ -1,6 +1,9 @@
-"""OnnxPolicyRuntime: an exported policy on onnxruntime gives the PyTorch runtime's actions for
+"""OnnxPolicyRuntime: the PyTorch runtime's actions, without torch, refusing unfit models.
+
+OnnxPolicyRuntime: an exported policy on onnxruntime gives the PyTorch runtime's actions for
 the same observations and noise, runs in a process that never imports torch, and refuses models
-that do not fit with what differs."""
+that do not fit with what differs.
+"""
 
 from __future__ import annotations
 
@@ -38,8 +41,11 @@ PROFILE = RobotProfile(
 
 
 def _exported(checkpoint: Path, root: Path, steps: int | None = None) -> Path:
-    """A copy of `checkpoint` with policy.onnx (+ .json) exported into it, as a deployer
-    would ship it."""
+    """Copy `checkpoint` with policy.onnx (+ .json) exported into it.
+
+    A copy of `checkpoint` with policy.onnx (+ .json) exported into it, as a deployer
+    would ship it.
+    """
     target = root / checkpoint.parent.parent.name / "checkpoints" / checkpoint.name
     shutil.copytree(checkpoint, target)
     export_policy(target, target / "policy.onnx", "onnx", steps=steps)
@@ -103,8 +109,11 @@ def test_teacher_ddim_actions_equal_the_torch_runtime(teacher_ckpt, tmp_path):
 
 
 def test_equal_seeds_give_equal_actions_with_numpy_noise(sdm_dir, teacher_ckpt, tmp_path):
-    """PolicyRuntime(noise="numpy") draws the initial noise from numpy's default_rng(seed), as
-    OnnxPolicyRuntime does: equal seeds, equal actions (warm-up draw and re-seeding included)."""
+    """Equal seeds give equal actions with numpy noise.
+
+    PolicyRuntime(noise="numpy") draws the initial noise from numpy's default_rng(seed), as
+    OnnxPolicyRuntime does: equal seeds, equal actions (warm-up draw and re-seeding included).
+    """
     teacher = _exported(Path(teacher_ckpt), tmp_path, steps=3)
     for ckpt, options in ((sdm_dir, {}), (teacher, {"sampler": "ddim", "steps": 3})):
         torch_rt = PolicyRuntime(ckpt, threads=1, seed=4, noise="numpy", **options)
@@ -226,8 +235,11 @@ def test_missing_onnxruntime_says_how_to_install_it(sdm_dir):
 
 
 def test_session_options_reach_onnxruntime_and_are_validated(sdm_dir):
-    """`optimization` and `threads` are the session's graph optimisation level and intra-op
-    threads; a level or thread count onnxruntime does not have is refused before loading."""
+    """Session options reach onnxruntime and are validated.
+
+    `optimization` and `threads` are the session's graph optimisation level and intra-op
+    threads; a level or thread count onnxruntime does not have is refused before loading.
+    """
     import onnxruntime as ort
 
     levels = ort.GraphOptimizationLevel

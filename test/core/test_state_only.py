@@ -1,5 +1,8 @@
-"""State-only (low-dimensional) policies: the observation kind read from the dataset, clear
-errors for datasets that cannot train, the MLP denoiser, and old checkpoints still loading."""
+"""State-only (low-dimensional) policies: data, errors, the MLP denoiser, old checkpoints.
+
+State-only (low-dimensional) policies: the observation kind read from the dataset, clear
+errors for datasets that cannot train, the MLP denoiser, and old checkpoints still loading.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ TINY = ["model.horizon=4", "model.n_action_steps=2", "train.val_fraction=0"]
 
 
 def _dataset(path: Path, **arrays: np.ndarray) -> Path:
-    """A zarr v2 dataset of one episode holding exactly `arrays` (lengths unchecked)."""
+    """Write a zarr v2 dataset of one episode holding exactly `arrays` (lengths unchecked)."""
     root = zarr.open_group(str(path), mode="w", zarr_format=2)
     data = root.create_group("data")
     for key, value in arrays.items():

@@ -1,6 +1,9 @@
-"""`sdm bag2zarr` on real rosbag2 bags (written with rosbags' Writer, sqlite3 and mcap) of known
+"""`sdm bag2zarr` on real rosbag2 bags of known content.
+
+`sdm bag2zarr` on real rosbag2 bags (written with rosbags' Writer, sqlite3 and mcap) of known
 content: the dataset equals the expected arrays (alignment, ordering, FPS count, crop,
-transform), episode splitting, append, and every bad-input case of issue 6."""
+transform), episode splitting, append, and every bad-input case of issue 6.
+"""
 
 from __future__ import annotations
 
@@ -57,8 +60,11 @@ def write_demo(
     first_step: int = 0,
     period_ms: int = 100,
 ) -> list[int]:
-    """Clouds at 1/period (stamp t_k), joint states at 5x that rate (stamps t + 2 ms + j*20 ms:
-    j1 = time in s, j2 = -time), commands 30 ms after each cloud ([k, 10k]). Returns t_k."""
+    """Write a demo bag of clouds, joint states and commands at known stamps.
+
+    Clouds at 1/period (stamp t_k), joint states at 5x that rate (stamps t + 2 ms + j*20 ms:
+    j1 = time in s, j2 = -time), commands 30 ms after each cloud ([k, 10k]). Returns t_k.
+    """
     ticks = []
     for s in range(steps):
         k = first_step + s
@@ -78,7 +84,7 @@ def expected_state(ticks: list[int]) -> np.ndarray:
 
 
 def config(tmp: Path, **sections) -> Path:
-    """A YAML config: the sim layout, j1/j2 state order, 16 points, decoding in-process."""
+    """Write a YAML config: the sim layout, j1/j2 state order, 16 points, decoding in-process."""
     data = {
         "state": {"topic": "joint_states", "joint_names": ["j1", "j2"], "tolerance_s": 0.015},
         "point_cloud": {"topic": "points", "num_points": 16},
@@ -158,8 +164,11 @@ def test_compressed_bags_and_a_pool_of_two_workers(tmp_path, storage, compressio
 
 
 def test_the_converter_runs_where_torch_is_not_installed(tmp_path):
-    """Recording machines need no PyTorch: `sdm bag2zarr` (CLI, converter and its two decoding
-    workers) converts with every torch import blocked."""
+    """The converter runs where torch is not installed.
+
+    Recording machines need no PyTorch: `sdm bag2zarr` (CLI, converter and its two decoding
+    workers) converts with every torch import blocked.
+    """
     path = tmp_path / "demo"
     with BagWriter(path) as bag:
         write_demo(bag, 20, start_ns=T0)
@@ -280,8 +289,11 @@ def test_split_by_marker_field_with_custom_type_from_msg_text(tmp_path):
 
 
 def test_failed_demonstrations_are_left_out_by_the_success_field(tmp_path):
-    """A teleoperation session keeps failed attempts in the bag; the marker's success flag at
-    the end of each episode decides what enters the dataset."""
+    """Failed demonstrations are left out by the success field.
+
+    A teleoperation session keeps failed attempts in the bag; the marker's success flag at
+    the end of each episode decides what enters the dataset.
+    """
     path = tmp_path / "session"
     with BagWriter(
         path, storage="mcap", custom_types={"sdm_msgs/msg/EpisodeStatus": EPISODE_STATUS}
@@ -626,8 +638,11 @@ def _edit_metadata(path: Path, edit) -> None:
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_metadata_qos_unlike_the_storage_s_still_yields_every_message(tmp_path, storage):
-    """rosbag2's talker trap: metadata.yaml's QoS differs from the storage's, and rosbags' own
-    reader then yields none of the messages."""
+    """A metadata QoS unlike the storage's still yields every message.
+
+    rosbag2's talker trap: metadata.yaml's QoS differs from the storage's, and rosbags' own
+    reader then yields none of the messages.
+    """
     from rosbags.highlevel import AnyReader
 
     path = _demo_bag(tmp_path / "bag", storage)
@@ -891,7 +906,7 @@ def _regression_images(bag: BagWriter, steps: int) -> None:
 
 
 def _regression_case(name: str, tmp: Path) -> tuple[list[Path], Path]:
-    """The bags and config of one pinned conversion."""
+    """Return the bags and config of one pinned conversion."""
     bags = [tmp / f"{name}_{e}" for e in range(3 if name == "three_bags" else 1)]
     if name == "three_bags":
         for e, (path, steps) in enumerate(zip(bags, (12, 15, 9), strict=True)):
@@ -1010,10 +1025,13 @@ OBJECT = np.stack(
 def _wrist_bag(
     path: Path, clouds: int = 20, tf_until_s: float = 2.0, tf_delay_ms: int = 0
 ) -> list[int]:
-    """Clouds of OBJECT seen by the moving wrist camera at 10 Hz; /tf base_link <- wrist at
+    """Write a bag of a wrist camera's clouds with /tf and /tf_static.
+
+    Clouds of OBJECT seen by the moving wrist camera at 10 Hz; /tf base_link <- wrist at
     50 Hz with stamps 7 ms off the clouds' (interpolation needed), until tf_until_s, logged
     tf_delay_ms after their stamps; /tf_static wrist <- camera_optical. Joint states /
-    commands as write_demo's."""
+    commands as write_demo's.
+    """
     with BagWriter(path) as bag:
         bag.write_transform(
             "/tf_static",
@@ -1130,9 +1148,12 @@ def _encode(ext: str, array: np.ndarray, *params: int) -> bytes:
 
 
 def _compressed_depth(depth: np.ndarray, encoding: str) -> bytes:
-    """What compressed_depth_image_transport publishes: a 12-byte ConfigHeader (int32 format,
+    """Encode `depth` as compressed_depth_image_transport publishes it.
+
+    What compressed_depth_image_transport publishes: a 12-byte ConfigHeader (int32 format,
     float32 A, B) + a 16-bit PNG (16UC1: the millimetres; 32FC1: the quantised inverse depth
-    q = A / d + B, truncated, 0 for no reading or d >= depth_max)."""
+    q = A / d + B, truncated, 0 for no reading or d >= depth_max).
+    """
     import struct
 
     if encoding == "16UC1":
@@ -1147,9 +1168,12 @@ def _compressed_depth(depth: np.ndarray, encoding: str) -> bytes:
 
 
 def _camera_frames(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rgb (48, 64, 3) uint8, depth (48, 64) float32 m) of step k: smooth colour ramps with
+    """Return the rgb and depth frames of step k.
+
+    (rgb (48, 64, 3) uint8, depth (48, 64) float32 m) of step k: smooth colour ramps with
     red and blue >= 44 levels apart everywhere (a swapped channel order shows), depth
-    0.3-4 m with holes (0 in 16UC1, NaN in 32FC1) and a far region beyond depth_max."""
+    0.3-4 m with holes (0 in 16UC1, NaN in 32FC1) and a far region beyond depth_max.
+    """
     y, x = np.mgrid[0:48, 0:64].astype(np.float32)
     rgb = np.stack([200 - x - 0.2 * k, 40 + 2 * y + k, 60 + x / 2], -1)
     depth = (0.3 + 0.05 * x + 0.02 * y + 0.01 * k).astype(np.float32)

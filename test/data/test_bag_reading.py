@@ -1,6 +1,9 @@
-"""Real bags recorded by other people's tools (../shared/external, see its SOURCES.md): every
+"""Real bags recorded by other people's tools: read, reported, or refused with one line.
+
+Real bags recorded by other people's tools (../shared/external, see its SOURCES.md): every
 readable one opens with its exact topics and counts, `sdm bag info` reports them, and the ones
-that cannot be converted are refused by `sdm bag2zarr` with one line and nothing written."""
+that cannot be converted are refused by `sdm bag2zarr` with one line and nothing written.
+"""
 
 from __future__ import annotations
 
@@ -172,8 +175,11 @@ def test_every_readable_external_bag_with_its_exact_counts(name):
 
 
 def test_talker_bag_whose_metadata_qos_differs_yields_all_20_messages():
-    """rosbags' own reader matches metadata.yaml's topics to the storage's by QoS too and
-    yields none of this bag's 20 messages; read through the storage they all come, in order."""
+    """The talker bag yields all 20 messages though its metadata QoS differs.
+
+    rosbags' own reader matches metadata.yaml's topics to the storage's by QoS too and
+    yields none of this bag's 20 messages; read through the storage they all come, in order.
+    """
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
@@ -208,7 +214,7 @@ def test_legacy_type_names_of_a_dashing_db3_are_normalised_and_decode():
 
 
 def test_a_schema_that_does_not_parse_leaves_the_other_topics_readable():
-    """rosbags' AnyReader refuses the whole mcap; here only the service-event topics are out."""
+    """AnyReader (rosbags) refuses the whole mcap; here only the service-event topics are out."""
     path = ROSBAG2 / "rosbag2_tests/resources/mcap/bag_with_topics_and_service_events"
     with BagReader(path) as bag:
         assert bag.undecodable().keys() == {

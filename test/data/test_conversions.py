@@ -1,6 +1,9 @@
-"""Message <-> numpy conversions on real rosbags messages: every cloud layout, every image
+"""Message <-> numpy conversions on real rosbags messages.
+
+Message <-> numpy conversions on real rosbags messages: every cloud layout, every image
 encoding, joint states, poses; round trips through CDR; malformed input raises
-ConversionError (never IndexError/struct.error)."""
+ConversionError (never IndexError/struct.error).
+"""
 
 from __future__ import annotations
 
@@ -59,8 +62,11 @@ def _cloud(
     row_pad: int = 0,
     bigendian: bool = False,
 ) -> object:
-    """A PointCloud2 whose data are the structured `records` (H*W,), rows padded by
-    `row_pad` bytes of 0xAB garbage."""
+    """Build a PointCloud2 of the structured `records`, rows padded with garbage.
+
+    A PointCloud2 whose data are the structured `records` (H*W,), rows padded by
+    `row_pad` bytes of 0xAB garbage.
+    """
     point_step = records.dtype.itemsize
     width = len(records) // height
     rows = np.frombuffer(records.tobytes(), np.uint8).reshape(height, width * point_step)
@@ -292,7 +298,7 @@ DEPTH_M = RNG.uniform(0.1, 4.0, size=(5, 7)).astype(np.float32)
 
 
 def _image(encoding: str, pixels: np.ndarray, pad: int = 3, bigendian: bool = False) -> object:
-    """An Image of `pixels` (H, W[, C]) in their raw layout, rows padded with `pad` bytes."""
+    """Build an Image of `pixels` (H, W[, C]) in their raw layout, rows padded with `pad` bytes."""
     height = pixels.shape[0]
     raw = np.frombuffer(np.ascontiguousarray(pixels).tobytes(), np.uint8).reshape(height, -1)
     data = np.concatenate([raw, np.full((height, pad), 0xCD, np.uint8)], axis=1).reshape(-1)

@@ -1,5 +1,4 @@
-"""The zarr replay buffer (DP3 / Diffusion Policy layout), sequence sampling and the training
-dataset."""
+"""Zarr replay buffer (DP3 / Diffusion Policy layout), sequence sampling, training dataset."""
 
 from __future__ import annotations
 

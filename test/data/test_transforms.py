@@ -1,5 +1,8 @@
-"""TransformBuffer (data/transforms.py): tf2's lookupTransform semantics on static and dynamic
-transforms, checked against transforms3d (what tf_transformations wraps)."""
+"""TransformBuffer (data/transforms.py): tf2's lookupTransform semantics.
+
+TransformBuffer (data/transforms.py): tf2's lookupTransform semantics on static and dynamic
+transforms, checked against transforms3d (what tf_transformations wraps).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ T0 = 1_700_000_000 * NS
 
 
 def transform(parent: str, child: str, xyz, q_wxyz=(1.0, 0, 0, 0), stamp_ns: int = 0):
-    """A rosbags geometry_msgs/TransformStamped: the pose of `child` in `parent`."""
+    """Build a rosbags geometry_msgs/TransformStamped: the pose of `child` in `parent`."""
     sec, nanosec = divmod(int(stamp_ns), NS)
     w, x, y, z = (float(v) for v in q_wxyz)
     return TYPES["geometry_msgs/msg/TransformStamped"](
@@ -75,8 +78,11 @@ def test_static_chain_through_the_common_ancestor():
 
 
 def test_dynamic_transforms_interpolate_translation_and_slerp_rotation():
-    """An arm joint turning at constant speed about z while the base slides along y: between
-    samples linear translation and slerp are exact, so lookups match the true pose."""
+    """Dynamic transforms interpolate translation and slerp rotation.
+
+    An arm joint turning at constant speed about z while the base slides along y: between
+    samples linear translation and slerp are exact, so lookups match the true pose.
+    """
     buffer = TransformBuffer()
     buffer.add_message(message(transform("arm", "camera", [0.1, 0, 0.3])), True, "/tf_static")
 
@@ -156,8 +162,11 @@ def test_a_broken_transform_is_reported_and_the_rest_of_the_message_kept():
 
 
 def test_forgetting_old_samples_leaves_every_later_lookup_unchanged():
-    """What a streaming converter does with /tf: forget behind the clouds converted, keep
-    adding; lookups at or after the cut give the same matrices as with every sample kept."""
+    """Forgetting old samples leaves every later lookup unchanged.
+
+    What a streaming converter does with /tf: forget behind the clouds converted, keep
+    adding; lookups at or after the cut give the same matrices as with every sample kept.
+    """
     full, pruned = TransformBuffer(), TransformBuffer()
     stamps = T0 + np.arange(0, 2 * NS, 20_000_000)  # 50 Hz for 2 s
 

@@ -53,7 +53,7 @@ def test_spec_declares_every_argument_with_a_description():
 
 @pytest.fixture
 def arm4_yaml(tmp_path) -> str:
-    """A 4-D raw robot profile that fits the tiny reaching checkpoints (state 4, action 4)."""
+    """Write a 4-D raw robot profile fitting the tiny reaching checkpoints (state 4, action 4)."""
     path = tmp_path / "arm4.yaml"
     path.write_text(
         "state_names: [a, b, c, d]\naction_names: [a, b, c, d]\naction_kind: raw\n"

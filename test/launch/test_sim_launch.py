@@ -1,4 +1,6 @@
-"""sim_eval.launch.py and the Gazebo / Isaac Sim profiles, checked statically (neither simulator
+"""sim_eval.launch.py and the Gazebo / Isaac Sim profiles, checked statically.
+
+sim_eval.launch.py and the Gazebo / Isaac Sim profiles, checked statically (neither simulator
 runs here): files parse, every executable the specs start is installed by setup.py, every
 parameter file and robot profile exists, and every remapped topic lands on a contract topic of
 the right type on the simulator's side (ros_gz_bridge YAML / the Isaac Sim bridge topic list).
@@ -43,7 +45,7 @@ GZ_TYPES = {
 
 
 def setup_value(name: str):
-    """The literal value of setup.py's keyword or constant `name`, read without running it."""
+    """Read the literal value of setup.py's keyword or constant `name` without running it."""
     tree = ast.parse((REPO / "setup.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg == name:

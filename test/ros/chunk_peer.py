@@ -1,4 +1,6 @@
-"""A peer for comparing policy nodes: sends the same observations (joint state + cloud, one
+"""A peer for comparing policy nodes: same observations to each, their chunks printed.
+
+A peer for comparing policy nodes: sends the same observations (joint state + cloud, one
 stamp each, reliable QoS, one at a time) to every node subscribed to /points and
 /joint_states, and prints the action chunks the nodes in the given namespaces publish.
 

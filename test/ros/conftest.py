@@ -1,5 +1,8 @@
-"""ROS tests need rclpy and the built sdm_msgs. The README's test command always provides them
-(SDM_REQUIRE_ROS=1 turns their absence into a failure); a pip-only checkout skips them."""
+"""ROS tests need rclpy and the built sdm_msgs.
+
+ROS tests need rclpy and the built sdm_msgs. The README's test command always provides them
+(SDM_REQUIRE_ROS=1 turns their absence into a failure); a pip-only checkout skips them.
+"""
 
 from __future__ import annotations
 

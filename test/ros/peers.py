@@ -1,4 +1,6 @@
-"""A second real ROS 2 process for the tests: publishes, subscribes, serves, calls, reads
+"""A second real ROS 2 process for the tests, driven by JSON on the command line.
+
+A second real ROS 2 process for the tests: publishes, subscribes, serves, calls, reads
 parameters. Field values travel as JSON on the command line and come back as JSON on stdout.
 
     python test/ros/peers.py pub  sdm_msgs/msg/ActionChunk '{"horizon": 2, ...}'

@@ -55,7 +55,7 @@ def joint_state(node: Node, names: list[str], values=None) -> JointState:
 
 
 def malformed(node: Node, k: int, names: list[str], rng: np.random.Generator):
-    """The k-th malformed message: (kind, topic, message)."""
+    """Build the k-th malformed message: (kind, topic, message)."""
     kinds = (
         "truncated",
         "point_step",
@@ -110,8 +110,11 @@ def malformed(node: Node, k: int, names: list[str], rng: np.random.Generator):
 
 
 def _targets(node: Node, names: list[str], start: float) -> list[tuple[float, list[float]]]:
-    """[(receive time, positions)] of the targets the policy sends (joint_trajectory's first
-    point or joint_commands), starting with `start` rad for every joint; filled while spinning."""
+    """Record the targets the policy sends, while spinning.
+
+    [(receive time, positions)] of the targets the policy sends (joint_trajectory's first
+    point or joint_commands), starting with `start` rad for every joint; filled while spinning.
+    """
     received: list[tuple[float, list[float]]] = [(0.0, [start] * len(names))]
 
     def on_target(positions) -> None:

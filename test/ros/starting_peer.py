@@ -22,7 +22,7 @@ WORK_S = 60.0  # far longer than any bound the test allows
 
 
 def _stubborn_work() -> None:
-    """What a library that catches BaseException (or retries on EINTR forever) amounts to."""
+    """Do what a library that catches BaseException (or retries on EINTR forever) amounts to."""
     deadline = time.monotonic() + WORK_S
     while time.monotonic() < deadline:
         with contextlib.suppress(BaseException):  # the misbehaviour under test

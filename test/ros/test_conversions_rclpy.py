@@ -1,5 +1,8 @@
-"""The core's message conversions accept real rclpy messages (not only rosbags ones), and a
-cloud serialised by rclpy reads back identically through rosbags."""
+"""The core's message conversions accept real rclpy messages.
+
+The core's message conversions accept real rclpy messages (not only rosbags ones), and a
+cloud serialised by rclpy reads back identically through rosbags.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
-"""ROS 2 package hygiene, as the ROS examples check it in their test suites: the manifests are
+"""ROS 2 package hygiene, as the ROS examples check it in their test suites.
+
+ROS 2 package hygiene, as the ROS examples check it in their test suites: the manifests are
 valid REP 149 (format 3) package.xml files, every ROS package the code and launch files import is
 declared, and the interfaces declare the packages their fields come from. (Lint and format are
-`ruff` in scripts/test.sh.) Needs no ROS: catkin_pkg parses the manifests as colcon does."""
+`ruff` in scripts/test.sh.) Needs no ROS: catkin_pkg parses the manifests as colcon does.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""policy_node as a managed node: commands counted in each lifecycle state, transitions asked
+"""policy_node as a managed node: lifecycle states, refusals, services and errors.
+
+policy_node as a managed node: commands counted in each lifecycle state, transitions asked
 in the wrong state refused with the node still up, ~/enable and ~/load_checkpoint driving the
-same transitions, an error inside a transition handled by error processing."""
+same transitions, an error inside a transition handled by error processing.
+"""
 
 from __future__ import annotations
 
@@ -103,8 +106,11 @@ def test_commands_only_while_active_in_every_lifecycle_state(processes, robot_ya
 def test_a_checkpoint_loaded_while_active_leaves_the_node_inactive(
     processes, robot_yaml, sdm_ckpt, teacher_ckpt
 ):
-    """As before lifecycle: `checkpoint` loads at start (inactive); a hot swap never inherits
-    permission: an active node becomes inactive, and commands stop until ~/enable."""
+    """A checkpoint loaded while active leaves the node inactive.
+
+    As before lifecycle: `checkpoint` loads at start (inactive); a hot swap never inherits
+    permission: an active node becomes inactive, and commands stop until ~/enable.
+    """
     node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
     assert _lifecycle(processes, "get1") == INACTIVE
     recorder = _recorder(processes)
@@ -127,9 +133,12 @@ def test_a_checkpoint_loaded_while_active_leaves_the_node_inactive(
 
 
 def test_bad_autostart_and_unloadable_checkpoints_are_refused(processes, robot_yaml, tmp_path):
-    """Start-up: a wrong autostart value or autostart without a checkpoint stops the node with
+    """Bad autostart values and unloadable checkpoints are refused.
+
+    Start-up: a wrong autostart value or autostart without a checkpoint stops the node with
     one line (status 2). Running: configure with a checkpoint that cannot load fails, the node
-    stays unconfigured and up, and says why."""
+    stays unconfigured and up, and says why.
+    """
     for params, why in (
         ("autostart:=on", "autostart must be one of ['auto', 'unconfigured', 'inactive'"),
         ("autostart:=active", "autostart active needs the checkpoint parameter"),
@@ -158,8 +167,11 @@ def test_bad_autostart_and_unloadable_checkpoints_are_refused(processes, robot_y
 def test_an_unexpected_error_in_a_transition_goes_through_error_processing(
     robot_yaml, sdm_ckpt, monkeypatch
 ):
-    """In-process: configure raising something unforeseen is no crash: on_error unloads and the
-    node is unconfigured again, ready for the next configure."""
+    """An unexpected error in a transition goes through error processing.
+
+    In-process: configure raising something unforeseen is no crash: on_error unloads and the
+    node is unconfigured again, ready for the next configure.
+    """
     import rclpy
     from rclpy.lifecycle import TransitionCallbackReturn
 

@@ -1,6 +1,9 @@
-"""The policy node with a real checkpoint, real DDS and a fake robot in other processes:
+"""The policy node with a real checkpoint, real DDS and a fake robot in other processes.
+
+The policy node with a real checkpoint, real DDS and a fake robot in other processes:
 commands at the configured rate only while enabled and fed fresh data, limits respected,
-malformed messages survived and counted, checkpoints hot-swapped or refused."""
+malformed messages survived and counted, checkpoints hot-swapped or refused.
+"""
 
 from __future__ import annotations
 
@@ -149,9 +152,12 @@ def test_commands_only_while_enabled_and_fresh(processes, robot_yaml, sdm_ckpt):
 
 
 def test_clouds_in_an_unknown_frame_are_refused_not_guessed(processes, robot_yaml, sdm_ckpt):
-    """Clouds are placed in the base frame by tf2 where tf2_ros is importable, else by the
+    """Clouds in an unknown frame are refused, not guessed.
+
+    Clouds are placed in the base frame by tf2 where tf2_ros is importable, else by the
     profile's camera mount (frame `camera` here). A cloud in a frame neither knows never
-    reaches the policy; one already in base_frame is used as it is."""
+    reaches the policy; one already in base_frame is used as it is.
+    """
     node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
     source = "tf" if importlib.util.find_spec("tf2_ros") else "profile"
     assert f"clouds placed by {source}" in processes.log(node)
@@ -180,8 +186,11 @@ def test_clouds_in_an_unknown_frame_are_refused_not_guessed(processes, robot_yam
 def test_observation_trigger_acts_once_per_observation_not_per_copy(
     processes, robot_yaml, sdm_ckpt
 ):
-    """trigger: observation acts on each new cloud; copies of one (same stamp, as a lockstep
-    simulator resends an unanswered observation) are not acted on again."""
+    """The observation trigger acts once per observation, not per copy.
+
+    trigger: observation acts on each new cloud; copies of one (same stamp, as a lockstep
+    simulator resends an unanswered observation) are not acted on again.
+    """
     # observation_sync_s: the joint state of the same step, as lockstep simulators are run (a
     # cloud that overtakes its state would be acted on with the previous step's joints).
     params = ("trigger:=observation", "sensor_qos:=reliable", "stale_age_s:=5.0")
@@ -353,9 +362,12 @@ def test_each_malformed_kind_is_rejected_by_the_node_decoders():
 
 
 def test_tf_places_each_cloud_where_tf2_ros_is_installed(processes, tmp_path, sdm_ckpt):
-    """With tf2_ros (a ROS 2 install; not the PyPI wheels of this machine), clouds are placed
+    """Each cloud is placed by tf where tf2_ros is installed.
+
+    With tf2_ros (a ROS 2 install; not the PyPI wheels of this machine), clouds are placed
     by tf: here base_link <- camera is (1, 1, 1) m on /tf_static while the profile's mount is
-    identity, and only tf's placement puts the points inside the crop box."""
+    identity, and only tf's placement puts the points inside the crop box.
+    """
     pytest.importorskip("tf2_ros")
     robot = tmp_path / "crop_arm.yaml"
     profile = {
@@ -394,9 +406,12 @@ def test_tf_places_each_cloud_where_tf2_ros_is_installed(processes, tmp_path, sd
 def test_a_state_only_checkpoint_is_driven_by_joint_states_alone(
     processes, robot_yaml, tmp_path, trigger
 ):
-    """A policy trained on data/state + data/action: the node needs joint states only (the
+    """A state-only checkpoint is driven by joint states alone.
+
+    A policy trained on data/state + data/action: the node needs joint states only (the
     clouds robot_peer also streams are not used; with trigger observation each joint state
-    is a step) and commands within the profile's limits."""
+    is a step) and commands within the profile's limits.
+    """
     from sdm_policy_core.cli import main as sdm
     from test.conftest import TINY
     from test.core.test_state_only import _dataset

@@ -1,6 +1,9 @@
-"""policy_node with `backend: onnxruntime`: an exported model drives the robot through real DDS
+"""policy_node with `backend: onnxruntime`: an exported model drives the robot.
+
+policy_node with `backend: onnxruntime`: an exported model drives the robot through real DDS
 with no torch in the node's process, and a model that does not fit is refused with what
-differs while the loaded one stays."""
+differs while the loaded one stays.
+"""
 
 from __future__ import annotations
 
@@ -109,8 +112,11 @@ def test_bench_node_quantize_int8_runs_the_node_on_the_int8_file(tmp_path, capsy
 
 
 def test_torch_and_onnxruntime_nodes_plan_equal_chunks(processes, sdm_ckpt, tmp_path):
-    """Two nodes side by side on the same observations: torch (numpy noise) and onnxruntime,
-    the same sampler_seed: every chunk equal within the export tolerance."""
+    """Torch and onnxruntime nodes plan equal chunks.
+
+    Two nodes side by side on the same observations: torch (numpy noise) and onnxruntime,
+    the same sampler_seed: every chunk equal within the export tolerance.
+    """
     ckpt = tmp_path / "sdm" / "checkpoints" / "latest"
     shutil.copytree(sdm_ckpt, ckpt)
     export_policy(ckpt, ckpt / "policy.onnx", "onnx")

@@ -1,5 +1,8 @@
-"""The installed `policy_node` console script takes `--ros-args --params-file ... -p ...` with
-ROS 2's documented precedence, validates its parameters, starts disabled and says why."""
+"""The installed `policy_node` console script's parameters.
+
+The installed `policy_node` console script takes `--ros-args --params-file ... -p ...` with
+ROS 2's documented precedence, validates its parameters, starts disabled and says why.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""The policy node relative to the arm, with real processes and DDS: targets bounded by the
+"""The policy node relative to the arm, with real processes and DDS.
+
+The policy node relative to the arm, with real processes and DDS: targets bounded by the
 measured joints of an arm that lags, a tracking fault when the arm is stuck (reported on status
-and /diagnostics, nothing more until re-enabled), and stale joint states stopping commands."""
+and /diagnostics, nothing more until re-enabled), and stale joint states stopping commands.
+"""
 
 from __future__ import annotations
 
@@ -49,19 +52,22 @@ def _arm_yaml(directory: Path, tolerance: float, timeout_s: float) -> Path:
 
 @pytest.fixture(scope="module")
 def strict_robot_yaml(tmp_path_factory) -> Path:
-    """The test arm with a tight tracking watch: 0.005 rad for 1 s."""
+    """Write the test arm with a tight tracking watch: 0.005 rad for 1 s."""
     return _arm_yaml(tmp_path_factory.mktemp("strict"), 0.005, 1.0)
 
 
 @pytest.fixture(scope="module")
 def patient_robot_yaml(tmp_path_factory) -> Path:
-    """The default tolerance (0.75 max_step) for 3 s: a 0.3 s lag plus the delivery delays of
-    a loaded 2-core machine stay well inside it."""
+    """Write the test arm with the default tracking tolerance (0.75 max_step) for 3 s.
+
+    The default tolerance (0.75 max_step) for 3 s: a 0.3 s lag plus the delivery delays of
+    a loaded 2-core machine stay well inside it.
+    """
     return _arm_yaml(tmp_path_factory.mktemp("patient"), 0.75 * MAX_STEP, 3.0)
 
 
 def _recorder_matched(processes):
-    """The recorder, once it receives the node's status (its subscriptions are matched)."""
+    """Return the recorder, once it receives the node's status (its subscriptions are matched)."""
     recorder = _recorder(processes)
     wait_for(lambda: _records(processes, recorder, "STATUS"), 30, what="the recorder matched")
     return recorder
@@ -78,9 +84,12 @@ def _states(processes, stream) -> list[tuple[float, np.ndarray]]:
 
 
 def test_targets_stay_within_max_step_of_a_lagging_arm(processes, patient_robot_yaml, sdm_ckpt):
-    """The arm reports the target it got 0.3 s ago (6 ticks at 20 Hz): clamped against the
+    """Targets stay within max_step of a lagging arm.
+
+    The arm reports the target it got 0.3 s ago (6 ticks at 20 Hz): clamped against the
     previous target, the targets ran ahead of it by up to 6 x max_step; against the measured
-    joints each stays within max_step of a state the arm published, and it is no fault."""
+    joints each stays within max_step of a state the arm published, and it is no fault.
+    """
     node = _node(processes, patient_robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
     recorder = _recorder_matched(processes)
     arm = ["--arm", "lag", "--lag", "0.3", "--start", "0.1"]
@@ -106,9 +115,12 @@ def test_targets_stay_within_max_step_of_a_lagging_arm(processes, patient_robot_
 def test_a_stuck_arm_faults_reports_it_and_gets_nothing_until_re_enabled(
     processes, strict_robot_yaml, sdm_ckpt
 ):
-    """autostart active: commands without ~/enable. The arm never leaves -0.25 rad: every
+    """A stuck arm faults, reports it and gets nothing until re-enabled.
+
+    Autostart active: commands without ~/enable. The arm never leaves -0.25 rad: every
     target is within max_step of it, then the tracking watch faults (status and /diagnostics
-    say why) and no target follows until ~/enable is called again."""
+    say why) and no target follows until ~/enable is called again.
+    """
     node = _node(
         processes, strict_robot_yaml, sdm_ckpt, "control_rate_hz:=20.0", "autostart:=active"
     )
@@ -148,8 +160,11 @@ def test_a_stuck_arm_faults_reports_it_and_gets_nothing_until_re_enabled(
 
 
 def test_stale_joint_states_stop_commands(processes, robot_yaml, sdm_ckpt):
-    """The joint states stop after 3 s while the clouds go on: commands stop within
-    stale_age_s, the status says the joint state is stale."""
+    """Stale joint states stop commands.
+
+    The joint states stop after 3 s while the clouds go on: commands stop within
+    stale_age_s, the status says the joint state is stale.
+    """
     node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0", "stale_age_s:=0.3")
     recorder = _recorder(processes)
     _enable(processes)

@@ -62,7 +62,7 @@ SERVICES = {
 
 
 def _result(group, proc, timeout=30.0):
-    """The JSON a peer printed after 'RESULT ' (its last one)."""
+    """Return the JSON a peer printed after 'RESULT ' (its last one)."""
     proc.wait(timeout)
     lines = [ln for ln in group.log(proc).splitlines() if ln.startswith("RESULT ")]
     assert lines, f"peer printed no result; log:\n{group.log(proc)}"

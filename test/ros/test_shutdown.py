@@ -39,8 +39,11 @@ def _policy_cmd(robot: Path, checkpoint: Path, *params: str) -> list[str]:
 
 
 def _signal_at(cmd: list[str], sig: int, marker: str | None, delay: float) -> dict:
-    """Start `cmd`; `delay` s after its output shows `marker` (None: after the start) send
-    `sig`. Returns the phase the signal met, the exit status, how long the exit took, the log."""
+    """Start `cmd` and send `sig` at a marker of its output; report how it ended.
+
+    Start `cmd`; `delay` s after its output shows `marker` (None: after the start) send
+    `sig`. Returns the phase the signal met, the exit status, how long the exit took, the log.
+    """
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, text=True
     )
@@ -89,7 +92,7 @@ def _assert_clean(trial: dict) -> None:
 
 @pytest.fixture(scope="module")
 def big_teacher(tmp_path_factory) -> Path:
-    """A simple_dp3 teacher (13M parameters, DDIM warm-up): a load that takes a while."""
+    """Build a simple_dp3 teacher (13M parameters, DDIM warm-up): a load that takes a while."""
     teacher, _, _ = make_checkpoints(
         "simple_dp3", tmp_path_factory.mktemp("big"), num_points=512, state_dim=4, action_dim=4
     )
@@ -97,8 +100,11 @@ def big_teacher(tmp_path_factory) -> Path:
 
 
 def test_policy_node_ends_cleanly_on_a_signal_in_every_phase(robot_yaml, big_teacher):
-    """22 starts signalled while importing, while loading the checkpoint and while spinning,
-    SIGINT and SIGTERM alike, 2 at a time (a loaded machine is where the races showed)."""
+    """The policy node ends cleanly on a signal in every phase.
+
+    22 starts signalled while importing, while loading the checkpoint and while spinning,
+    SIGINT and SIGTERM alike, 2 at a time (a loaded machine is where the races showed).
+    """
     plan = (
         [(None, 0.3 + 0.3 * k) for k in range(6)]  # importing torch / rclpy
         + [(LOADING, 0.0)] * 8  # inside the checkpoint load and warm-up
@@ -164,9 +170,12 @@ def test_a_signal_before_the_imports_finish_ends_with_the_shell_convention(tmp_p
 
 
 def test_installed_executables_install_their_handlers_before_any_other_work(tmp_path):
-    """Each installed executable imports sdm_policy_ros.executables first: no console-script
+    """Installed executables install their handlers before any other work.
+
+    Each installed executable imports sdm_policy_ros.executables first: no console-script
     wrapper that imports importlib.metadata (or pkg_resources) and reads the installed
-    distributions. A signal just after the handlers are installed: 130 / 143, no traceback."""
+    distributions. A signal just after the handlers are installed: 130 / 143, no traceback.
+    """
     for k, name in enumerate(MODULES):
         sig = (signal.SIGINT, signal.SIGTERM)[k % 2]
         log = tmp_path / f"{name}.log"
@@ -236,9 +245,12 @@ def test_every_executable_exits_zero_on_sigterm_while_running(tmp_path, processe
     ],
 )
 def test_a_start_that_ignores_the_signal_still_ends_within_the_grace(mode, sig, expected):
-    """However a library reacts while a process starts (it swallows the interruption, or the
+    """A start that ignores the signal still ends within the grace.
+
+    However a library reacts while a process starts (it swallows the interruption, or the
     signal lands on a DDS thread while the main thread sits in C), the process is gone
-    START_GRACE_S after the signal: 0 once rclpy is up, the shell's 128 + signal before."""
+    START_GRACE_S after the signal: 0 once rclpy is up, the shell's 128 + signal before.
+    """
     marker = "importing" if mode == "importing" else "building"
     trial = _signal_at([PYTHON, str(STARTING_PEER), mode], sig, marker, 0.3)
     assert trial["code"] == expected, trial["log"]

@@ -37,7 +37,7 @@ def demos_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(demos_dataset, tmp_path_factory) -> Path:
-    """A teacher trained for 5 steps on the demos (checkpoints/latest)."""
+    """Train a teacher for 5 steps on the demos (checkpoints/latest)."""
     from sdm_policy_core.cli import main as sdm
 
     out = tmp_path_factory.mktemp("teacher")

@@ -103,8 +103,11 @@ def test_a_task_the_run_cannot_be_evaluated_on_is_refused_before_training(
 
 
 def _selecting_trainer(dataset: Path, out: Path, max_steps: int, rates: dict[int, float]):
-    """A teacher run whose closed-loop evaluations return `rates[step]` (the rule under test is
-    the trainer's choice; the simulator's part is covered above)."""
+    """Build a teacher run whose closed-loop evaluations return `rates[step]`.
+
+    A teacher run whose closed-loop evaluations return `rates[step]` (the rule under test is
+    the trainer's choice; the simulator's part is covered above).
+    """
     cfg = load_config(overrides=[*FAST, f"train.max_steps={max_steps}", "train.eval_every=2"])
     cfg, train, val = make_datasets(cfg, dataset)
     recipe = TeacherRecipe(cfg, train.get_normalizer(), CPU)

@@ -17,7 +17,7 @@ _spec.loader.exec_module(compare)
 
 
 def _evaluation(successes):
-    """An `sdm eval` result of one training seed: episode i of evaluation seed 0."""
+    """Build an `sdm eval` result of one training seed: episode i of evaluation seed 0."""
     return {
         "success_rate": sum(successes) / len(successes),
         "episode_results": [
@@ -100,7 +100,7 @@ def test_one_training_seed_shows_no_spread_over_training_seeds():
 
 
 def _seeded(successes, seed, policy_id="sdm_s0/latest@2000"):
-    """An evaluation of evaluation seed `seed` only (reset seeds 0..n-1)."""
+    """Build an evaluation of evaluation seed `seed` only (reset seeds 0..n-1)."""
     result = _evaluation(successes)
     for episode in result["episode_results"]:
         episode["seed"] = seed

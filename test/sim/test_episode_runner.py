@@ -123,9 +123,12 @@ def test_sim_eval_result_has_the_sdm_eval_keys_and_the_ros_loop_measurements():
 
 
 def test_the_runner_serves_obstacle_2d_state_only_with_its_own_ends_and_names():
-    """The bridge's runner on a registry task: agent_pos under the robot profile's names, a
+    """The runner serves obstacle-2d (state only) with its own ends and names.
+
+    The bridge's runner on a registry task: agent_pos under the robot profile's names, a
     zero command holds still, a collision ends the episode as `failed`, the expert's episode
-    as `success`; tasks it cannot serve are refused naming the ones it can."""
+    as `success`; tasks it cannot serve are refused naming the ones it can.
+    """
     from sdm_policy_core.robot import load_robot_profile
     from sdm_policy_core.sim.episode import served_task
     from sdm_policy_core.sim.obstacle import ObstacleExpert

@@ -61,8 +61,11 @@ def test_eval_of_a_tiny_checkpoint_writes_the_contract(tiny_checkpoint, tmp_path
 
 
 def test_eval_records_the_sampler_options(tiny_checkpoint, tmp_path, capsys):
-    """--spacing trailing (DDIM-2 at [99, 49]) and --naive-timestep reach the runtime and the
-    JSON; an option that does not fit the sampler is refused."""
+    """`sdm eval` records the sampler options.
+
+    --spacing trailing (DDIM-2 at [99, 49]) and --naive-timestep reach the runtime and the
+    JSON; an option that does not fit the sampler is refused.
+    """
     base = ["eval", "--checkpoint", str(tiny_checkpoint), "--task", "button-press-v3"]
     base += ["--episodes", "1", "--seed", "0", "--max-episode-steps", "4", "--threads", "1"]
     base += ["--no-progress", "--no-plot"]
@@ -176,9 +179,12 @@ def test_eval_temporal_ensembling_is_recorded(tiny_checkpoint, tmp_path):
 
 
 def test_eval_with_either_backend_runs_the_same_episodes(tiny_checkpoint, tmp_path, capsys):
-    """The exported teacher (DDIM-2) on onnxruntime (at the default and the lowest graph
+    """`sdm eval` with either backend runs the same episodes.
+
+    The exported teacher (DDIM-2) on onnxruntime (at the default and the lowest graph
     optimisation level) and the checkpoint on torch with numpy noise: the same seeds give the
-    same episodes (success, length, calls); the options are recorded."""
+    same episodes (success, length, calls); the options are recorded.
+    """
     import shutil
 
     from sdm_policy_core.export import export_policy

@@ -10,7 +10,7 @@ from sdm_policy_core.report.main_job import differences, write_report
 
 
 def _result(successes: list[bool]) -> dict:
-    """An evaluation result of len(successes) episodes on seeds 0 and 1 (paired by reset seed)."""
+    """Build an eval result of len(successes) episodes on seeds 0 and 1 (paired by reset seed)."""
     rows = [
         {"seed": i % 2, "index": i // 2, "reset_seed": 100 + i, "success": s}
         for i, s in enumerate(successes)

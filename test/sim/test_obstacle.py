@@ -1,5 +1,8 @@
-"""obstacle-2d: the two-mode task (sim/obstacle.py), its expert, `sdm demos` for it, and the
-registry that `sdm eval` finds envs in (eval/envs.py)."""
+"""obstacle-2d: the two-mode task, its expert, `sdm demos` for it and the env registry.
+
+obstacle-2d: the two-mode task (sim/obstacle.py), its expert, `sdm demos` for it, and the
+registry that `sdm eval` finds envs in (eval/envs.py).
+"""
 
 from __future__ import annotations
 

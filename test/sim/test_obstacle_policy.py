@@ -1,4 +1,6 @@
-"""State-only policies end to end on obstacle-2d: `sdm demos` -> `sdm train` (MLP denoiser) ->
+"""State-only policies end to end on obstacle-2d.
+
+State-only policies end to end on obstacle-2d: `sdm demos` -> `sdm train` (MLP denoiser) ->
 `sdm distill` -> `sdm eval`, and the student passing where the teacher's naive one-step call
 collides; the state-only checkpoint served by PolicyRuntime and exported to ONNX.
 

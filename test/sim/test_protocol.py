@@ -30,7 +30,7 @@ def test_final_score_reads_per_seed_results():
 
 
 def _result(successes, seed=0, first_reset=100):
-    """An `sdm eval` result with one episode per entry of `successes` (bools)."""
+    """Build an `sdm eval` result with one episode per entry of `successes` (bools)."""
     episodes = [
         {"seed": seed, "index": i, "reset_seed": first_reset + i, "success": bool(s)}
         for i, s in enumerate(successes)

@@ -1,5 +1,8 @@
-"""PushT: the gym-pusht wrapper, its metrics, and Diffusion Policy's 206 human demonstrations
-(read in place from ../shared/external; those tests skip when the file is absent)."""
+"""PushT: the gym-pusht wrapper, its metrics, and Diffusion Policy's human demonstrations.
+
+PushT: the gym-pusht wrapper, its metrics, and Diffusion Policy's 206 human demonstrations
+(read in place from ../shared/external; those tests skip when the file is absent).
+"""
 
 from __future__ import annotations
 
@@ -130,8 +133,11 @@ def test_reader_loads_the_real_dataset_in_place(demos):
 
 @needs_demos
 def test_reset_to_state_lands_on_every_recorded_state(demos, env):
-    """The centre-of-gravity correction: each of the 25,650 states is reproduced exactly (to
-    float32); without it the block lands up to 90 px away."""
+    """Resetting to each recorded state lands on it exactly.
+
+    The centre-of-gravity correction: each of the 25,650 states is reproduced exactly (to
+    float32); without it the block lands up to 90 px away.
+    """
     states = demos["state"]
     errors = np.array([state_error(env.reset_to_state(s)["agent_pos"], s) for s in states])
     assert errors.max() <= 1e-4, f"worst state {errors.argmax()}: {errors.max()}"
@@ -144,7 +150,8 @@ def test_replaying_every_demo_reproduces_it_and_its_coverage(demos, env):
     Measured (gym-pusht 0.1.8, pymunk 6.11.1): the median episode's worst state error is
     3e-5 px; contacts amplify the float32 rounding of the stored start, so two episodes end
     near 1e-3 and one (107) at 0.17 px. The demos' mean max coverage is 0.900, 7 of 206 reach
-    0.95 (the anchor of issue 18)."""
+    0.95 (the anchor of issue 18).
+    """
     errors, max_coverage = [], []
     for e in range(demos.n_episodes):
         ep = demos.get_episode(e)
@@ -190,8 +197,11 @@ def test_sdm_eval_registry_runs_pusht_for_state_only_policies():
 
 @pytest.fixture(scope="module")
 def pusht_checkpoint(tmp_path_factory) -> Path:
-    """A state-only teacher trained 5 steps on 3 short PushT episodes recorded in the env (the
-    agent heading for the block)."""
+    """Train a state-only teacher 5 steps on 3 short PushT episodes recorded in the env.
+
+    A state-only teacher trained 5 steps on 3 short PushT episodes recorded in the env (the
+    agent heading for the block).
+    """
     from sdm_policy_core.cli import main as sdm
     from test.conftest import TINY
 
@@ -262,8 +272,11 @@ def test_sdm_eval_pusht_without_gym_pusht_says_how_to_install(
 
 @needs_demos
 def test_state_only_training_reads_the_real_pusht_file(tmp_path):
-    """`sdm train --dataset PUSHT model.encoder=state`: data/state and data/action only (the
-    2.8 GB of float images are never read), the spec from the file."""
+    """State-only training reads the real PushT file.
+
+    `sdm train --dataset PUSHT model.encoder=state`: data/state and data/action only (the
+    2.8 GB of float images are never read), the spec from the file.
+    """
     from sdm_policy_core.config import load_config
     from sdm_policy_core.training.data import make_datasets
 
@@ -282,8 +295,11 @@ def test_state_only_training_reads_the_real_pusht_file(tmp_path):
 
 @needs_demos
 def test_an_image_policy_on_pusht_float_images_is_refused_before_reading_them():
-    """The file's data/img is float32 holding 0-255; the encoder would take floats as 0-1. The
-    dtype is checked from the metadata, before 2.8 GB of images are decoded."""
+    """An image policy on PushT's float images is refused before reading them.
+
+    The file's data/img is float32 holding 0-255; the encoder would take floats as 0-1. The
+    dtype is checked from the metadata, before 2.8 GB of images are decoded.
+    """
     from sdm_policy_core.config import load_config
     from sdm_policy_core.data import DatasetError
     from sdm_policy_core.training.data import make_datasets

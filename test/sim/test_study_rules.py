@@ -1,6 +1,9 @@
-"""The pre-registered study runner's verdicts (benchmarks/study/study.py) on known evaluations:
+"""The pre-registered study runner's verdicts on known evaluations.
+
+The pre-registered study runner's verdicts (benchmarks/study/study.py) on known evaluations:
 the rules decide what BENCHMARKS.md may claim, so each kind of rule is checked on data whose
-answer is known."""
+answer is known.
+"""
 
 from __future__ import annotations
 

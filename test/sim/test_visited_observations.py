@@ -51,7 +51,10 @@ def _eval(checkpoint, out, *extra: str) -> int:
 
 @pytest.fixture(scope="module")
 def recorded(tiny_checkpoint, tmp_path_factory):
-    """(evaluation JSON with --record, the same evaluation without it, the recorded dataset)."""
+    """Evaluate with and without --record.
+
+    (evaluation JSON with --record, the same evaluation without it, the recorded dataset).
+    """
     tmp = tmp_path_factory.mktemp("visited")
     path = tmp / "visited.zarr"
     assert _eval(tiny_checkpoint, tmp / "recorded.json", "--record", str(path)) == 0

@@ -1,5 +1,8 @@
-"""benchmarks/metaworld/modes.py and phases.py: where two-route demos part ways, how samples are
-counted, and which phase of a wall task an episode ended in."""
+"""The wall benchmarks: where two-route demos part ways, sample counts, episode phases.
+
+benchmarks/metaworld/modes.py and phases.py: where two-route demos part ways, how samples are
+counted, and which phase of a wall task an episode ended in.
+"""
 
 from __future__ import annotations
 
@@ -33,8 +36,11 @@ class _Buffer(dict):
 
 
 def _pair(steps=10, part=5, rng=None):
-    """One placement shown left then right: the same observations until `part`, where the
-    sideways actions go -1 / +1 and the observations follow them."""
+    """Build one placement shown left then right, parting ways at `part`.
+
+    One placement shown left then right: the same observations until `part`, where the
+    sideways actions go -1 / +1 and the observations follow them.
+    """
     rng = rng or np.random.default_rng(0)
     cloud = np.repeat(rng.normal(size=(1, 16, 3)), 2 * steps, axis=0).astype(np.float32)
     state = np.zeros((2 * steps, 9), np.float32)

@@ -1,6 +1,9 @@
-"""Simulator-in-the-loop tests over ROS 2: the sim bridge, the expert teleoperator, the recorder
+"""Simulator-in-the-loop tests over ROS 2, as real processes on real DDS.
+
+Simulator-in-the-loop tests over ROS 2: the sim bridge, the expert teleoperator, the recorder
 and `sdm sim-eval`, as real processes on real DDS (confined to this machine, the run's own
-ROS_DOMAIN_ID; see test/conftest.py). They need rclpy and the built sdm_msgs, like test/ros."""
+ROS_DOMAIN_ID; see test/conftest.py). They need rclpy and the built sdm_msgs, like test/ros.
+"""
 
 from __future__ import annotations
 
@@ -79,8 +82,11 @@ def peer_result(processes: ProcessGroup, proc: subprocess.Popen, timeout: float 
 
 @pytest.fixture(scope="session")
 def mw_checkpoint(tmp_path_factory) -> Path:
-    """A teacher (128-point clouds, agent_pos 9, action 4) trained 5 steps on 2 scripted
-    button-press demos: `sdm demos ... --stop-on-success` then `sdm train`."""
+    """Train a MetaWorld teacher 5 steps on 2 scripted button-press demos.
+
+    A teacher (128-point clouds, agent_pos 9, action 4) trained 5 steps on 2 scripted
+    button-press demos: `sdm demos ... --stop-on-success` then `sdm train`.
+    """
     from sdm_policy_core.cli import main as sdm
 
     root = tmp_path_factory.mktemp("mw")

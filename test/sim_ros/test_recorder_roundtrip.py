@@ -1,7 +1,10 @@
-"""Expert demonstrations recorded through ROS 2 — sim_record (sim bridge + expert teleop +
+"""Expert demonstrations recorded through ROS 2 equal `sdm demos`' in-process dataset.
+
+Expert demonstrations recorded through ROS 2 — sim_record (sim bridge + expert teleop +
 bag_recorder + driver in demos mode, real processes) -> rosbag2 bag (mcap) -> `sdm bag2zarr` —
 give exactly the dataset `sdm demos --stop-on-success` records in-process for the same
-placements: clouds, states and actions equal bit for bit."""
+placements: clouds, states and actions equal bit for bit.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""sim_bridge_node as a real process: start-up validation, reset/seed determinism (the same
-cloud as the in-process simulator), and a scripted-expert teleoperated episode that succeeds."""
+"""sim_bridge_node as a real process: validation, determinism, a teleoperated episode.
+
+sim_bridge_node as a real process: start-up validation, reset/seed determinism (the same
+cloud as the in-process simulator), and a scripted-expert teleoperated episode that succeeds.
+"""
 
 from __future__ import annotations
 
@@ -90,9 +93,12 @@ def test_expert_teleop_drives_the_bridge_to_success(processes):
 def test_lockstep_resends_an_unanswered_observation_and_the_policy_acts_once(
     processes, mw_checkpoint
 ):
-    """A policy that missed a step's observation (enabled late here; a late DDS match or a
+    """Lockstep resends an unanswered observation and the policy acts once.
+
+    A policy that missed a step's observation (enabled late here; a late DDS match or a
     best-effort drop look the same to the bridge) gets it again, so the lockstep loop neither
-    stalls nor holds (test_policy_node checks that copies are not acted on twice)."""
+    stalls nor holds (test_policy_node checks that copies are not acted on twice).
+    """
     start_bridge(processes, max_episode_steps=12, command_timeout_s=60.0, observation_resend_s=0.1)
     start_policy(processes, mw_checkpoint, sensor_qos="reliable")
     run = start_peer(processes, "episode", "--seed", "4", "--timeout", "90", name="episode")

@@ -1,4 +1,6 @@
-"""`sdm sim-eval` (sim bridge + policy node + driver as real ROS 2 processes) against the
+"""`sdm sim-eval` against the in-process `sdm eval` of the same checkpoint and seeds.
+
+`sdm sim-eval` (sim bridge + policy node + driver as real ROS 2 processes) against the
 in-process `sdm eval` of the same checkpoint and seeds.
 
 Tolerance: none is needed for the outcome. Both runs use the same reset seed per episode

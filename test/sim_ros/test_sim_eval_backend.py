@@ -1,4 +1,6 @@
-"""`sdm sim-eval --backend onnxruntime`: the policy node on the checkpoint's ONNX export, with the
+"""`sdm sim-eval --backend onnxruntime` against the in-process `sdm eval`.
+
+`sdm sim-eval --backend onnxruntime`: the policy node on the checkpoint's ONNX export, with the
 sim bridge serving obstacle-2d and the evaluation driver, as real ROS 2 processes.
 
 The checkpoint directory holds no export at first, so sim-eval makes CKPT/policy.onnx itself
@@ -37,7 +39,7 @@ TINY_OBSTACLE = [
 
 @pytest.fixture(scope="module")
 def obstacle_teacher(tmp_path_factory) -> Path:
-    """A state-only teacher trained 5 steps on 10 scripted obstacle-2d demos (no export)."""
+    """Train a state-only teacher 5 steps on 10 scripted obstacle-2d demos (no export)."""
     root = tmp_path_factory.mktemp("obstacle")
     demos = ["demos", "--task", "obstacle-2d", "--episodes", "10", "--seed", "0"]
     assert sdm_main([*demos, "--out", str(root / "demos.zarr"), "--no-progress"]) == 0

@@ -1,4 +1,6 @@
-"""obstacle-2d over ROS 2: the main job's mechanism-task part with real processes (sim bridge
+"""obstacle-2d over ROS 2: the main job's mechanism-task part with real processes.
+
+obstacle-2d over ROS 2: the main job's mechanism-task part with real processes (sim bridge
 serving the registry's obstacle-2d, policy node on a state-only checkpoint with the obstacle_2d
 robot profile, evaluation driver), and the report stating the paired differences.
 

@@ -1,4 +1,4 @@
-"""Faults with the simulator in the loop, as real processes:
+"""Faults with the simulator in the loop, as real processes.
 
 1. The bridge is killed mid-episode: the policy node goes stale (status HOLDING, says why) and
    sends no command any more.

@@ -10,7 +10,7 @@ import torch
 
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
-    """torch on one thread for a module (exact, reproducible reference outputs)."""
+    """Run torch on one thread for a module (exact, reproducible reference outputs)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -1,5 +1,4 @@
-"""`sdm bench backends`: both runtimes measured in fresh processes; the onnxruntime one without
-torch."""
+"""`sdm bench backends`: both runtimes in fresh processes, onnxruntime's without torch."""
 
 from __future__ import annotations
 

@@ -45,9 +45,12 @@ def _feed(ctrl, rng, t, state=None):
 
 
 def _follow(ctrl, rng, ticks, start=1.0, dt=0.1, lag=1, gain=1.0, position=None):
-    """Run `ticks` ticks against a simulated arm: each tick it reports its position, the
+    """Run `ticks` ticks against a simulated arm.
+
+    Run `ticks` ticks against a simulated arm: each tick it reports its position, the
     controller ticks, and the arm moves `gain` of the way to the target commanded `lag` ticks
-    ago (gain 0: a stuck arm). Returns [(measured, result)]."""
+    ago (gain 0: a stuck arm). Returns [(measured, result)].
+    """
     position = np.zeros(4) if position is None else np.asarray(position, np.float64)
     sent: list[np.ndarray] = []
     out = []
@@ -80,9 +83,12 @@ def test_nothing_before_enable_then_receding_horizon_with_limits(make):
 
 
 def test_targets_are_bounded_by_the_measured_joints_not_the_previous_target(make):
-    """A slow arm (a tenth of the way per tick, two ticks late) would fall ever farther behind
+    """Targets are bounded by the measured joints, not the previous target.
+
+    A slow arm (a tenth of the way per tick, two ticks late) would fall ever farther behind
     targets clamped against the previous target; here every target stays within max_step of
-    where the arm is, and the arm still counts as following (no fault)."""
+    where the arm is, and the arm still counts as following (no fault).
+    """
     ctrl, rng = make(), np.random.default_rng(4)
     ctrl.set_enabled(True)
     steps = _follow(ctrl, rng, 40, lag=2, gain=0.1, position=np.full(4, 0.25))
@@ -268,8 +274,11 @@ def test_image_policy_acts_on_camera_frames_of_any_size(image_ckpt):
 
 
 def test_a_cloud_is_placed_by_its_own_transform_then_cropped(make):
-    """tf gives each cloud its own pose (a wrist camera moves): the crop box of the base frame
-    must see the transformed points, not the sensor-frame ones."""
+    """A cloud is placed by its own transform, then cropped.
+
+    tf gives each cloud its own pose (a wrist camera moves): the crop box of the base frame
+    must see the transformed points, not the sensor-frame ones.
+    """
     profile = dataclasses.replace(PROFILE, crop_low=(0.9, 0.9, 0.9), crop_high=(1.1, 1.1, 1.1))
     ctrl, rng = make(profile), np.random.default_rng(3)
     ctrl.set_enabled(True)
@@ -295,8 +304,11 @@ def test_profile_places_only_the_frames_it_knows():
 
 
 def test_a_state_only_policy_acts_on_joint_states_alone(tmp_path):
-    """A checkpoint trained on data/state + data/action only needs no camera: joint states
-    drive it, and the command's observation stamp is the joint state's."""
+    """A state-only policy acts on joint states alone.
+
+    A checkpoint trained on data/state + data/action only needs no camera: joint states
+    drive it, and the command's observation stamp is the joint state's.
+    """
     from sdm_policy_core.cli import main as sdm
     from test.conftest import TINY
     from test.core.test_state_only import _dataset

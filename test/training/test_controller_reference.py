@@ -1,4 +1,6 @@
-"""Frozen behaviour of the deployed controller: fixed-seed checkpoints, fixed sensor messages
+"""Frozen behaviour of the deployed controller.
+
+Frozen behaviour of the deployed controller: fixed-seed checkpoints, fixed sensor messages
 -> the exact states and commands committed in `reference/controller_commands.json`.
 
 The messages are what a robot sends to policy_node (sensor_msgs/PointCloud2 and JointState, built
@@ -119,7 +121,7 @@ def _record(result: control.TickResult) -> dict:
 
 
 def _episode(session: ControlSession) -> dict:
-    """The fixed episode; the arm (j1-j3) moves to each command unless it is stuck."""
+    """Run the fixed episode; the arm (j1-j3) moves to each command unless it is stuck."""
     rng = np.random.default_rng(17)
     position = np.array([0.1, -0.1, 0.2, 0.05])
     ticks: list[dict] = []

@@ -38,7 +38,7 @@ def _observations(seed: int) -> list[dict[str, np.ndarray]]:
 
 
 def _feed(history: list[dict[str, np.ndarray]], noise: torch.Tensor) -> dict[str, np.ndarray]:
-    """The exported graph's inputs: each key stacked over time, batch 1."""
+    """Return the exported graph's inputs: each key stacked over time, batch 1."""
     feed = {k: np.stack([obs[k] for obs in history])[None] for k in history[0]}
     feed["noise"] = noise.numpy()
     return feed
@@ -224,8 +224,11 @@ def _int8_initializers(path: Path) -> int:
 
 
 def test_int8_quantisation_writes_its_own_verified_file(sdm_ckpt, sdm_onnx, tmp_path):
-    """--quantize int8: a file of its own with int8 weights, verified against PyTorch within
-    INT8_TOLERANCE (normalised action units), which the torch-free runtime loads and reports."""
+    """int8 quantisation writes its own verified file.
+
+    --quantize int8: a file of its own with int8 weights, verified against PyTorch within
+    INT8_TOLERANCE (normalised action units), which the torch-free runtime loads and reports.
+    """
     from sdm_policy_core.onnx_runtime import OnnxPolicyRuntime
 
     out = tmp_path / "policy.int8.onnx"

@@ -1,5 +1,8 @@
-"""The 2-D teacher (Diffusion Policy on images: ResNet-18 with GroupNorm + random crop) trains
-from the `img` key of a dataset and runs through PolicyRuntime on camera frames."""
+"""The 2-D teacher (Diffusion Policy on images) trains and runs through PolicyRuntime.
+
+The 2-D teacher (Diffusion Policy on images: ResNet-18 with GroupNorm + random crop) trains
+from the `img` key of a dataset and runs through PolicyRuntime on camera frames.
+"""
 
 from __future__ import annotations
 

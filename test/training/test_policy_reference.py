@@ -1,4 +1,6 @@
-"""Frozen behaviour of teacher and SDM checkpoints: fixed-seed weights, fixed observations ->
+"""Frozen behaviour of teacher and SDM checkpoints.
+
+Frozen behaviour of teacher and SDM checkpoints: fixed-seed weights, fixed observations ->
 the actions committed in `reference/policy_actions.npz` (and the checkpoint layout in
 `reference/policy_checkpoints.json`).
 
@@ -73,7 +75,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(rng: np.random.Generator) -> dict:
-    """A training batch {"obs": {...}, "action": (B, H, Da)} in robot units."""
+    """Build a training batch {"obs": {...}, "action": (B, H, Da)} in robot units."""
     return {
         "obs": {
             "point_cloud": torch.from_numpy(rng.uniform(-0.5, 0.5, (BATCH, 2, POINTS, 3))).float(),
@@ -101,8 +103,11 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
 
 
 def build_checkpoints(out: Path) -> dict[str, Path]:
-    """Teacher and SDM checkpoints built from fixed seeds by the training recipes (also the
-    models of test_controller_reference)."""
+    """Build teacher and SDM checkpoints from fixed seeds with the training recipes.
+
+    Teacher and SDM checkpoints built from fixed seeds by the training recipes (also the
+    models of test_controller_reference).
+    """
     cfg = load_config(overrides=OVERRIDES)
     ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     rng = np.random.default_rng(5)
@@ -176,9 +181,12 @@ def test_policies_reproduce_the_reference_actions(checkpoints: dict[str, Path]) 
 
 
 def test_deployment_and_teacher_training_do_not_import_the_distiller() -> None:
-    """The one-step generator (policies/one_step.py) and the EMA (training/ema.py) live outside
+    """Deployment and teacher training do not import the distiller.
+
+    The one-step generator (policies/one_step.py) and the EMA (training/ema.py) live outside
     sdm_policy_core.distill: loading and running any checkpoint, exporting it, or training a
-    teacher never imports the distiller."""
+    teacher never imports the distiller.
+    """
     probe = (
         "import sys\n"
         "import sdm_policy_core.runtime, sdm_policy_core.export, sdm_policy_core.policies\n"

@@ -1,5 +1,8 @@
-"""Sampler options of a teacher: trailing timestep spacing for few-step DDIM, and the timestep
-of the naive one-step call (an epsilon-prediction teacher's fair baseline)."""
+"""Sampler options of a teacher: trailing spacing and the naive one-step call's timestep.
+
+Sampler options of a teacher: trailing timestep spacing for few-step DDIM, and the timestep
+of the naive one-step call (an epsilon-prediction teacher's fair baseline).
+"""
 
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    """An epsilon-prediction teacher (random weights) and its SDM student at t = 85."""
+    """Build an epsilon-prediction teacher (random weights) and its SDM student at t = 85."""
     out = tmp_path_factory.mktemp("eps")
     cfg = load_config(overrides=OVERRIDES)
     torch.manual_seed(0)
@@ -71,7 +74,7 @@ def _observation() -> dict[str, np.ndarray]:
 
 
 def _record_timesteps(module: nn.Module) -> list[list[int]]:
-    """The timesteps of every call of `module` (a forward pre-hook), one list per call."""
+    """Record the timesteps of every call of `module` (a forward pre-hook), one list per call."""
     calls: list[list[int]] = []
     module.register_forward_pre_hook(lambda _, args: calls.append(sorted(set(args[1].tolist()))))
     return calls
@@ -135,8 +138,11 @@ def test_runtime_uses_and_reports_the_spacing(checkpoints: dict[str, Path]) -> N
 
 
 class NoisyEpsilonDenoiser(nn.Module):
-    """Epsilon prediction of N(mu, I) data, off by a constant `error` (a trained network's
-    error): eps = (x_t - alpha x0_hat) / sigma with x0_hat = mu + alpha (x_t - alpha mu)."""
+    """Epsilon prediction of N(mu, I) data, off by a constant `error`.
+
+    Epsilon prediction of N(mu, I) data, off by a constant `error` (a trained network's
+    error): eps = (x_t - alpha x0_hat) / sigma with x0_hat = mu + alpha (x_t - alpha mu).
+    """
 
     def __init__(self, mu: Tensor, schedule: NoiseSchedule, error: float) -> None:
         super().__init__()
@@ -151,8 +157,11 @@ class NoisyEpsilonDenoiser(nn.Module):
 
 
 def test_naive_call_of_an_epsilon_teacher_at_the_students_timestep_is_well_conditioned() -> None:
-    """x0 = (x_t - sigma eps)/alpha: at t = 99 (alpha 4.9e-4) an eps error of 0.01 becomes ~20
-    in x0; at t = 85 (alpha 0.22) 0.045."""
+    """The naive call of an epsilon teacher at the student's timestep is well conditioned.
+
+    x0 = (x_t - sigma eps)/alpha: at t = 99 (alpha 4.9e-4) an eps error of 0.01 becomes ~20
+    in x0; at t = 85 (alpha 0.22) 0.045.
+    """
     schedule = NoiseSchedule(DiffusionConfig(prediction_type="epsilon", clip_sample=False))
     mu = torch.full((4, 3), 0.3)
     teacher = NoisyEpsilonDenoiser(mu, schedule, error=0.01)
@@ -194,8 +203,11 @@ def test_teacher_one_step_calls_the_denoiser_once_at_the_naive_timestep(
 
 
 def test_default_sampler_and_steps_come_from_the_checkpoint_config(checkpoints) -> None:
-    """DiffusionConfig.sampler_for is the one place the defaults live; the runtime and the
-    teacher's predict_action follow it (a teacher configured for DDPM samples DDPM)."""
+    """The default sampler and steps come from the checkpoint config.
+
+    DiffusionConfig.sampler_for is the one place the defaults live; the runtime and the
+    teacher's predict_action follow it (a teacher configured for DDPM samples DDPM).
+    """
     ddpm = DiffusionConfig(sampler="ddpm", num_inference_steps=4)
     assert ddpm.sampler_for("teacher") == ("ddpm", 100)
     assert ddpm.sampler_for("teacher", "ddim") == ("ddim", 4)

@@ -140,8 +140,11 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(
 def test_best_checkpoint_rule_without_closed_loop_evaluation(
     kind, reaching_dataset, teacher_ckpt, tmp_path
 ):
-    """A teacher's `best` is its lowest validation loss; a student's is its newest checkpoint,
-    never the lowest validation action MSE (which rewards collapse onto the mean)."""
+    """The best-checkpoint rule without closed-loop evaluation.
+
+    A teacher's `best` is its lowest validation loss; a student's is its newest checkpoint,
+    never the lowest validation action MSE (which rewards collapse onto the mean).
+    """
     overrides = ["train.max_steps=12", "train.val_every=4", "train.checkpoint_every=4"]
     if kind == "teacher":
         trainer = _teacher_trainer(reaching_dataset, tmp_path, overrides)
@@ -260,8 +263,11 @@ def test_two_process_ddp_matches_one_process(reaching_dataset, tmp_path):
 
 
 def test_a_run_from_before_a_config_key_existed_resumes(reaching_dataset, tmp_path):
-    """Keys added to the config later (e.g. train.eval_*) at their defaults do not block a
-    resume of a run whose checkpoint lacks them; set to another value, they do."""
+    """A run from before a config key existed resumes.
+
+    Keys added to the config later (e.g. train.eval_*) at their defaults do not block a
+    resume of a run whose checkpoint lacks them; set to another value, they do.
+    """
     _teacher_trainer(reaching_dataset, tmp_path, ["train.max_steps=2"]).fit()
     config_path = tmp_path / "checkpoints/latest/config.json"
     config = json.loads(config_path.read_text())
@@ -277,8 +283,11 @@ def test_a_run_from_before_a_config_key_existed_resumes(reaching_dataset, tmp_pa
 
 
 def test_keep_steps_keeps_the_teacher_at_those_steps(reaching_dataset, tmp_path):
-    """`train.keep_steps` keeps checkpoints/step_N (a teacher taken early and late in one run),
-    with step N's weights, while `latest` moves on; a step past the run is refused."""
+    """`train.keep_steps` keeps the teacher at those steps.
+
+    `train.keep_steps` keeps checkpoints/step_N (a teacher taken early and late in one run),
+    with step N's weights, while `latest` moves on; a step past the run is refused.
+    """
     overrides = ["train.max_steps=6", "train.checkpoint_every=3", "train.keep_steps=[2,6]"]
     kept: dict[int, dict[str, torch.Tensor]] = {}
     trainer = _teacher_trainer(reaching_dataset, tmp_path, overrides)
