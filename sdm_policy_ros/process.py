@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """How every executable of this package starts and stops: one shutdown path for all of them.
 
 A SIGINT or SIGTERM can arrive in any phase of a process's life, and each phase ends cleanly:
@@ -62,6 +64,7 @@ class ProcessSignals:
         self.rclpy_up = False  # a forced end reports 0 from here on, 128 + signal before
 
     def install(self) -> ProcessSignals:
+        """Take SIGINT and SIGTERM, then start the watchdog (a signal may already interrupt it)."""
         for signum in HANDLED:
             signal.signal(signum, self._handle)
         self._start_watchdog()
@@ -152,7 +155,8 @@ def process_signals() -> ProcessSignals:
     """Return this process's handlers, installed on first use (idempotent)."""
     global _SIGNALS
     if _SIGNALS is None:
-        _SIGNALS = ProcessSignals().install()
+        _SIGNALS = ProcessSignals()  # known before install: a signal may raise during it
+        _SIGNALS.install()
     return _SIGNALS
 
 
@@ -167,13 +171,13 @@ def signals_deferred() -> contextlib.AbstractContextManager[None]:
 
 def run_executable(module: str, args: list[str] | None = None) -> int:
     """Install the handlers, import `module` (interruptible) and return its `main(args)`."""
-    signals = process_signals()
     try:
+        process_signals()  # the first signal may raise Shutdown as soon as a handler is in
         main = importlib.import_module(module).main
     except BaseException:
         # Shutdown itself, or what a library made of it when it landed inside its code
-        if signals.requested.is_set():
-            return signals.exit_status
+        if _SIGNALS is not None and _SIGNALS.requested.is_set():
+            return _SIGNALS.exit_status
         raise
     return int(main(args) or 0)
 
