@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """ament_python package `sdm_policy_ros`: the ROS-free core library and the ROS 2 layer.
 
 `pip install -e .` gives `sdm_policy_core` and the `sdm` CLI on a machine without ROS;
@@ -38,10 +40,12 @@ def _tree(folder: str) -> list[tuple[str, list[str]]]:
 
 
 class BuildScripts(build_scripts):
-    """`setup.py install` (colcon without --symlink-install): the scripts' shebang is this
-    build's interpreter. setuptools >= 78 writes "#!python" for an installer to replace
-    (pypa/setuptools#4934), which `setup.py install` never does; a wheel build keeps it (its
-    executable is "python", and pip replaces it)."""
+    """Install the scripts with this build's interpreter in their shebang.
+
+    For `setup.py install` (colcon without --symlink-install). setuptools >= 78 writes
+    "#!python" for an installer to replace (pypa/setuptools#4934), which `setup.py install`
+    never does; a wheel build keeps it (its executable is "python", and pip replaces it).
+    """
 
     def copy_scripts(self):
         outfiles, updated = super().copy_scripts()
@@ -55,9 +59,12 @@ class BuildScripts(build_scripts):
 
 
 class Develop(develop):
-    """`setup.py develop` (colcon --symlink-install): each script is installed as itself with
-    its shebang rewritten, not as setuptools' development wrapper (which imports pkg_resources
-    and reads every installed distribution before running the script)."""
+    """Install each script as itself with its shebang rewritten.
+
+    For `setup.py develop` (colcon --symlink-install): the script itself, not setuptools'
+    development wrapper (which imports pkg_resources and reads every installed distribution
+    before running the script).
+    """
 
     def install_script(self, dist, script_name, script_text, dev_path=None):
         from setuptools.command.easy_install import ScriptWriter
@@ -70,6 +77,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     description="SDM Policy: one-step distilled diffusion visuomotor policies as a ROS 2 suite",
+    license="MIT",  # as package.xml; the text is LICENSE
     python_requires=">=3.10",
     packages=find_packages(
         include=["sdm_policy_core", "sdm_policy_core.*", "sdm_policy_ros", "sdm_policy_ros.*"]

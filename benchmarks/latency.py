@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Per-chunk latency of every preset: one-step vs DDIM-10 vs DDPM-100 (batch 1, CPU).
 
     python benchmarks/latency.py [--presets cpu_small simple_dp3 dp3] [--threads 2] [--idle-ms 20]

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The pre-registered onnxruntime-vs-torch closed-loop study (issue 21 items 3 and 4).
 
     python benchmarks/onnx_backends.py --protocol benchmarks/protocols/onnx_backends.yaml

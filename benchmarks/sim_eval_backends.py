@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The pre-registered torch-vs-onnxruntime study through the ROS bridge (issue 21 item 3).
 
     python benchmarks/sim_eval_backends.py --protocol benchmarks/protocols/sim_eval_backends.yaml

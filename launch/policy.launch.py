@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """ros2 launch sdm_policy_ros policy.launch.py checkpoint:=... robot:=...
 
 Starts the policy node (`sdm_policy_node`). Thin over sdm_policy_ros.launch_spec, which the

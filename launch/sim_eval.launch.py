@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Evaluate a checkpoint in simulation over ROS 2 (MuJoCo bridge, Gazebo or Isaac Sim).
 
 ros2 launch sdm_policy_ros sim_eval.launch.py sim:=mujoco|gazebo|isaac checkpoint:=... [...]

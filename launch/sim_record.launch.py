@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Record scripted-expert demonstrations through ROS 2 into a rosbag2 bag.
 
 ros2 launch sdm_policy_ros sim_record.launch.py bag:=DIR [task:=T episodes:=N seed:=S ...]

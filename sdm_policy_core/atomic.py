@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Atomic writes of directories (checkpoints, datasets): fill a temp sibling, fsync, rename.
 
 Torch-free, so that the dataset tools (`sdm bag2zarr`, `sdm demos`) do not import torch.

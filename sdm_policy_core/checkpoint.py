@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Self-describing, pickle-free checkpoints: a directory, written atomically.
 
 Layout (ARCHITECTURE.md, seam 4):

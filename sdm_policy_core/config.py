@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Configuration dataclasses of the core, loaded strictly from YAML with dotted overrides.
 
 One dataclass per component (`ModelConfig`, `DiffusionConfig`, `TrainConfig`, `DistillConfig`),

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """PolicyController: the robot-side control logic, without ROS.
 
 The ROS node converts messages to arrays and calls this; `sdm eval`-like loops can too. The

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """ROS message <-> numpy conversions, shared by the policy node and the bag converter.
 
 Pure functions, duck-typed on field names: they accept rclpy messages (`sensor_msgs.msg.*`) and

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Noise schedule, diffusion loss and samplers of the teacher (diffusers DDPM/DDIM underneath).
 
 Conventions (shared by the teacher, the one-step generator and the corrector):

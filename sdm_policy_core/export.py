@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Export a checkpoint's policy to ONNX or TorchScript, verified against PyTorch.
 
     result = export_policy("runs/sdm/checkpoints/latest", "policy.onnx", fmt="onnx")

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The vocabulary of observation and action keys, defined here once (issue 22).
 
 Every name a datum carries between a dataset, a model and a robot, defined here once. Pure

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Serialised (CDR) sensor messages -> the arrays a dataset stores, in worker processes.
 
 `sdm bag2zarr` hands batches of raw point clouds / images to a process pool; this module is

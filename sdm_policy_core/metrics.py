@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Sample-based distances between action distributions."""
 
 from __future__ import annotations

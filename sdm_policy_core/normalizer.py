@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Per-dimension linear normaliser of actions and observations, stored inside checkpoints.
 
 Matches Diffusion Policy's / DP3's `LinearNormalizer` in `limits` mode: every feature (the last

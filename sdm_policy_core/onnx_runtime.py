@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """OnnxPolicyRuntime: the policy runtime on onnxruntime, with no torch in the process.
 
     runtime = OnnxPolicyRuntime("runs/sdm/checkpoints/latest")   # a directory holding one .onnx

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Point-cloud processing shared by the simulator, the bag converter and the policy node.
 
 Conventions: clouds are (N, 3) xyz or (N, 6) xyz + rgb float32 arrays, xyz in metres, rgb in

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Robot profiles: what a policy's state and action vectors mean on a given robot.
 
 They also hold the limits every command is clamped to. Loaded strictly from YAML

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A run's metrics: the append-only JSONL log, its PNG plots, and DP3's score.
 
 The append-only JSONL log training writes, its PNG plots, and DP3's score of its periodic

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """PolicyRuntime: what a robot (or the ROS node, or `sdm eval`) calls at every control tick.
 
     runtime = PolicyRuntime("runs/sdm/checkpoints/latest", threads=2)

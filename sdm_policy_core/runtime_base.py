@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """What every policy runtime shares, without torch: action chunk, errors, observation history.
 
 The action chunk, the errors, and the observation history with its validation.

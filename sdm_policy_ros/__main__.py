@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`python -m sdm_policy_ros EXECUTABLE [--ros-args ...]`: an executable without colcon."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`bag_recorder`: record live topics into a rosbag2 bag (mcap or sqlite3) with `rosbags`.
 
 `ros2 bag record` needs rosbag2_py, which is not on PyPI; this records the same bags from

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Robot side of `sdm bench node`: observation-to-command latency and command rate.
 
 The robot side of `sdm bench node`: streams clouds + joint states, enables the policy node,

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The ROS executables of this package, light enough to handle a signal at once.
 
 The ROS executables of this package (bin/<name>, installed by setup.py into

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`expert_teleop_node`: MetaWorld's scripted expert teleoperating the sim bridge.
 
 `expert_teleop_node`: MetaWorld's scripted expert as a teleoperator of the sim bridge

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Where each point cloud sits in the robot's base frame (the policy node's `transform_source`).
 
 - `tf`: tf2_ros (a ROS 2 install has it; the PyPI wheels do not). Every cloud is transformed

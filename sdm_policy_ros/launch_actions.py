@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The body of every launch file: a spec's arguments and processes as launch_ros Nodes.
 
 The body of every launch file: a spec's declared arguments and its processes as launch_ros

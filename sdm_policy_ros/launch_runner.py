@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 r"""Start a launch spec's processes without the `launch` package.
 
     python -m sdm_policy_ros.launch_runner policy checkpoint:=runs/sdm/checkpoints/latest \

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Declarative launch specs: what `launch/*.launch.py` start, as plain data.
 
 The `launch` package is not installable everywhere (not on PyPI); the launch files stay thin over

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The main job (README command 1): the whole loop on the embedded simulator, over ROS 2.
 
     ./scripts/main_job.sh [--task button-press-v3] [--work runs/main_job] [--force]

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """ROS 2 parameters <-> typed dataclasses: the one way every node of this package declares them.
 
 Each node's parameters are one dataclass (policy_node: `policy_params.PolicyNodeParameters`,

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The policy node's messages, built by pure functions from arrays and the core's state.
 
 Kept apart from the node so that what the robot receives can be read (and tested) in one place:

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """policy_node's parameters as one dataclass, and what `robot` and `sensor_qos` name.
 
 policy_node's parameters: the deployment settings of the core (DeploymentConfig) and the

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sim_bridge_node`: the embedded simulator as a ROS 2 robot (`sim_bridge`).
 
 `sim_bridge_node`: the embedded simulator as a ROS 2 robot (`sim_bridge`): MetaWorld on

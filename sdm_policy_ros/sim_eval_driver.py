@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sim_eval_driver`: the `sdm eval` or `sdm demos` protocol over ROS 2 against a sim bridge.
 
 `sim_eval_driver`: runs the `sdm eval` protocol over ROS 2 against a sim bridge and a policy

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Shared test set-up: DDS on this machine, a ROS domain per run, processes stopped by PID.
 
 Shared test set-up: DDS confined to this machine, a ROS domain of the run's own, and real

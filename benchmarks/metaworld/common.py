@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """What the MetaWorld benchmark scripts share: run folders, evaluation files, report cells.
 
 What the MetaWorld benchmark scripts share (run.py, modes.py, phases.py, compare.py): the

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Compare evaluation rows of one benchmark task over training seeds, paired episode by episode.
 
     python benchmarks/metaworld/compare.py --name pick-place-v3 --train-seeds 0 1 2 \

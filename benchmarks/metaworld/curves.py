@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Closed-loop success over training of runs trained with `train.eval_task`: one plot, a table.
 
     W=runs/metaworld/pick-place-wall-v3_two-route

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Mode coverage where the demonstrations part ways: whether a policy chooses a route or averages.
 
     python benchmarks/metaworld/modes.py --work runs/metaworld/pick-place-wall-v3_two-route \

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Where the episodes of a pick-and-place task fail: grasp, carry past the wall, or place.
 
     python benchmarks/metaworld/phases.py --work runs/metaworld/pick-place-wall-v3_two-route \

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """MetaWorld benchmark: teacher (DDIM-10, DDIM-2, naive one-step) vs the SDM one-step student.
 
     python benchmarks/metaworld/run.py                       # the full protocol (hours on 2 CPUs)

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Does a state-only PushT teacher fit its demonstrations? Open-loop action error on windows.
 
     python benchmarks/pusht/open_loop_fit.py --checkpoint RUN/checkpoints/latest \

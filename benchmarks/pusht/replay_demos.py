@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Replay Diffusion Policy's PushT human demonstrations in gym-pusht: the anchor of issue 18.
 
     python benchmarks/pusht/replay_demos.py [--dataset PUSHT.zarr] [--out RESULT.json]

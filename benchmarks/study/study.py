@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Run and report a pre-registered study (benchmarks/protocols/*.yaml) exactly as it was locked.
 
     python benchmarks/study/study.py plan   --protocol benchmarks/protocols/obstacle_2d.yaml \

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Torch vs onnxruntime policy runtimes side by side: cold start, resident memory, latency.
 
 For each preset a random-weight SDM student is saved as a checkpoint (`latency.make_checkpoints`;

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm bench bag2zarr`: throughput and peak memory of the bag -> zarr conversion.
 
     sdm bench bag2zarr [BAG_DIR] --out RESULT.json [--clouds 3000] [--points 10000]

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Per-action-chunk latency at batch 1: one-step vs DDIM-10 vs DDPM-100 on the same network.
 
 Without a checkpoint, a teacher of the requested preset is built with random weights (latency

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm bench node`: end-to-end latency of the ROS 2 policy node (cloud stamp -> command).
 
 Starts, as real processes, the policy node (one-step SDM student, then its DDIM-10 teacher) and

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The `sdm` command line: one subcommand per module in this package.
 
     sdm doctor        check the environment

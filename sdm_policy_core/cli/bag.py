@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm bag info`: what a bag holds, without ROS (`ros2 bag info` for machines that have none).
 
     sdm bag info BAG [BAG ...] [--json] [--typestore auto|humble|jazzy|kilted]

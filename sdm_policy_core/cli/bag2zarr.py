@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm bag2zarr`: convert rosbag2 bags (sqlite3 or mcap) into a DP3 / Diffusion Policy zarr.
 
 Convert rosbag2 bags into a DP3 / Diffusion Policy zarr dataset. No ROS installation is

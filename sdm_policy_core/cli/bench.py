@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm bench`: reproducible benchmarks that write JSON (see BENCHMARKS.md).
 
 sdm bench latency [--preset P | --checkpoint CKPT_DIR] [--idle-ms MS] [--evict-mb MB]

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm demos`: record scripted-expert demonstrations of a task as a zarr dataset.
 
     sdm demos --task button-press-v3 --episodes 10 --out data/button_press.zarr

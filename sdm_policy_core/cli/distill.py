@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm distill`: distil a teacher checkpoint into a one-step SDM policy.
 
     sdm distill --teacher CKPT_DIR --dataset DATA.zarr --out RUN_DIR

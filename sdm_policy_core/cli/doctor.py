@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm doctor`: what a user needs to know before running anything.
 
 Checks Python, torch (device, threads), the core's packages, ROS 2 (rclpy, the RMW, the message

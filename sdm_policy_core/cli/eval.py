@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm eval`: closed-loop success rate and policy timing of a checkpoint on a task.
 
     sdm eval --checkpoint CKPT_DIR --task button-press-v3 --episodes 20 --out RESULT.json

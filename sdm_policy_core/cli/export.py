@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm export`: export a checkpoint's policy to ONNX or TorchScript, verified against PyTorch.
 
     sdm export --checkpoint CKPT_DIR --format onnx|torchscript --out FILE [--opset N] [--steps K]

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm sim-eval`: closed-loop evaluation with the simulator in the loop over ROS 2.
 
     sdm sim-eval --checkpoint CKPT_DIR --task button-press-v3 --episodes 20 --out RESULT.json

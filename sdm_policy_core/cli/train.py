@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm train`: train a diffusion teacher (DP3 on point clouds, or Diffusion Policy on images).
 
     sdm train --dataset DATA.zarr --out RUN_DIR [--config FILE.yaml] [section.key=value ...]

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Demonstration data: the zarr replay buffer, windowed sampling and the training dataset.
 
 dataset = TrajectoryDataset("demos.zarr", horizon=16, n_obs_steps=2, n_action_steps=8,

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Time alignment of message streams to reference ticks, streaming and with bounded memory.
 
 Times are integer nanoseconds. A `StreamBuffer` keeps the recent messages of one stream sorted

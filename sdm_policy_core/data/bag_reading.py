@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Open the rosbag2 bags people record, as they are, with `rosbags` underneath (no ROS needed).
 
     with BagReader("demo_000") as bag:           # a bag directory, a bare .mcap / .db3 file,

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Write rosbag2 bags (sqlite3 or mcap) without ROS, through `rosbags`.
 
 Used by the bag2zarr benchmark and tests to make bags of known content, and usable by a

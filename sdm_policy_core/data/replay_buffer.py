@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """In-memory replay buffer of demonstration episodes, read from / written to zarr (format 2).
 
 The on-disk layout is Diffusion Policy's / DP3's (ARCHITECTURE.md, dataset contract):

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Fixed-length windows over episodes with edge padding, as Diffusion Policy / DP3 sample them.
 
 `create_indices` and `SequenceSampler.sample_sequence` reproduce Diffusion Policy's

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A small synthetic reaching dataset in the DP3 layout, for tests and benchmarks.
 
 For tests and benchmarks that must run on a bare checkout (no simulator, no download).

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A tf2-like buffer of static and dynamic transforms, looked up at a stamp (no ROS needed).
 
     buffer = TransformBuffer()

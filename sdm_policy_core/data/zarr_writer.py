@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Append episodes to a zarr dataset chunk by chunk, with memory bounded by one zarr chunk.
 
 `ReplayBuffer` holds a whole dataset in memory; converters of long recordings (bag2zarr) use

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A policy deployed on a robot, without ROS.
 
 `session.ControlSession` (the loaded model, the enable / hold / fault state machine, the stale

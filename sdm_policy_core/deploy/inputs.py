@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The inputs of a deployed policy, without ROS: sensor messages -> the controller's arrays.
 
 `SensorInputs.receive(controller, topic, msg, ...)` decodes a message (sensor_msgs/PointCloud2

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The control thread of a deployed policy, without ROS.
 
 `trigger: timer`: a step every 1/control_rate_hz s on the steady clock (a late step is not

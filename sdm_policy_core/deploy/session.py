@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """ControlSession: a policy deployed on a robot, without ROS.
 
 What policy_node did around the PolicyController, in one place that is tested without ROS:

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Where a deployed policy's latency goes: per planned step, cloud stamp -> command published.
 
 Each step that ran the policy on a new observation is split into stages that add up to its

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Score and Distribution Matching (SDM) distillation of a diffusion policy into one step.
 
 Three copies of the teacher's denoiser take part (see METHOD.md):

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Closed-loop evaluation in the embedded simulator, and the scores reported from it.
 
 from sdm_policy_core.eval import evaluate, dp3_score

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Which environment `sdm eval` runs a task in: a small protocol and a registry by task name.
 
     task, entry = resolve_eval_task("button-press")  # "button-press-v3", the MetaWorld entry

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Scores over several evaluations: DP3's "mean of the 5 best" and mean +- std over seeds.
 
 DP3 and SDM Policy evaluate every 200 training epochs (20 episodes each) and report, per seed,

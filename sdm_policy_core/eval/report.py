@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Files an evaluation writes: the JSON result, a PNG plot and an optional video."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Closed-loop evaluation of a checkpoint on a task (what `sdm eval` runs).
 
     result = evaluate("runs/sdm/checkpoints/latest", "button-press-v3", episodes=20,

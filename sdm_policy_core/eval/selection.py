@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Closed-loop evaluation during training: what selects a run's `checkpoints/best`.
 
 With `train.eval_task=TASK` (`sdm train` and `sdm distill`), every `train.eval_every` steps and

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Sim-in-the-loop evaluation over ROS 2 (`sdm sim-eval`): the core side, without rclpy.
 
     result = run_sim_eval("runs/sdm/checkpoints/latest", "button-press-v3", episodes=10,

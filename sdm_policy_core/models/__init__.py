@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Neural networks of the core (ROS-free).
 
 Encoders, the denoisers (ConditionalUnet1D, MlpDenoiser), factory.

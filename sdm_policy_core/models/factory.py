@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Build the networks of a policy from `ObservationSpec` + `ModelConfig`."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The batch keys under their former address: the vocabulary moved to `sdm_policy_core.keys`.
 
 The vocabulary moved there with the dataset-array and ROS-topic names, which the data tools

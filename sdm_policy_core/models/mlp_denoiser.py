@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A residual MLP denoiser over the flattened action sequence (`model.denoiser=mlp`).
 
 The same interface as ConditionalUnet1D — `(sample (B, T, D), timestep, global_cond (B, G)) ->

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Observation encoder: point cloud (DP3) and/or image (Diffusion Policy) features + state.
 
 State alone for low-dimensional policies.

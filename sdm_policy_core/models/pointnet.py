@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """DP3 point-cloud encoder and state MLP (Ze et al. 2024, `PointNetEncoderXYZ`)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Image encoder of Diffusion Policy: ResNet-18 with GroupNorm, trained from scratch.
 
 Written in plain torch (no torchvision). As in Diffusion Policy, every BatchNorm of the standard

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """ConditionalUnet1D of Diffusion Policy / DP3: a 1-D temporal U-Net over the action sequence.
 
 Every residual block is FiLM-conditioned on (diffusion-step embedding ⊕ global observation

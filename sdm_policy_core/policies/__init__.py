@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Policies: the diffusion teacher and the one-step SDM student, behind one interface.
 
 Both take observation batches `{"point_cloud": (B, To, P, C), "agent_pos": (B, To, Ds),

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """What every policy shares: encoder, normaliser, noise schedule, and the chunk to execute.
 
 The observation encoder, the normaliser, the noise schedule and the cut of an action sequence

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The diffusion teacher: DP3 (point clouds) or Diffusion Policy (images).
 
 observation encoder (per step) -> global condition (B, To * F) -> ConditionalUnet1D denoiser over

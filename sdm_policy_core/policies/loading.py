@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Build a policy from a checkpoint directory (never a pickle)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Validation of observation batches against a checkpoint's observation spec."""
 
 from __future__ import annotations

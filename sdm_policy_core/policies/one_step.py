@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The one-step generator G_θ: a denoiser called once, at one fixed timestep, on pure noise.
 
 It is what an SDM checkpoint deploys (`SdmPolicy.generator`) and what distillation trains

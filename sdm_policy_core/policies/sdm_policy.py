@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The SDM student: the teacher's frozen encoder and normaliser + a one-step generator."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """report.md of the main job: success, latency, control rate, paired differences, curves.
 
 Per task: success, latency, control rate, the paired differences between the rows with their

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Embedded simulation: MetaWorld v3 tasks on MuJoCo (EGL, OSMesa fallback).
 
 With DP3's point-cloud observations, their scripted experts, and demonstration recording.

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Pinhole camera model of a MuJoCo camera, in the OpenCV convention used by `pointcloud`.
 
 MuJoCo cameras look along their local -z with +y up (OpenGL); `pointcloud.depth_to_points`

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Record scripted-expert demonstrations of a MetaWorld task into a DP3-layout replay buffer.
 
     buffer, summary = record_demos("button-press-v3", episodes=10, seed=0)

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Episodes of the embedded simulator as a robot sees them: what `sim_bridge_node` runs.
 
     runner = EpisodeRunner("button-press-v3", control_period_s=0.1)

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Scripted experts of MetaWorld (`metaworld.policies`), one per v3 task, for `sdm demos`."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Choose MuJoCo's off-screen OpenGL backend before `mujoco` is first imported.
 
 MuJoCo binds its GL backend from the MUJOCO_GL environment variable when the module is imported,

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Every MetaWorld v3 task on MuJoCo, observed as DP3 observes it: a point cloud + robot state.
 
     env = MetaWorldEnv("button-press-v3", num_points=512, seed=0)

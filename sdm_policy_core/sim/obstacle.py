@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A two-mode task that punishes averaging: a point mass must pass a disc left or right.
 
     env = ObstacleEnv()                       # or ObstacleEnv(cue=True): the side is observed

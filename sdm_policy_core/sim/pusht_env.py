@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """PushT (Diffusion Policy's planar pushing task) in `gym-pusht`, observed as its state.
 
     env = PushTEnv()

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Datasets for training: the observation spec comes from the zarr dataset itself.
 
 `model.encoder=auto` (the default) picks the policy's observations from the dataset's arrays:

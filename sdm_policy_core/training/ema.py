@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Exponential moving average of a model's weights, shared by teacher training and distillation.
 
 The deployed teacher and the deployed SDM generator are both EMA copies.

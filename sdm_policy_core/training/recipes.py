@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The two things `Trainer` trains: a diffusion teacher and its SDM one-step student."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The training loop shared by `sdm train` (teacher) and `sdm distill` (SDM student).
 
 A `Recipe` owns the models, optimisers and the step; the `Trainer` owns everything around it:

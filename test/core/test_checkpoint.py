@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Checkpoints, training-state round trips, RNG state and the checkpoints' normaliser.
 
 Checkpoints (safetensors + JSON, atomic, no pickle), training-state round trips, RNG state and

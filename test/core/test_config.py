@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Configs load strictly and every invalid value is named, with what is valid."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """ControlSession and ControlLoop without ROS, as policy_node uses them.
 
 ControlSession and ControlLoop without ROS: the enable / hold / fault state machine, the stale

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """sdm_policy_core works on a training server with no ROS.
 
 sdm_policy_core works on a training server with no ROS: every module imports and a model

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """SDM's distribution-matching gradient, gradient isolation, the one-step sampler and the EMA.
 
 The Gaussian cases use exact denoisers: for data x0 ~ N(mu, I) under the variance-preserving

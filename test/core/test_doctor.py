@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm doctor` tells a user what works and exits non-zero, with a fix, when a piece is missing."""
 
 from __future__ import annotations

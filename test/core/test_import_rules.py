@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The layers' import rules (issue 22), checked by the source and by what an interpreter loads.
 
 The layers' import rules (issue 22): training stands below evaluation, and the message

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """One vocabulary of keys (issue 22): key strings are written only in `sdm_policy_core/keys.py`.
 
 One vocabulary of keys (issue 22): the observation/action keys, dataset array names and ROS

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Networks of sdm_policy_core.models: shapes, invariances, conditioning, gradients."""
 
 from __future__ import annotations

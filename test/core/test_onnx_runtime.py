@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """OnnxPolicyRuntime: the PyTorch runtime's actions, without torch, refusing unfit models.
 
 OnnxPolicyRuntime: an exported policy on onnxruntime gives the PyTorch runtime's actions for

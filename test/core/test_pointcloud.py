@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Point-cloud processing: transforms, crops, FPS counts, depth back-projection."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The robot profiles the project ships load, and the Franka ones keep the manufacturer's limits.
 
 A profile is what stands between a policy's output and a real arm's joints: every file in

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """SDM distillation end to end on a conditional bimodal toy (METHOD.md's prototype).
 
 Actions are (B, 1, 2): x = ±1 (two equally likely modes), y = o, plus N(0, 0.05²) noise, for a

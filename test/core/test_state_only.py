@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """State-only (low-dimensional) policies: data, errors, the MLP denoiser, old checkpoints.
 
 State-only (low-dimensional) policies: the observation kind read from the dataset, clear

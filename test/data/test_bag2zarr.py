@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm bag2zarr` on real rosbag2 bags of known content.
 
 `sdm bag2zarr` on real rosbag2 bags (written with rosbags' Writer, sqlite3 and mcap) of known

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Real bags recorded by other people's tools: read, reported, or refused with one line.
 
 Real bags recorded by other people's tools (../shared/external, see its SOURCES.md): every

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Message <-> numpy conversions on real rosbags messages.
 
 Message <-> numpy conversions on real rosbags messages: every cloud layout, every image

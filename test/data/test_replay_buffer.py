@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Zarr replay buffer (DP3 / Diffusion Policy layout), sequence sampling, training dataset."""
 
 from __future__ import annotations

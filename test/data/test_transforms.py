@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """TransformBuffer (data/transforms.py): tf2's lookupTransform semantics.
 
 TransformBuffer (data/transforms.py): tf2's lookupTransform semantics on static and dynamic

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """policy.launch.py and its declarative spec: the processes it starts, started for real."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """sim_eval.launch.py and the Gazebo / Isaac Sim profiles, checked statically.
 
 sim_eval.launch.py and the Gazebo / Isaac Sim profiles, checked statically (neither simulator

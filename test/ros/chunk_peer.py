@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A peer for comparing policy nodes: same observations to each, their chunks printed.
 
 A peer for comparing policy nodes: sends the same observations (joint state + cloud, one

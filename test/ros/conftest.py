@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """ROS tests need rclpy and the built sdm_msgs.
 
 ROS tests need rclpy and the built sdm_msgs. The README's test command always provides them

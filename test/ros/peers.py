@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A second real ROS 2 process for the tests, driven by JSON on the command line.
 
 A second real ROS 2 process for the tests: publishes, subscribes, serves, calls, reads

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A fake robot for the policy-node tests (a real rclpy process).
 
     python test/ros/robot_peer.py stream --rate 30 --joints j1,j2,j3,j4 [--duration S]

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A real process built on sdm_policy_ros.process whose start misbehaves the ways libraries do.
 
     python test/ros/starting_peer.py swallow        # build catches every interruption, works on

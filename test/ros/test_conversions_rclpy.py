@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The core's message conversions accept real rclpy messages.
 
 The core's message conversions accept real rclpy messages (not only rosbags ones), and a

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Parallel test runs on one machine never share a ROS domain (test/conftest.py claims one)."""
 
 from __future__ import annotations

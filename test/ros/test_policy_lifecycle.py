@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """policy_node as a managed node: lifecycle states, refusals, services and errors.
 
 policy_node as a managed node: commands counted in each lifecycle state, transitions asked

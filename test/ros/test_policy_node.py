@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The policy node with a real checkpoint, real DDS and a fake robot in other processes.
 
 The policy node with a real checkpoint, real DDS and a fake robot in other processes:

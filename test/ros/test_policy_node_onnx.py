@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """policy_node with `backend: onnxruntime`: an exported model drives the robot.
 
 policy_node with `backend: onnxruntime`: an exported model drives the robot through real DDS

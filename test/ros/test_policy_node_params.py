@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The installed `policy_node` console script's parameters.
 
 The installed `policy_node` console script takes `--ros-args --params-file ... -p ...` with

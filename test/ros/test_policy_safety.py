@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The policy node relative to the arm, with real processes and DDS.
 
 The policy node relative to the arm, with real processes and DDS: targets bounded by the

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Each sdm_msgs message and service works between two real ROS 2 processes."""
 
 from __future__ import annotations

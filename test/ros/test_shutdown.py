@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """SIGINT and SIGTERM end every executable promptly and cleanly, whatever it is doing.
 
 An operator (or a launch system) signals a node at any moment: while it imports torch, while it

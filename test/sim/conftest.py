@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Small MetaWorld datasets and checkpoints shared by the simulator and evaluation tests."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Closed-loop evaluation during training (`train.eval_task`) and the `best` it selects."""
 
 from __future__ import annotations

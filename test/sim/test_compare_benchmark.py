@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """benchmarks/metaworld/compare.py: rows of one task over training seeds, paired by episode."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Bad datasets give one clear line and exit code 2, never a traceback from inside zarr."""
 
 from __future__ import annotations

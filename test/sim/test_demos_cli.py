@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm demos`: a DP3-layout dataset of successful expert episodes, written atomically."""
 
 from __future__ import annotations

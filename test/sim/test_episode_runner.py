@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """EpisodeRunner (what sim_bridge_node runs, without ROS) and the sim-eval result builder."""
 
 from __future__ import annotations

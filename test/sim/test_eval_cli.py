@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm eval`: receding-horizon rollouts and the JSON result contract."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The main job's report states each paired difference with its interval (known answers)."""
 
 from __future__ import annotations

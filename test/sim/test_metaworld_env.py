@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """MetaWorldEnv: world-frame clouds, deterministic placements, experts, bad input."""
 
 from __future__ import annotations

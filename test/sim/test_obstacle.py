@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """obstacle-2d: the two-mode task, its expert, `sdm demos` for it and the env registry.
 
 obstacle-2d: the two-mode task (sim/obstacle.py), its expert, `sdm demos` for it, and the

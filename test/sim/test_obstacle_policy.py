@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """State-only policies end to end on obstacle-2d.
 
 State-only policies end to end on obstacle-2d: `sdm demos` -> `sdm train` (MLP denoiser) ->

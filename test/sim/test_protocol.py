@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Scores: DP3's mean of the 5 best evaluations, and mean +- std over seeds."""
 
 from __future__ import annotations

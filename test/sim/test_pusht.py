@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """PushT: the gym-pusht wrapper, its metrics, and Diffusion Policy's human demonstrations.
 
 PushT: the gym-pusht wrapper, its metrics, and Diffusion Policy's 206 human demonstrations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The pre-registered study runner's verdicts on known evaluations.
 
 The pre-registered study runner's verdicts (benchmarks/study/study.py) on known evaluations:

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The two-route demonstrator: two equally good ways around the wall, and one that is not."""
 
 from __future__ import annotations

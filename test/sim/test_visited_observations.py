@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm eval --record`, `sdm distill --extra-dataset`: distilling on closed-loop observations."""
 
 from __future__ import annotations

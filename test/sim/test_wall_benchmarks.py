@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The wall benchmarks: where two-route demos part ways, sample counts, episode phases.
 
 benchmarks/metaworld/modes.py and phases.py: where two-route demos part ways, how samples are

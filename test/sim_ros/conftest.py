@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Simulator-in-the-loop tests over ROS 2, as real processes on real DDS.
 
 Simulator-in-the-loop tests over ROS 2: the sim bridge, the expert teleoperator, the recorder

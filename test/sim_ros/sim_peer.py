@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """A ROS 2 client of the sim bridge for the tests (a real rclpy process).
 
     python test/sim_ros/sim_peer.py episode --seed 3 [--task T] [--enable-policy] [--first-only]

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Expert demonstrations recorded through ROS 2 equal `sdm demos`' in-process dataset.
 
 Expert demonstrations recorded through ROS 2 — sim_record (sim bridge + expert teleop +

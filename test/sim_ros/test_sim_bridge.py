@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """sim_bridge_node as a real process: validation, determinism, a teleoperated episode.
 
 sim_bridge_node as a real process: start-up validation, reset/seed determinism (the same

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm sim-eval` against the in-process `sdm eval` of the same checkpoint and seeds.
 
 `sdm sim-eval` (sim bridge + policy node + driver as real ROS 2 processes) against the

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm sim-eval --backend onnxruntime` against the in-process `sdm eval`.
 
 `sdm sim-eval --backend onnxruntime`: the policy node on the checkpoint's ONNX export, with the

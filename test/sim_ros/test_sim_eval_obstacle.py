@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """obstacle-2d over ROS 2: the main job's mechanism-task part with real processes.
 
 obstacle-2d over ROS 2: the main job's mechanism-task part with real processes (sim bridge

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Faults with the simulator in the loop, as real processes.
 
 1. The bridge is killed mid-episode: the policy node goes stale (status HOLDING, says why) and

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Training tests; shared fixtures live in test/conftest.py, this level's below."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm bench backends`: both runtimes in fresh processes, onnxruntime's without torch."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm bench latency` runs on a bare checkout and writes the contract's JSON keys."""
 
 from __future__ import annotations

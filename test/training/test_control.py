@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """PolicyController: when the robot is commanded, with what, and when it is not."""
 
 from __future__ import annotations

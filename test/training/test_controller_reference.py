@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Frozen behaviour of the deployed controller.
 
 Frozen behaviour of the deployed controller: fixed-seed checkpoints, fixed sensor messages

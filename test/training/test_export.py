@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """`sdm export`: ONNX / TorchScript graphs that reproduce the PyTorch policies."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The 2-D teacher (Diffusion Policy on images) trains and runs through PolicyRuntime.
 
 The 2-D teacher (Diffusion Policy on images: ResNet-18 with GroupNorm + random crop) trains

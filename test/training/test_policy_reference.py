@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Frozen behaviour of teacher and SDM checkpoints.
 
 Frozen behaviour of teacher and SDM checkpoints: fixed-seed weights, fixed observations ->

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """PolicyRuntime: the per-tick API of a deployed checkpoint."""
 
 from __future__ import annotations

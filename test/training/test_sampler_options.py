@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Sampler options of a teacher: trailing spacing and the naive one-step call's timestep.
 
 Sampler options of a teacher: trailing timestep spacing for few-step DDIM, and the timestep

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Teacher training and SDM distillation runs: checkpoints, metrics, exact resume, DDP."""
 
 from __future__ import annotations

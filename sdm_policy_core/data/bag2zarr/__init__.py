@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """rosbag2 bags -> a DP3 / Diffusion Policy zarr dataset, streaming, with no ROS installed.
 
     cfg = load_bag2zarr_config("config/bag2zarr/real_arm.yaml", ["point_cloud.num_points=512"])

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Alignment of one bag's streams to the reference ticks.
 
 The rules are `data.bag_alignment`'s: nearest / previous / next within a tolerance.

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """What `sdm bag2zarr` converts and how: one strict dataclass per stream and part.
 
 Loaded from YAML with `a.b=value` overrides by the config loader of `sdm train`

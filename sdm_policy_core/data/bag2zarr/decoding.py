@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Decoding the heavy messages (clouds, images, depth) of aligned samples in a pool of processes.
 
 What each sample decodes to (`decode_settings`), the message definitions the workers need

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Where episodes start and end, and which are kept.
 
 split: bag (one bag = one episode) | marker (every message of the marker topic, or every

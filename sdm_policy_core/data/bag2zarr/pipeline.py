@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The conversion: bags -> streams -> ticks -> episodes -> decoded chunks -> the zarr dataset.
 
     summary = convert_bags(["demo_000", "demo_001"], "demos.zarr", cfg)

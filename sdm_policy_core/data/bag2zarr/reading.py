@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Reading one bag into streams: which topic feeds which stream, and what each message becomes.
 
 Streams: point cloud, img, depth, state, action, and the reference clock; what each message

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """What a conversion counted and the summary it returns.
 
 Messages and effective rate per topic, ticks, samples written / dropped (with why) / held,

@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """The transform of every cloud into the dataset's frame: fixed, or looked up in the bag's tf.
 
 A fixed `point_cloud.transform`, or, with `point_cloud.target_frame`, the bag's /tf_static

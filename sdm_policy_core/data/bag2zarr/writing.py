@@ -1,3 +1,5 @@
+# Copyright 2026 sdm-policy-ros maintainers
+# SPDX-License-Identifier: MIT
 """Writing aligned samples: chunks decoded in the pool, appended to the zarr dataset in order.
 
 They gather in chunks of `chunk_size`, each chunk goes to the decoding pool (with every
