@@ -62,7 +62,7 @@ os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 
-# The ROS test folders (test/ros, test/sim_ros) need rclpy and the built sdm_msgs.
+# The ROS test folder (test/ros) needs rclpy and the built sdm_msgs.
 ROS_MISSING = [m for m in ("rclpy", "sdm_msgs") if importlib.util.find_spec(m) is None]
 
 

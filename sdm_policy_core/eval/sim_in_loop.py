@@ -15,7 +15,7 @@ with `episode_seed(s, i, EVAL_STREAM)`; every predicted action of a chunk is exe
 episode succeeds at the task's first success flag and fails at `max_episode_steps` (or, on
 obstacle-2d, at a collision). Lockstep
 stepping makes the observation sequence the same as in-process, so both evaluations of one
-checkpoint measure the same thing (`test/sim_ros/test_sim_eval.py` compares them).
+checkpoint measure the same thing (`test/ros/test_sim_eval_driver.py` compares them).
 
 `sim_eval_result` turns the driver's episode records into the `sdm eval` result keys
 (success_rate, episodes, seeds, sampler, steps, latency_ms {p50, p99}, control_hz, per_seed,

@@ -22,7 +22,7 @@ that of its best step (`max_coverage`), and it succeeds when coverage >= 0.95 at
 position and pymunk rotates the block about its centre of gravity, (0, 45) in block
 coordinates, so a state passed as it is lands the block up to 90 px away; this class passes
 q - c + R(theta) c for the block position q, which lands it on q. Replaying a demonstration's
-actions from its first state then reproduces its states (test/sim/test_pusht.py).
+actions from its first state then reproduces its states (test/core/sim/test_pusht_env.py).
 
 gym-pusht 0.1.8 needs pymunk < 7; scripts/setup.sh installs both (requirements/no-deps.txt).
 """

@@ -8,7 +8,7 @@
     python test/ros/starting_peer.py importing      # swallows it before rclpy is initialised
     python test/ros/starting_peer.py slow-close     # runs; its close() takes longer than the grace
 
-Each prints a line when it reaches the phase the test signals in; see test_shutdown.py.
+Each prints a line when it reaches the phase the test signals in; see test_process.py.
 """
 
 from __future__ import annotations

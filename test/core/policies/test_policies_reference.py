@@ -3,8 +3,8 @@
 """Frozen behaviour of teacher and SDM checkpoints.
 
 Frozen behaviour of teacher and SDM checkpoints: fixed-seed weights, fixed observations ->
-the actions committed in `reference/policy_actions.npz` (and the checkpoint layout in
-`reference/policy_checkpoints.json`).
+the actions committed in `test/core/reference/policy_actions.npz` (and the checkpoint layout in
+`test/core/reference/policy_checkpoints.json`).
 
 A teacher (2 steps of `TeacherRecipe`) and its student (3 steps of `SdmRecipe`, one generator
 update per step) are built from fixed seeds with the training code, saved with the same export
@@ -14,7 +14,7 @@ these numbers unchanged. Tolerance 1e-6 (single thread; float32 kernels may diff
 bit between CPU kinds, not more).
 
 Regenerate only for an intended change of behaviour, and say so in the commit:
-`SDM_REGENERATE_REFERENCE=1 python -m pytest test/training/test_policy_reference.py`.
+`SDM_REGENERATE_REFERENCE=1 python -m pytest test/core/policies/test_policies_reference.py`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from sdm_policy_core.runtime import PolicyRuntime
 from sdm_policy_core.training.distributed import DistContext
 from sdm_policy_core.training.recipes import SdmRecipe, TeacherRecipe
 
-REFERENCE = Path(__file__).parent / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 ACTIONS = REFERENCE / "policy_actions.npz"
 LAYOUT = REFERENCE / "policy_checkpoints.json"
 REGENERATE = os.environ.get("SDM_REGENERATE_REFERENCE") == "1"
@@ -108,7 +108,7 @@ def build_checkpoints(out: Path) -> dict[str, Path]:
     """Build teacher and SDM checkpoints from fixed seeds with the training recipes.
 
     Teacher and SDM checkpoints built from fixed seeds by the training recipes (also the
-    models of test_controller_reference).
+    models of test_control_reference).
     """
     cfg = load_config(overrides=OVERRIDES)
     ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))

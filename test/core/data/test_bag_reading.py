@@ -18,7 +18,7 @@ import pytest
 from sdm_policy_core.cli import main as sdm_main
 from sdm_policy_core.data.bag_reading import BagError, BagReader, bag_info, normalize_msgtype
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXTERNAL = REPO.parent / "shared" / "external"
 ROSBAG2 = EXTERNAL / "ros2_rosbag2"
 pytestmark = pytest.mark.skipif(

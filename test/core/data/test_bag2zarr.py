@@ -42,7 +42,7 @@ from sdm_policy_core.data.bag_alignment import (
 )
 from sdm_policy_core.data.bag_writer import BagWriter
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MS = 1_000_000
 T0 = 1_700_000_000 * 1_000_000_000  # a realistic epoch stamp (ns)
 EPISODE_STATUS = (REPO / "sdm_msgs" / "msg" / "EpisodeStatus.msg").read_text()

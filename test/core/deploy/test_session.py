@@ -24,8 +24,8 @@ from sdm_policy_core.deploy.session import ControlSession
 from sdm_policy_core.deploy.timing import STAGES
 from sdm_policy_core.runtime import PolicyRuntime
 from test.conftest import wait_for
-from test.training.test_controller_reference import PROFILE, _cloud_msg, _joint_msg
-from test.training.test_policy_reference import build_checkpoints
+from test.core.policies.test_policies_reference import build_checkpoints
+from test.core.test_control_reference import PROFILE, _cloud_msg, _joint_msg
 
 LOG = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from sdm_policy_core.sim.pusht_env import (
     state_error,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PUSHT_ZARR = (
     REPO.parent
     / "shared/external/humanoid-collective_diffusion_policy_soup/data/pusht"

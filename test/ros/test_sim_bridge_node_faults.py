@@ -17,7 +17,7 @@ import signal
 import numpy as np
 
 from test.conftest import wait_for
-from test.sim_ros.conftest import BIN, peer_result, start_bridge, start_peer, start_policy
+from test.ros.conftest import BIN, peer_result, start_bridge, start_peer, start_policy
 
 HOLDING = 4  # sdm_msgs/PolicyStatus.STATE_HOLDING
 

@@ -7,8 +7,9 @@ serving the registry's obstacle-2d, policy node on a state-only checkpoint with 
 robot profile, evaluation driver), and the report stating the paired differences.
 
 Tiny settings (20 demos, a 30-step teacher, a 5-step student, 2 x 2 episodes): the policies
-need not succeed, only act through the node. As in test_sim_eval.py the lockstep loop must give
-the in-process `sdm eval`'s episodes exactly (same reset seeds, sampler noise, observations).
+need not succeed, only act through the node. As in test_sim_eval_driver.py the lockstep loop
+must give the in-process `sdm eval`'s episodes exactly (same reset seeds, sampler noise,
+observations).
 """
 
 from __future__ import annotations

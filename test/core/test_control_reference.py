@@ -3,7 +3,7 @@
 """Frozen behaviour of the deployed controller.
 
 Frozen behaviour of the deployed controller: fixed-seed checkpoints, fixed sensor messages
--> the exact states and commands committed in `reference/controller_commands.json`.
+-> the exact states and commands committed in `test/core/reference/controller_commands.json`.
 
 The messages are what a robot sends to policy_node (sensor_msgs/PointCloud2 and JointState, built
 with the rosbags typestore: no ROS needed), handed to `deploy.session.ControlSession` as the node
@@ -16,7 +16,7 @@ Refactors of the controller, the session, the state assembly or the decoding mus
 records unchanged (numbers to 1e-6, single thread; states, messages and counters exactly).
 
 Regenerate only for an intended change of behaviour, and say so in the commit:
-`SDM_REGENERATE_REFERENCE=1 python -m pytest test/training/test_controller_reference.py`.
+`SDM_REGENERATE_REFERENCE=1 python -m pytest test/core/test_control_reference.py`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from sdm_policy_core.conversions import array_to_pointcloud2_fields
 from sdm_policy_core.deploy.session import ControlSession
 from sdm_policy_core.robot import RobotProfile
 from sdm_policy_core.runtime import PolicyRuntime
-from test.training.test_policy_reference import REFERENCE, REGENERATE, build_checkpoints
+from test.core.policies.test_policies_reference import REFERENCE, REGENERATE, build_checkpoints
 
 COMMANDS = REFERENCE / "controller_commands.json"
 LOG = logging.getLogger(__name__)

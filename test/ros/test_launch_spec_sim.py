@@ -93,7 +93,7 @@ def test_launch_files_parse_and_stay_thin_over_their_specs():
 
 def test_every_executable_is_a_launcher_of_its_module():
     assert setup_value("entry_points") == {"console_scripts": ["sdm = sdm_policy_core.cli:main"]}
-    # Each node is a script bin/<name> (no console-script wrapper: test/ros/test_shutdown.py)
+    # Each node is a script bin/<name> (no console-script wrapper: test/ros/test_process.py)
     # that starts through sdm_policy_ros.executables (signal handlers before the heavy imports),
     # which runs the node module's main.
     names = setup_value("EXECUTABLES")

@@ -1,12 +1,17 @@
 # Copyright 2026 sdm-policy-ros maintainers
 # SPDX-License-Identifier: MIT
-"""Small MetaWorld datasets and checkpoints shared by the simulator and evaluation tests."""
+"""Fixtures of the core tests (test/core/...): MetaWorld demos, a tiny teacher, one torch thread.
+
+The fixtures shared by every level live in test/conftest.py; these are the core level's own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from test.conftest import TINY
 
@@ -47,3 +52,12 @@ def tiny_checkpoint(demos_dataset, tmp_path_factory) -> Path:
     code = sdm([*args, *TINY])
     assert code == 0
     return out / "checkpoints" / "latest"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread for a module (exact, reproducible reference outputs)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

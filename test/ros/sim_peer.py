@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 """A ROS 2 client of the sim bridge for the tests (a real rclpy process).
 
-    python test/sim_ros/sim_peer.py episode --seed 3 [--task T] [--enable-policy] [--first-only]
-    python test/sim_ros/sim_peer.py watch --duration 3
+    python test/ros/sim_peer.py episode --seed 3 [--task T] [--enable-policy] [--first-only]
+    python test/ros/sim_peer.py watch --duration 3
 
 `episode` waits until its subscriptions are matched (and `--commanders` publishers of
 joint_commands), resets the bridge (optionally re-enabling the policy node first), prints

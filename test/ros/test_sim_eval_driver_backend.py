@@ -6,10 +6,11 @@
 sim bridge serving obstacle-2d and the evaluation driver, as real ROS 2 processes.
 
 The checkpoint directory holds no export at first, so sim-eval makes CKPT/policy.onnx itself
-(sdm export's verified exporter) and the node loads it. As in test_sim_eval.py the lockstep loop
-must give the in-process `sdm eval --backend onnxruntime` episodes exactly: the same reset seeds,
-the same numpy noise stream seeded per evaluation seed, the same observations. A tiny teacher
-(5 training steps, DDIM-10 unrolled in the graph) need not succeed, only act.
+(sdm export's verified exporter) and the node loads it. As in test_sim_eval_driver.py the
+lockstep loop must give the in-process `sdm eval --backend onnxruntime` episodes exactly: the
+same reset seeds, the same numpy noise stream seeded per evaluation seed, the same
+observations. A tiny teacher (5 training steps, DDIM-10 unrolled in the graph) need not
+succeed, only act.
 """
 
 from __future__ import annotations

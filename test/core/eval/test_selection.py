@@ -25,7 +25,7 @@ from sdm_policy_core.training.recipes import TeacherRecipe
 from sdm_policy_core.training.trainer import Trainer, within_noise
 from test.conftest import FAST, TINY
 
-_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "metaworld"
+_DIR = Path(__file__).resolve().parents[3] / "benchmarks" / "metaworld"
 sys.path.insert(0, str(_DIR))  # as when the script runs: it imports common.py beside it
 _spec = importlib.util.spec_from_file_location("curves_benchmark", _DIR / "curves.py")
 curves = importlib.util.module_from_spec(_spec)

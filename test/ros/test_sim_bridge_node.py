@@ -15,7 +15,7 @@ import numpy as np
 
 from sdm_policy_core.sim import MetaWorldEnv, ScriptedExpert, episode_seed
 from test.conftest import PYTHON, REPO, wait_for
-from test.sim_ros.conftest import (
+from test.ros.conftest import (
     BIN,
     peer_result,
     start_bridge,
