@@ -295,6 +295,9 @@ def main() -> int:
             print("FUZZ " + json.dumps(counts), flush=True)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:  # rclpy's RCLError: the context shut down by the test's SIGINT mid-spin
+        if rclpy.ok():
+            raise
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
