@@ -35,6 +35,17 @@ from sdm_policy_core.config import SAMPLERS, TIMESTEP_SPACINGS
 from sdm_policy_core.onnx_runtime import OPTIMIZATION_LEVELS
 
 
+def add_noise_argument(p: argparse.ArgumentParser) -> None:
+    """Add `--noise`, the torch backend's initial noise (`sdm eval` and `sdm sim-eval`)."""
+    p.add_argument(
+        "--noise",
+        choices=("torch", "numpy"),
+        default="torch",
+        help="torch backend's initial noise: torch's generator (default) or numpy's, as "
+        "onnxruntime draws it (then both backends run the same episodes; one-step and ddim)",
+    )
+
+
 def add_evaluation_arguments(p: argparse.ArgumentParser, out_help: str) -> None:
     """Add the arguments `sdm eval` and `sdm sim-eval` share.
 
@@ -180,13 +191,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=OPTIMIZATION_LEVELS,
         help="onnxruntime backend: graph optimisation level (default all)",
     )
-    p.add_argument(
-        "--noise",
-        choices=("torch", "numpy"),
-        default="torch",
-        help="torch backend's initial noise: torch's generator (default) or numpy's, as "
-        "onnxruntime draws it (then both backends run the same episodes; one-step and ddim)",
-    )
+    add_noise_argument(p)
     p.add_argument(
         "--max-episode-steps",
         type=int,

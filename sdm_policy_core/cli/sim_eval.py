@@ -36,7 +36,12 @@ import argparse
 import json
 import sys
 
-from sdm_policy_core.cli.eval import add_evaluation_arguments, evaluation_seeds, per_seed_text
+from sdm_policy_core.cli.eval import (
+    add_evaluation_arguments,
+    add_noise_argument,
+    evaluation_seeds,
+    per_seed_text,
+)
 
 
 def _sim_eval(args: argparse.Namespace) -> int:
@@ -149,13 +154,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="policy node runtime: torch (default) or onnxruntime (the .onnx exported into the "
         "checkpoint directory, made there with sdm export's verified exporter when missing)",
     )
-    p.add_argument(
-        "--noise",
-        choices=("torch", "numpy"),
-        default="torch",
-        help="torch backend's initial noise: torch's generator (default) or numpy's, as "
-        "onnxruntime draws it (then both backends run the same episodes; one-step and ddim)",
-    )
+    add_noise_argument(p)
     p.add_argument("--timeout-s", type=float, help="[s] stop everything after this long")
     p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID of the run (default: inherited)")
     p.add_argument("--no-plot", action="store_true", help="no PNG plot")
