@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from sdm_policy_core.keys import ENCODER_AUTO, ENCODERS
+from sdm_policy_core.keys import ENCODER_AUTO, ENCODERS, NOISE_SOURCES, RUNTIME_BACKENDS
 
 
 class ConfigError(ValueError):
@@ -693,12 +693,13 @@ class DeploymentConfig:
             f"torch_threads must be in [1, 256], got {self.torch_threads}",
         )
         _require(
-            self.backend in ("torch", "onnxruntime"),
-            f"backend must be 'torch' or 'onnxruntime', got {self.backend!r}",
+            self.backend in RUNTIME_BACKENDS,
+            f"backend must be {' or '.join(map(repr, RUNTIME_BACKENDS))}, got {self.backend!r}",
         )
         _require(
-            self.sampler_noise in ("torch", "numpy"),
-            f"sampler_noise must be 'torch' or 'numpy', got {self.sampler_noise!r}",
+            self.sampler_noise in NOISE_SOURCES,
+            f"sampler_noise must be {' or '.join(map(repr, NOISE_SOURCES))}, "
+            f"got {self.sampler_noise!r}",
         )
         _require(
             self.trigger in ("timer", "observation"),

@@ -54,6 +54,12 @@ ENCODER_IMAGE = "image"  # RGB + state (Diffusion Policy)
 ENCODER_STATE = "state"  # agent_pos only
 ENCODERS = (ENCODER_AUTO, ENCODER_DP3, ENCODER_IMAGE, ENCODER_STATE)
 
+# -- policy runtime: the values of the runtime's backend and noise settings ----------------------
+# The per-tick policy runtimes: PolicyRuntime (torch) and OnnxPolicyRuntime (onnxruntime).
+RUNTIME_BACKENDS = ("torch", "onnxruntime")
+# Where the sampler's initial noise is drawn: torch's generator or numpy's (onnxruntime's).
+NOISE_SOURCES = ("torch", "numpy")
+
 # -- dataset arrays: zarr `data/<name>` ----------------------------------------------------------
 ARRAY_POINT_CLOUD = "point_cloud"
 ARRAY_STATE = "state"

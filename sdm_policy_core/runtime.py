@@ -31,7 +31,7 @@ import torch
 
 from sdm_policy_core.checkpoint import load_checkpoint
 from sdm_policy_core.config import SAMPLERS, ObservationSpec
-from sdm_policy_core.keys import IMAGE
+from sdm_policy_core.keys import IMAGE, NOISE_SOURCES
 from sdm_policy_core.policies.loading import policy_from_checkpoint
 from sdm_policy_core.runtime_base import (
     ActionChunk,
@@ -43,7 +43,6 @@ from sdm_policy_core.runtime_base import (
 )
 
 __all__ = ["ActionChunk", "ObservationError", "PolicyOutputError", "PolicyRuntime"]
-NOISE_SOURCES = ("torch", "numpy")  # where the sampler's initial noise is drawn
 
 
 class PolicyRuntime(RuntimeBase):

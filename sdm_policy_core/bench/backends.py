@@ -34,8 +34,7 @@ import numpy as np
 
 from sdm_policy_core.bench.latency import make_checkpoints, percentile
 from sdm_policy_core.export import QUANTIZATIONS, export_policy
-
-BACKENDS = ("torch", "onnxruntime")
+from sdm_policy_core.keys import RUNTIME_BACKENDS
 
 # One run of one backend. argv: backend, checkpoint dir, threads, steps, rate_hz, onnxruntime's
 # optimisation level. Prints one JSON line when ready, one when done.
@@ -137,7 +136,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_backends(
     presets: tuple[str, ...] = ("cpu_small", "simple_dp3"),
-    backends: tuple[str, ...] = BACKENDS,
+    backends: tuple[str, ...] = RUNTIME_BACKENDS,
     threads: int = 2,
     repeats: int = 3,
     steps: int = 300,
@@ -152,9 +151,9 @@ def run_backends(
     {preset: {backend: summary}, ...} plus the ratios onnxruntime / torch; see the module
     docstring. Checkpoints and exports go to `workdir` (default: a temporary directory).
     """
-    unknown = [b for b in backends if b not in BACKENDS]
+    unknown = [b for b in backends if b not in RUNTIME_BACKENDS]
     if unknown or not backends:
-        raise ValueError(f"backends must be among {list(BACKENDS)}, got {list(backends)}")
+        raise ValueError(f"backends must be among {list(RUNTIME_BACKENDS)}, got {list(backends)}")
     from sdm_policy_core.onnx_runtime import OPTIMIZATION_LEVELS
 
     if not optimizations or any(o not in OPTIMIZATION_LEVELS for o in optimizations):

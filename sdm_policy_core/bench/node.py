@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 
 from sdm_policy_core.bench.latency import _observations, make_checkpoints, percentile
-from sdm_policy_core.keys import TOPIC_JOINT_COMMANDS
+from sdm_policy_core.keys import RUNTIME_BACKENDS, TOPIC_JOINT_COMMANDS
 
 JOINTS = ["j1", "j2", "j3", "j4"]
 
@@ -276,9 +276,9 @@ def run_node_bench(
     """
     from sdm_policy_core.export import QUANTIZATIONS, export_policy
 
-    unknown = [b for b in backends if b not in ("torch", "onnxruntime")]
+    unknown = [b for b in backends if b not in RUNTIME_BACKENDS]
     if unknown or not backends:
-        raise ValueError(f"backends must be among ['torch', 'onnxruntime'], got {list(backends)}")
+        raise ValueError(f"backends must be among {list(RUNTIME_BACKENDS)}, got {list(backends)}")
     if any(q not in QUANTIZATIONS for q in quantize) or (
         quantize and "onnxruntime" not in backends
     ):

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from sdm_policy_core.config import PRESETS
+from sdm_policy_core.keys import RUNTIME_BACKENDS
 
 
 def _write(result: dict, out: Path) -> None:
@@ -246,7 +247,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     node.add_argument(
         "--backend",
         nargs="+",
-        choices=("torch", "onnxruntime"),
+        choices=RUNTIME_BACKENDS,
         default=["torch"],
         help="node backends, measured one after the other (default torch); onnxruntime runs "
         "the exported model (made here for the generated checkpoints)",
@@ -274,8 +275,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     back.add_argument(
         "--backend",
         nargs="+",
-        choices=("torch", "onnxruntime"),
-        default=["torch", "onnxruntime"],
+        choices=RUNTIME_BACKENDS,
+        default=list(RUNTIME_BACKENDS),
         help="runtimes to measure (default both)",
     )
     back.add_argument(

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from sdm_policy_core.config import SAMPLERS, TIMESTEP_SPACINGS
+from sdm_policy_core.keys import NOISE_SOURCES, RUNTIME_BACKENDS
 from sdm_policy_core.onnx_runtime import OPTIMIZATION_LEVELS
 
 
@@ -39,7 +40,7 @@ def add_noise_argument(p: argparse.ArgumentParser) -> None:
     """Add `--noise`, the torch backend's initial noise (`sdm eval` and `sdm sim-eval`)."""
     p.add_argument(
         "--noise",
-        choices=("torch", "numpy"),
+        choices=NOISE_SOURCES,
         default="torch",
         help="torch backend's initial noise: torch's generator (default) or numpy's, as "
         "onnxruntime draws it (then both backends run the same episodes; one-step and ddim)",
@@ -181,7 +182,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument(
         "--backend",
-        choices=("torch", "onnxruntime"),
+        choices=RUNTIME_BACKENDS,
         default="torch",
         help="torch (default) or onnxruntime: the .onnx exported into the checkpoint directory "
         "(sdm export), or a .onnx path as --checkpoint",

@@ -42,6 +42,7 @@ from sdm_policy_core.cli.eval import (
     evaluation_seeds,
     per_seed_text,
 )
+from sdm_policy_core.keys import RUNTIME_BACKENDS
 
 
 def _sim_eval(args: argparse.Namespace) -> int:
@@ -149,7 +150,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=("torch", "onnxruntime"),  # literal: importing eval here would import torch
+        choices=RUNTIME_BACKENDS,
         default="torch",
         help="policy node runtime: torch (default) or onnxruntime (the .onnx exported into the "
         "checkpoint directory, made there with sdm export's verified exporter when missing)",

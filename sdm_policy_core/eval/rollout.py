@@ -55,6 +55,7 @@ from sdm_policy_core.keys import (
     IMAGE,
     OBSERVATION_KEYS,
     POINT_CLOUD,
+    RUNTIME_BACKENDS,
 )
 from sdm_policy_core.runtime import PolicyRuntime
 from sdm_policy_core.sim.demos import EVAL_STREAM, FLOAT_ARRAYS, episode_seed
@@ -386,7 +387,9 @@ def evaluate(
             noise=noise,
         )
     else:
-        raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
+        raise ValueError(
+            f"backend must be {' or '.join(map(repr, RUNTIME_BACKENDS))}, got {backend!r}"
+        )
     entry.check(task, runtime.spec, str(checkpoint))
     env = entry.make(task, runtime.spec, max_episode_steps)
     bar = None

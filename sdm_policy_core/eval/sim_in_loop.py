@@ -51,11 +51,10 @@ from typing import Any
 import numpy as np
 
 from sdm_policy_core.eval.rollout import EpisodeResult, summarize
+from sdm_policy_core.keys import NOISE_SOURCES, RUNTIME_BACKENDS
 
 LAUNCH_MODULE = "sdm_policy_ros.launch_runner"  # started as a subprocess, never imported here
 PROGRESS_PREFIX = "[sim-eval]"  # lines of the driver that `sdm sim-eval` shows on the terminal
-BACKENDS = ("torch", "onnxruntime")  # the policy node's `backend` parameter
-NOISES = ("torch", "numpy")  # the policy node's `sampler_noise` (torch backend's initial noise)
 EXPORT_NAME = "policy.onnx"  # what onnx_model_for writes into a checkpoint directory
 
 
@@ -282,7 +281,7 @@ def sim_eval_command(
 
     sim:=mujoco, the embedded sim bridge. max_episode_steps 0: the task's own (MetaWorld 200,
     obstacle-2d 60). backend, noise: the policy node's `backend` and `sampler_noise`
-    (BACKENDS, NOISES).
+    (RUNTIME_BACKENDS, NOISE_SOURCES).
     """
     args = {
         "sim": "mujoco",
@@ -340,10 +339,10 @@ def run_sim_eval(
     """
     import json
 
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-    if noise not in NOISES:
-        raise ValueError(f"noise must be one of {list(NOISES)}, got {noise!r}")
+    if backend not in RUNTIME_BACKENDS:
+        raise ValueError(f"backend must be one of {list(RUNTIME_BACKENDS)}, got {backend!r}")
+    if noise not in NOISE_SOURCES:
+        raise ValueError(f"noise must be one of {list(NOISE_SOURCES)}, got {noise!r}")
     missing = ros_available()
     if missing:
         raise SimEvalError(
