@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Fixtures of the core tests (test/core/...): MetaWorld demos, a tiny teacher, one torch thread.
 
+Also the 4-joint test arm that the controller and ONNX runtime tests command (`arm_profile`).
+
 The fixtures shared by every level live in test/conftest.py; these are the core level's own.
 """
 
@@ -13,7 +15,23 @@ from pathlib import Path
 import pytest
 import torch
 
+from sdm_policy_core.robot import RobotProfile
 from test.conftest import TINY
+
+
+def arm_profile() -> RobotProfile:
+    """Return a new 4-joint position-controlled test arm: limits ±0.3, at most 0.02 a tick."""
+    joints = ("j1", "j2", "j3", "j4")
+    return RobotProfile(
+        name="test_arm",
+        state_names=joints,
+        action_names=joints,
+        action_kind="joint_position",
+        output="joint_trajectory",
+        lower=(-0.3,) * 4,
+        upper=(0.3,) * 4,
+        max_step=0.02,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -14,18 +14,9 @@ from sdm_policy_core import control
 from sdm_policy_core.config import ConfigError, DeploymentConfig
 from sdm_policy_core.robot import CameraMount, RobotProfile
 from sdm_policy_core.runtime import PolicyRuntime
+from test.core.conftest import arm_profile
 
-JOINTS = ("j1", "j2", "j3", "j4")
-PROFILE = RobotProfile(
-    name="test_arm",
-    state_names=JOINTS,
-    action_names=JOINTS,
-    action_kind="joint_position",
-    output="joint_trajectory",
-    lower=(-0.3,) * 4,
-    upper=(0.3,) * 4,
-    max_step=0.02,
-)
+PROFILE = arm_profile()
 
 
 def _cloud(rng):

@@ -23,23 +23,13 @@ from sdm_policy_core import control
 from sdm_policy_core.config import DeploymentConfig, ObservationSpec
 from sdm_policy_core.export import export_policy
 from sdm_policy_core.onnx_runtime import OnnxModelError, OnnxPolicyRuntime
-from sdm_policy_core.robot import RobotProfile
 from sdm_policy_core.runtime import PolicyRuntime
 from test.conftest import REPO
+from test.core.conftest import arm_profile
 
 TOL = 1e-4  # export.TOLERANCE: robot units
 H, DA, TO = 8, 4, 2  # horizon, action dim, n_obs_steps of the fixtures
-JOINTS = ("j1", "j2", "j3", "j4")
-PROFILE = RobotProfile(
-    name="test_arm",
-    state_names=JOINTS,
-    action_names=JOINTS,
-    action_kind="joint_position",
-    output="joint_trajectory",
-    lower=(-0.3,) * 4,
-    upper=(0.3,) * 4,
-    max_step=0.02,
-)
+PROFILE = arm_profile()
 
 
 def _exported(checkpoint: Path, root: Path, steps: int | None = None) -> Path:
