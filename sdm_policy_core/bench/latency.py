@@ -5,11 +5,13 @@
 Without a checkpoint, a teacher of the requested preset is built with random weights (latency
 does not depend on the weights) and its SDM student is derived from it, both saved as real
 checkpoints and timed through `PolicyRuntime.step` — the exact call a robot makes (observation
-validation, history, normalisation, sampling, unnormalisation).
+validation, history, normalisation, sampling, unnormalisation). A trained SDM checkpoint is timed
+against its trained teacher in one run when the teacher is given too (`--teacher`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import resource
 import statistics
@@ -178,6 +180,27 @@ def _observations(spec, seed: int = 0):
         yield obs
 
 
+def check_pair(student: Any, teacher: Any) -> None:
+    """Raise ValueError naming what differs when a student and a teacher runtime do not match.
+
+    Both must observe the same observation spec (`runtime.spec`: cloud, image, state and action
+    sizes) and plan chunks of the same horizon, so that one observation stream feeds both and
+    their chunk latencies compare the same work.
+    """
+    differs = [
+        f"obs.{f.name} {getattr(student.spec, f.name)} (student) vs "
+        f"{getattr(teacher.spec, f.name)} (teacher)"
+        for f in dataclasses.fields(student.spec)
+        if getattr(student.spec, f.name) != getattr(teacher.spec, f.name)
+    ]
+    if student.horizon != teacher.horizon:
+        differs.append(f"horizon {student.horizon} (student) vs {teacher.horizon} (teacher)")
+    if differs:
+        raise ValueError(
+            f"teacher {teacher.path} does not match student {student.path}: " + "; ".join(differs)
+        )
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -193,11 +216,20 @@ def run_latency(
     idle_ms: float = 0.0,
     evict_mb: float = 0.0,
     parts: bool = False,
+    teacher: Path | None = None,
 ) -> dict[str, Any]:
     """Run the latency benchmark and return the JSON of `sdm bench latency`.
 
-    Keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n}, speedup_vs_ddim10, preset, threads,
-    idle_ms, peak_rss_mb, ...
+    Keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n, policy}, speedup_vs_ddim10,
+    speedup_vs_ddpm100, preset, checkpoint, teacher_checkpoint, threads, idle_ms, peak_rss_mb, ...
+
+    checkpoint: time this checkpoint instead of random-weight models of `preset`: a teacher's
+    samplers all run on it; an SDM checkpoint alone times one_step only.
+    teacher: with `checkpoint` naming an SDM checkpoint, its teacher checkpoint: one_step runs
+    on the student and ddim10 / ddpm100 on the teacher in this one run, so the speedups come
+    from one process on one machine. Both must have the same observation spec and horizon
+    (`check_pair`); ValueError otherwise, and when `checkpoint` is missing or not an SDM
+    checkpoint, or `teacher` is one.
 
     idle_ms: a pause before every timed call, as a control loop has between ticks while the
     robot or simulator runs (0: calls back to back, caches and threads warm).
@@ -206,6 +238,11 @@ def run_latency(
     buffer is this process's memory, so it counts in peak_rss_mb.
     parts: also time the encoder and one network call alone (`_time_parts`), per sampler.
     """
+    if teacher is not None and checkpoint is None:
+        raise ValueError(
+            "--teacher needs --checkpoint: it times the SDM checkpoint given by --checkpoint "
+            "against that teacher"
+        )
     if not (0.0 <= idle_ms <= 10_000.0):
         raise ValueError(f"idle_ms must be in [0, 10000], got {idle_ms}")
     if not (0.0 <= evict_mb <= 4096.0):
@@ -226,30 +263,48 @@ def run_latency(
     }
     if device.startswith("cuda"):
         result["machine"] = torch.cuda.get_device_name(torch.device(device))
+    teacher_rt: PolicyRuntime | None  # ddim10 / ddpm100 (and one_step without a student)
+    student: PolicyRuntime | None  # one_step
     with tempfile.TemporaryDirectory(prefix="sdm-bench-") as tmp:
         if checkpoint is None:
             teacher_dir, sdm_dir, params = make_checkpoints(preset, Path(tmp), num_points)
-            result.update(preset=preset, denoiser_params=params, checkpoint=None)
+            result.update(
+                preset=preset, denoiser_params=params, checkpoint=None, teacher_checkpoint=None
+            )
+            teacher_rt = PolicyRuntime(teacher_dir, threads=threads, device=device)
+            student = PolicyRuntime(sdm_dir, threads=threads, device=device)
         else:
-            teacher_dir, sdm_dir = Path(checkpoint), None
-            result.update(preset=None, checkpoint=str(checkpoint))
-        teacher = PolicyRuntime(teacher_dir, threads=threads, device=device)
-        if teacher.kind == "sdm":
-            teacher, sdm_dir = None, teacher_dir
-        runtimes = {
-            "teacher": teacher,
-            "sdm": PolicyRuntime(sdm_dir, threads=threads, device=device) if sdm_dir else None,
-        }
-        spec = (teacher or runtimes["sdm"]).spec
+            result.update(
+                preset=None,
+                checkpoint=str(checkpoint),
+                teacher_checkpoint=None if teacher is None else str(teacher),
+            )
+            student = PolicyRuntime(Path(checkpoint), threads=threads, device=device)
+            teacher_rt = None
+            if student.kind != "sdm":
+                if teacher is not None:
+                    raise ValueError(
+                        f"--checkpoint must be an SDM checkpoint when --teacher is given; "
+                        f"{checkpoint} is a {student.kind!r} checkpoint"
+                    )
+                teacher_rt, student = student, None
+            elif teacher is not None:
+                teacher_rt = PolicyRuntime(Path(teacher), threads=threads, device=device)
+                if teacher_rt.kind == "sdm":
+                    raise ValueError(
+                        f"--teacher must be a teacher checkpoint; {teacher} is an SDM checkpoint"
+                    )
+                check_pair(student, teacher_rt)
+        spec = (teacher_rt or student).spec
         result["obs"] = {
             "point_cloud_shape": list(spec.point_cloud_shape or []) or None,
             "state_dim": spec.state_dim,
             "action_dim": spec.action_dim,
         }
-        result["horizon"] = (teacher or runtimes["sdm"]).horizon
+        result["horizon"] = (teacher_rt or student).horizon
         for key in samplers:
             sampler, steps, max_calls = SAMPLERS[key]
-            runtime = runtimes["sdm"] if sampler == "one-step" and runtimes["sdm"] else teacher
+            runtime = student if sampler == "one-step" and student else teacher_rt
             if runtime is None:
                 continue
             runtime.set_sampler(sampler, steps)

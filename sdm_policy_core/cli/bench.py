@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 """`sdm bench`: reproducible benchmarks that write JSON (see BENCHMARKS.md).
 
-sdm bench latency [--preset P | --checkpoint CKPT_DIR] [--idle-ms MS] [--evict-mb MB]
-                  --out RESULT.json
+sdm bench latency [--preset P | --checkpoint CKPT_DIR [--teacher TEACHER_DIR]] [--idle-ms MS]
+                  [--evict-mb MB] --out RESULT.json
 sdm bench bag2zarr [BAG_DIR] --out RESULT.json   (makes its own bag of 10k-point clouds)
 sdm bench backends [--backend torch onnxruntime] [--preset cpu_small simple_dp3] --out RESULT.json
 """
@@ -31,10 +31,19 @@ def _latency(args: argparse.Namespace) -> int:
     from sdm_policy_core.bench.latency import run_latency
     from sdm_policy_core.checkpoint import CheckpointError
 
+    if args.teacher is not None and args.preset is not None:
+        print(
+            "sdm bench latency: error: --teacher cannot be used with --preset: it times the SDM "
+            "checkpoint given by --checkpoint against that teacher (a preset already times a "
+            "random-weight student and teacher)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         result = run_latency(
-            preset=args.preset,
+            preset=args.preset or "cpu_small",
             checkpoint=args.checkpoint,
+            teacher=args.teacher,
             threads=args.threads,
             budget_s=args.budget,
             num_points=args.num_points,
@@ -194,15 +203,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
-    lat = bench.add_parser("latency", help="per-chunk latency: one-step vs DDIM-10 vs DDPM-100")
+    lat = bench.add_parser(
+        "latency",
+        help="per-chunk latency: one-step vs DDIM-10 vs DDPM-100 (an SDM checkpoint against "
+        "its teacher with --checkpoint SDM --teacher TEACHER)",
+    )
     src = lat.add_mutually_exclusive_group()
     src.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        default="cpu_small",
         help="random-weight model of this preset (default cpu_small)",
     )
-    src.add_argument("--checkpoint", type=Path, help="time this checkpoint instead")
+    src.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="time this checkpoint instead (an SDM checkpoint alone: one-step only)",
+    )
+    lat.add_argument(
+        "--teacher",
+        type=Path,
+        help="with --checkpoint SDM_DIR: its teacher checkpoint; one run times the student's "
+        "one-step and the teacher's DDIM-10 / DDPM-100 and reports the speedups (same "
+        "observation spec and horizon required)",
+    )
     lat.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     lat.add_argument(
         "--budget",

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from sdm_policy_core.bench.latency import _observations, _time_calls, _time_parts, make_checkpoints
+from sdm_policy_core.bench.latency import (
+    _observations,
+    _time_calls,
+    _time_parts,
+    check_pair,
+    make_checkpoints,
+)
 from sdm_policy_core.cli import main as sdm
 
 
@@ -150,3 +157,84 @@ def test_bench_latency_parts_are_in_the_json_only_when_asked(tmp_path, capsys):
     for key in ("one_step", "ddim10", "ddpm100"):
         assert result[key]["encode_p50_ms"] > 0 and result[key]["network_p50_ms"] > 0
     assert "encoder" in capsys.readouterr().out
+
+
+def _latency(*args: str, out) -> int:
+    """Run `sdm bench latency` with a tiny budget on one thread."""
+    common = ["--budget", "0.02", "--threads", "1"]
+    return sdm(["bench", "latency", *common, *args, "--out", str(out)])
+
+
+def test_bench_latency_times_a_student_against_its_teacher_in_one_run(
+    sdm_ckpt, teacher_ckpt, tmp_path, capsys
+):
+    out = tmp_path / "pair.json"
+    assert _latency("--checkpoint", str(sdm_ckpt), "--teacher", str(teacher_ckpt), out=out) == 0
+    result = json.loads(out.read_text())
+    assert result["one_step"]["policy"] == "sdm"
+    assert result["ddim10"]["policy"] == result["ddpm100"]["policy"] == "teacher"
+    assert result["speedup_vs_ddim10"] == (
+        result["ddim10"]["p50_ms"] / result["one_step"]["p50_ms"]
+    )
+    assert result["speedup_vs_ddpm100"] == (
+        result["ddpm100"]["p50_ms"] / result["one_step"]["p50_ms"]
+    )
+    assert result["checkpoint"] == str(sdm_ckpt)
+    assert result["teacher_checkpoint"] == str(teacher_ckpt)
+    assert "faster than DDIM-10" in capsys.readouterr().out
+    # without --teacher an SDM checkpoint times its one-step call alone, as before
+    alone = tmp_path / "alone.json"
+    assert _latency("--checkpoint", str(sdm_ckpt), out=alone) == 0
+    result = json.loads(alone.read_text())
+    assert "ddim10" not in result and "speedup_vs_ddim10" not in result
+    assert result["teacher_checkpoint"] is None
+
+
+def test_bench_latency_refuses_a_teacher_it_cannot_pair(sdm_ckpt, teacher_ckpt, tmp_path, capsys):
+    other_teacher, other_sdm, _ = make_checkpoints("cpu_small", tmp_path / "other", num_points=64)
+    refusals = {
+        "--teacher needs --checkpoint": ["--teacher", str(teacher_ckpt)],
+        "--teacher cannot be used with --preset": [
+            "--preset",
+            "cpu_small",
+            "--teacher",
+            str(teacher_ckpt),
+        ],
+        f"{teacher_ckpt} is a 'teacher' checkpoint": [
+            "--checkpoint",
+            str(teacher_ckpt),
+            "--teacher",
+            str(teacher_ckpt),
+        ],
+        f"{other_sdm} is an SDM checkpoint": [
+            "--checkpoint",
+            str(sdm_ckpt),
+            "--teacher",
+            str(other_sdm),
+        ],
+        "obs.point_cloud_shape (32, 3) (student) vs (64, 3) (teacher)": [
+            "--checkpoint",
+            str(sdm_ckpt),
+            "--teacher",
+            str(other_teacher),
+        ],
+    }
+    for message, args in refusals.items():
+        out = tmp_path / "refused.json"
+        assert _latency(*args, out=out) == 2, message
+        err = capsys.readouterr().err
+        assert err.startswith("sdm bench latency: error: ") and message in err, err
+        assert not out.exists()
+
+
+def test_a_teacher_of_another_horizon_or_action_size_is_named():
+    from sdm_policy_core.config import ObservationSpec
+
+    def runtime(path, horizon=16, **spec):
+        return SimpleNamespace(spec=ObservationSpec(**spec), horizon=horizon, path=path)
+
+    check_pair(runtime("sdm"), runtime("teacher"))  # the same: no error
+    with pytest.raises(ValueError, match=r"horizon 16 \(student\) vs 8 \(teacher\)"):
+        check_pair(runtime("sdm"), runtime("teacher", horizon=8))
+    with pytest.raises(ValueError, match=r"obs.action_dim 4 \(student\) vs 7 \(teacher\)$"):
+        check_pair(runtime("sdm"), runtime("teacher", action_dim=7))
