@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pytest
+import zarr
 
 from sdm_policy_core.data.synthetic import make_reaching_dataset
 
@@ -180,6 +182,17 @@ FAST = [
     "train.val_fraction=0.25",
     "train.threads=1",
 ]
+
+
+def write_dataset(path: Path, **arrays: np.ndarray) -> Path:
+    """Write a zarr v2 dataset of one episode holding exactly `arrays` (lengths unchecked)."""
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    data = root.create_group("data")
+    for key, value in arrays.items():
+        data.create_array(key, shape=value.shape, dtype=value.dtype)[...] = value
+    n = next(iter(arrays.values())).shape[0]
+    root.create_group("meta").create_array("episode_ends", shape=(1,), dtype=np.int64)[...] = n
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,19 @@
 # SPDX-License-Identifier: MIT
 """Fixtures of the core tests (test/core/...): MetaWorld demos, a tiny teacher, one torch thread.
 
-Also the 4-joint test arm that the controller and ONNX runtime tests command (`arm_profile`).
+Also the 4-joint test arm that the controller and ONNX runtime tests command (`arm_profile`),
+and the import-rule helpers of test_import_rules and test_key_vocabulary (`imports_of`,
+`loaded_after`).
 
 The fixtures shared by every level live in test/conftest.py; these are the core level's own.
 """
 
 from __future__ import annotations
 
+import ast
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +22,7 @@ import pytest
 import torch
 
 from sdm_policy_core.robot import RobotProfile
-from test.conftest import TINY
+from test.conftest import REPO, TINY
 
 
 def arm_profile() -> RobotProfile:
@@ -32,6 +38,31 @@ def arm_profile() -> RobotProfile:
         upper=(0.3,) * 4,
         max_step=0.02,
     )
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, anywhere in it (relative imports resolved)."""
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return found
+
+
+def loaded_after(module: str) -> list[str]:
+    """Every module a fresh interpreter has loaded after importing `module`."""
+    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
 
 
 @pytest.fixture(scope="session")

@@ -303,12 +303,11 @@ def test_a_state_only_policy_acts_on_joint_states_alone(tmp_path):
     drive it, and the command's observation stamp is the joint state's.
     """
     from sdm_policy_core.cli import main as sdm
-    from test.conftest import TINY
-    from test.core.test_state_only import _dataset
+    from test.conftest import TINY, write_dataset
 
     rng = np.random.default_rng(0)
     state = rng.uniform(-0.2, 0.2, (24, 4)).astype(np.float32)
-    data = _dataset(tmp_path / "s.zarr", state=state, action=np.roll(state, -1, axis=0))
+    data = write_dataset(tmp_path / "s.zarr", state=state, action=np.roll(state, -1, axis=0))
     out = tmp_path / "run"
     assert sdm(["train", "--dataset", str(data), "--out", str(out), "--no-progress", *TINY]) == 0
     runtime = PolicyRuntime(out / "checkpoints" / "latest", threads=1, seed=0)

@@ -27,31 +27,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rosbags.typesys import Stores, get_typestore
 
 from sdm_policy_core import control
 from sdm_policy_core.config import DeploymentConfig
-from sdm_policy_core.conversions import array_to_pointcloud2_fields
 from sdm_policy_core.deploy.session import ControlSession
-from sdm_policy_core.robot import RobotProfile
 from sdm_policy_core.runtime import PolicyRuntime
-from test.core.policies.test_policies_reference import REFERENCE, REGENERATE, build_checkpoints
+from test.core.reference_checkpoints import REFERENCE, REGENERATE, build_checkpoints
+from test.core.reference_messages import PROFILE, cloud_msg, joint_msg
 
 COMMANDS = REFERENCE / "controller_commands.json"
 LOG = logging.getLogger(__name__)
-TYPES = get_typestore(Stores.ROS2_KILTED).types
-PROFILE = RobotProfile(
-    name="reference_arm",
-    state_names=("j1", "j2", "j3", "j4"),
-    action_names=("j1", "j2", "j3"),
-    lower=(-0.3, -0.3, -0.3),
-    upper=(0.3, 0.3, 0.3),
-    max_step=0.05,
-    tracking_tolerance=0.03,
-    tracking_timeout_s=0.5,
-)
-# The joint state message's order (and a joint the profile does not use).
-MESSAGE_JOINTS = ("gripper", "j3", "j1", "j4", "j2")
 # name -> (checkpoint, sampler, steps, deployment settings)
 DEPLOYMENTS = {
     "sdm_receding": ("sdm", "one-step", 1, {}),
@@ -61,35 +46,6 @@ DEPLOYMENTS = {
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _header(t: float, frame: str = "base_link"):
-    ns = round(t * 1e9)
-    stamp = TYPES["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
-    return TYPES["std_msgs/msg/Header"](stamp=stamp, frame_id=frame)
-
-
-def _cloud_msg(rng: np.random.Generator, t: float, finite: bool = True):
-    points = rng.uniform(-0.5, 0.5, (40, 3)).astype(np.float32)
-    if not finite:
-        points[:] = np.nan
-    fields = array_to_pointcloud2_fields(points)
-    point_field = TYPES["sensor_msgs/msg/PointField"]
-    fields["fields"] = [
-        point_field(name=n, offset=o, datatype=d, count=c) for n, o, d, c in fields["fields"]
-    ]
-    fields["data"] = np.frombuffer(fields["data"], np.uint8)
-    return TYPES["sensor_msgs/msg/PointCloud2"](header=_header(t), **fields)
-
-
-def _joint_msg(position: np.ndarray, t: float, drop: str = ""):
-    by_name = dict(zip(PROFILE.state_names, position, strict=True), gripper=0.01)
-    names = [n for n in MESSAGE_JOINTS if n != drop]
-    values = np.array([by_name[n] for n in names], np.float64)
-    empty = np.zeros(0, np.float64)
-    return TYPES["sensor_msgs/msg/JointState"](
-        header=_header(t), name=names, position=values, velocity=empty, effort=empty
-    )
 
 
 def _counters(session: ControlSession) -> dict:
@@ -136,9 +92,9 @@ def _episode(session: ControlSession) -> dict:
 
     def observe(follow: bool = True, joints: bool = True) -> None:
         nonlocal t
-        session.receive("points", _cloud_msg(rng, t))
+        session.receive("points", cloud_msg(rng, t))
         if joints:
-            session.receive("joint_states", _joint_msg(position, t))
+            session.receive("joint_states", joint_msg(position, t))
         tick(follow)
         t += 0.1
 
@@ -148,8 +104,8 @@ def _episode(session: ControlSession) -> dict:
     for _ in range(6):
         observe()
     # Malformed: a cloud of NaN only, a joint state without j2 (counted, never acted on).
-    session.receive("points", _cloud_msg(rng, t, finite=False))
-    session.receive("joint_states", _joint_msg(position, t, drop="j2"))
+    session.receive("points", cloud_msg(rng, t, finite=False))
+    session.receive("joint_states", joint_msg(position, t, drop="j2"))
     tick()
     t += 0.1
     for _ in range(7):  # the joint states stop: stale after stale_age_s

@@ -19,7 +19,7 @@ import pytest
 
 from sdm_policy_core import keys
 from test.conftest import REPO
-from test.core.test_import_rules import _imports, _loaded_after
+from test.core.conftest import imports_of, loaded_after
 
 VOCABULARY = REPO / "sdm_policy_core" / "keys.py"
 PACKAGES = (REPO / "sdm_policy_core", REPO / "sdm_policy_ros")
@@ -147,6 +147,6 @@ def test_the_maps_speak_the_vocabulary():
 
 @pytest.mark.parametrize("module", ["sdm_policy_core.keys", "sdm_policy_core.models.keys"])
 def test_the_vocabulary_loads_neither_torch_nor_rclpy(module):
-    assert _imports(VOCABULARY) <= {"__future__", "__future__.annotations"}
-    heavy = [m for m in _loaded_after(module) if m.split(".")[0] in ("torch", "rclpy")]
+    assert imports_of(VOCABULARY) <= {"__future__", "__future__.annotations"}
+    heavy = [m for m in loaded_after(module) if m.split(".")[0] in ("torch", "rclpy")]
     assert heavy == [], f"{module} loads {heavy[:3]}"

@@ -15,33 +15,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import zarr
 
 from sdm_policy_core.config import ConfigError, ExperimentConfig, from_dict, load_config
 from sdm_policy_core.data import DatasetError, ReplayBuffer
 from sdm_policy_core.models import MlpDenoiser, build_denoiser, build_observation_encoder
 from sdm_policy_core.runtime import PolicyRuntime
 from sdm_policy_core.training.data import make_datasets, resolve_encoder
+from test.conftest import write_dataset
 
 TINY = ["model.horizon=4", "model.n_action_steps=2", "train.val_fraction=0"]
-
-
-def _dataset(path: Path, **arrays: np.ndarray) -> Path:
-    """Write a zarr v2 dataset of one episode holding exactly `arrays` (lengths unchecked)."""
-    root = zarr.open_group(str(path), mode="w", zarr_format=2)
-    data = root.create_group("data")
-    for key, value in arrays.items():
-        data.create_array(key, shape=value.shape, dtype=value.dtype)[...] = value
-    n = next(iter(arrays.values())).shape[0]
-    root.create_group("meta").create_array("episode_ends", shape=(1,), dtype=np.int64)[...] = n
-    return path
 
 
 def _state_only(path: Path, steps: int = 12) -> Path:
     rng = np.random.default_rng(0)
     state = rng.normal(size=(steps, 3)).astype(np.float32)
     action = rng.normal(size=(steps, 2)).astype(np.float32)
-    return _dataset(path, state=state, action=action)
+    return write_dataset(path, state=state, action=action)
 
 
 def test_a_state_only_dataset_trains_a_state_only_policy_without_a_flag(tmp_path):
@@ -56,8 +45,10 @@ def test_a_state_only_dataset_trains_a_state_only_policy_without_a_flag(tmp_path
     cloud = np.zeros((12, 8, 3), np.float32)
     image = np.zeros((12, 16, 16, 3), np.uint8)
     state, action = np.zeros((12, 3), np.float32), np.zeros((12, 2), np.float32)
-    both = _dataset(tmp_path / "b.zarr", point_cloud=cloud, img=image, state=state, action=action)
-    imgs = _dataset(tmp_path / "i.zarr", img=image, state=state, action=action)
+    both = write_dataset(
+        tmp_path / "b.zarr", point_cloud=cloud, img=image, state=state, action=action
+    )
+    imgs = write_dataset(tmp_path / "i.zarr", img=image, state=state, action=action)
     auto = load_config(None, TINY)
     assert resolve_encoder(auto, both).model.encoder == "dp3"
     assert resolve_encoder(auto, imgs).model.encoder == "image"
@@ -71,10 +62,10 @@ def test_a_state_only_dataset_trains_a_state_only_policy_without_a_flag(tmp_path
 def test_datasets_that_cannot_train_are_refused_naming_the_arrays(tmp_path):
     cfg = load_config(None, TINY)
     action = np.zeros((12, 2), np.float32)
-    only_action = _dataset(tmp_path / "a.zarr", action=action)
+    only_action = write_dataset(tmp_path / "a.zarr", action=action)
     with pytest.raises(DatasetError, match=r"has no data/state .*it has data/\['action'\]"):
         make_datasets(cfg, only_action)
-    short = _dataset(tmp_path / "t.zarr", state=np.zeros((11, 3), np.float32), action=action)
+    short = write_dataset(tmp_path / "t.zarr", state=np.zeros((11, 3), np.float32), action=action)
     with pytest.raises(DatasetError, match=r"different numbers of time steps.*'action': 12"):
         make_datasets(cfg, short)
     with pytest.raises(DatasetError, match=r"'state': 11"):

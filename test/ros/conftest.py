@@ -6,7 +6,8 @@ ROS tests need rclpy and the built sdm_msgs. The README's test command always pr
 (SDM_REQUIRE_ROS=1 turns their absence into a failure); a pip-only checkout skips them.
 The simulator-in-the-loop tests (sim bridge, expert teleoperator, recorder, `sdm sim-eval`) run
 as real processes on real DDS (confined to this machine, the run's own ROS_DOMAIN_ID; see
-test/conftest.py) and start them through the helpers below.
+test/conftest.py) and start them through the helpers below; so do the policy node tests
+(test_policy_node*.py, test_process.py), with the fake robot of robot_peer.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from test.conftest import (
     PYTHON,
@@ -98,6 +100,98 @@ def peer_result(processes: ProcessGroup, proc: subprocess.Popen, timeout: float 
     lines = [ln for ln in processes.log(proc).splitlines() if ln.startswith("RESULT ")]
     assert lines, processes.log(proc)
     return json.loads(lines[-1][len("RESULT ") :])
+
+
+# policy_node driven by robot_peer.py (test_policy_node*.py, test_process.py): the 4-joint test
+# arm it commands (`robot_yaml`), starting it, calling its services, reading what it sent.
+PEERS = str(REPO / "test" / "ros" / "peers.py")
+ROBOT_PEER = str(REPO / "test" / "ros" / "robot_peer.py")
+NODE_EXE = BIN / "policy_node"
+JOINTS = ["j1", "j2", "j3", "j4"]
+LIMIT, MAX_STEP = 0.3, 0.02
+
+
+@pytest.fixture(scope="module")
+def robot_yaml(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("robot") / "test_arm.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "description": "4-joint test arm",
+                "base_frame": "base_link",
+                "state_names": JOINTS,
+                "action_names": JOINTS,
+                "action_kind": "joint_position",
+                "output": "joint_trajectory",
+                "lower": [-LIMIT] * 4,
+                "upper": [LIMIT] * 4,
+                "max_step": MAX_STEP,
+                "camera": {"frame_id": "camera"},  # the frame robot_peer stamps clouds with
+            }
+        )
+    )
+    return path
+
+
+def start_node(processes, robot_yaml, checkpoint, *params: str, name="policy_node"):
+    cmd = [
+        str(NODE_EXE),
+        "--ros-args",
+        "--params-file",
+        POLICY_YAML,
+        "-p",
+        f"robot:={robot_yaml}",
+        "-p",
+        "status_rate_hz:=10.0",
+    ]
+    if checkpoint:
+        cmd += ["-p", f"checkpoint:={checkpoint}"]
+    for p in params:
+        cmd += ["-p", p]
+    node = processes.start(cmd, name)
+    wait_for(
+        lambda: (
+            any(f"started {s} (" in processes.log(node) for s in ("disabled", "enabled"))
+            or node.poll() is not None
+        ),
+        60,
+        what="policy_node start",
+    )
+    assert node.poll() is None, processes.log(node)
+    return node
+
+
+def call_service(processes, srv_type, service, request, name):
+    proc = processes.start(
+        [PYTHON, PEERS, "call", srv_type, json.dumps(request), "--service", service], name
+    )
+    proc.wait(30)
+    lines = [ln for ln in processes.log(proc).splitlines() if ln.startswith("RESULT ")]
+    assert lines, processes.log(proc)
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def start_recorder(processes):
+    """robot_peer in record mode: prints every command and status it receives."""
+    recorder = processes.start([PYTHON, ROBOT_PEER, "record"], "record")
+    wait_for(lambda: "READY" in processes.log(recorder), 30, what="recorder")
+    return recorder
+
+
+def enable_node(processes) -> None:
+    request = {"data": True}
+    assert call_service(
+        processes, "std_srvs/srv/SetBool", "/sdm_policy_node/enable", request, "enable"
+    )["success"]
+
+
+def recorded(processes, recorder, kind: str) -> list[dict]:
+    prefix = kind + " "
+    return [
+        json.loads(ln[len(prefix) :])
+        for ln in processes.log(recorder).splitlines()
+        if ln.startswith(prefix)
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -137,3 +137,36 @@ def test_sources_pass_lint_and_pep257_as_ament_flake8_and_ament_pep257_check_the
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"D"' in (REPO / "ruff.toml").read_text()  # the pep257 rules are on
+
+
+def _test_modules_imported(source: str, filename: str) -> list[str]:
+    """List the test_*.py modules a source imports (absolute or relative, at any depth)."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            names = [module] if module else []
+            if node.level or module.split(".")[0] == "test":  # `from test.core import test_x`
+                names += [f"{module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found += [name for name in names if name.rsplit(".", 1)[-1].startswith("test_")]
+    return found
+
+
+def test_no_test_module_imports_another_test_module():
+    """What tests share lives in a conftest.py or a helper module, never in a test_*.py.
+
+    Shared helpers and fixtures live in the nearest conftest.py that covers their users, or in a
+    plain helper module beside it (test/core/reference_checkpoints.py, test/ros/peers.py): a
+    test module imported by another ties the two together (a fixture re-exported by import, a
+    reference file's builder changing with the tests of another module).
+    """
+    offenders = {
+        str(path.relative_to(REPO)): imported
+        for path in sorted((REPO / "test").rglob("*.py"))
+        if (imported := _test_modules_imported(path.read_text(), str(path)))
+    }
+    assert offenders == {}, offenders

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,121 +20,43 @@ import yaml
 from sdm_policy_core.bench.latency import make_checkpoints
 from sdm_policy_core.deploy.timing import STAGES
 from test.conftest import PYTHON, REPO, wait_for
-
-PEERS = str(REPO / "test" / "ros" / "peers.py")
-ROBOT = str(REPO / "test" / "ros" / "robot_peer.py")
-NODE_EXE = REPO / "install" / "sdm_policy_ros" / "lib" / "sdm_policy_ros" / "policy_node"
-PARAMS_FILE = str(REPO / "config" / "policy.yaml")
-JOINTS = ["j1", "j2", "j3", "j4"]
-LIMIT, MAX_STEP = 0.3, 0.02
-
-
-@pytest.fixture(scope="module")
-def robot_yaml(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("robot") / "test_arm.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "description": "4-joint test arm",
-                "base_frame": "base_link",
-                "state_names": JOINTS,
-                "action_names": JOINTS,
-                "action_kind": "joint_position",
-                "output": "joint_trajectory",
-                "lower": [-LIMIT] * 4,
-                "upper": [LIMIT] * 4,
-                "max_step": MAX_STEP,
-                "camera": {"frame_id": "camera"},  # the frame robot_peer stamps clouds with
-            }
-        )
-    )
-    return path
-
-
-def _node(processes, robot_yaml, checkpoint, *params: str, name="policy_node"):
-    cmd = [
-        str(NODE_EXE),
-        "--ros-args",
-        "--params-file",
-        PARAMS_FILE,
-        "-p",
-        f"robot:={robot_yaml}",
-        "-p",
-        "status_rate_hz:=10.0",
-    ]
-    if checkpoint:
-        cmd += ["-p", f"checkpoint:={checkpoint}"]
-    for p in params:
-        cmd += ["-p", p]
-    node = processes.start(cmd, name)
-    wait_for(
-        lambda: (
-            any(f"started {s} (" in processes.log(node) for s in ("disabled", "enabled"))
-            or node.poll() is not None
-        ),
-        60,
-        what="policy_node start",
-    )
-    assert node.poll() is None, processes.log(node)
-    return node
-
-
-def _call(processes, srv_type, service, request, name):
-    proc = processes.start(
-        [PYTHON, PEERS, "call", srv_type, json.dumps(request), "--service", service], name
-    )
-    proc.wait(30)
-    lines = [ln for ln in processes.log(proc).splitlines() if ln.startswith("RESULT ")]
-    assert lines, processes.log(proc)
-    return json.loads(lines[-1][len("RESULT ") :])
-
-
-def _recorder(processes):
-    """robot_peer in record mode: prints every command and status it receives."""
-    recorder = processes.start([PYTHON, ROBOT, "record"], "record")
-    wait_for(lambda: "READY" in processes.log(recorder), 30, what="recorder")
-    return recorder
-
-
-def _enable(processes) -> None:
-    request = {"data": True}
-    assert _call(processes, "std_srvs/srv/SetBool", "/sdm_policy_node/enable", request, "enable")[
-        "success"
-    ]
-
-
-def _records(processes, recorder, kind: str) -> list[dict]:
-    prefix = kind + " "
-    return [
-        json.loads(ln[len(prefix) :])
-        for ln in processes.log(recorder).splitlines()
-        if ln.startswith(prefix)
-    ]
+from test.ros.conftest import (
+    JOINTS,
+    LIMIT,
+    MAX_STEP,
+    PEERS,
+    ROBOT_PEER,
+    call_service,
+    enable_node,
+    recorded,
+    start_node,
+    start_recorder,
+)
 
 
 def test_commands_only_while_enabled_and_fresh(processes, robot_yaml, sdm_ckpt):
-    node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0", "stale_age_s:=0.3")
-    recorder = _recorder(processes)
-    stream = processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
+    node = start_node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0", "stale_age_s:=0.3")
+    recorder = start_recorder(processes)
+    stream = processes.start([PYTHON, ROBOT_PEER, "stream", "--rate", "30"], "stream")
     time.sleep(2.0)
-    assert _records(processes, recorder, "CMD") == []  # fed, but not enabled: nothing
-    _enable(processes)
+    assert recorded(processes, recorder, "CMD") == []  # fed, but not enabled: nothing
+    enable_node(processes)
     t_enabled = time.time()
     time.sleep(3.0)
     t_stop = time.time()
     processes.stop(stream)
     time.sleep(2.0)
     t_restart = time.time()
-    stream2 = processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream2")
+    stream2 = processes.start([PYTHON, ROBOT_PEER, "stream", "--rate", "30"], "stream2")
     wait_for(
-        lambda: any(c["t"] > t_restart for c in _records(processes, recorder, "CMD")),
+        lambda: any(c["t"] > t_restart for c in recorded(processes, recorder, "CMD")),
         20,
         what="commands after the sensor came back",
     )
     time.sleep(1.0)
     processes.stop(stream2)
     time.sleep(0.5)
-    commands = _records(processes, recorder, "CMD")
+    commands = recorded(processes, recorder, "CMD")
     assert processes.stop(node) == 0, processes.log(node)
 
     first = [c for c in commands if c["t"] < t_stop]
@@ -148,7 +69,7 @@ def test_commands_only_while_enabled_and_fresh(processes, robot_yaml, sdm_ckpt):
     silent = [c for c in commands if t_stop + 0.6 < c["t"] < t_restart]
     assert silent == [], f"{len(silent)} commands from stale data"
     assert [c for c in commands if c["t"] > t_restart]
-    statuses = _records(processes, recorder, "STATUS")
+    statuses = recorded(processes, recorder, "STATUS")
     assert any(s["state"] == 4 and s["skipped_ticks"] > 0 for s in statuses)  # HOLDING
     assert any(s["state"] == 3 and s["control_rate"] > 10 for s in statuses)  # RUNNING
 
@@ -160,26 +81,26 @@ def test_clouds_in_an_unknown_frame_are_refused_not_guessed(processes, robot_yam
     profile's camera mount (frame `camera` here). A cloud in a frame neither knows never
     reaches the policy; one already in base_frame is used as it is.
     """
-    node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
+    node = start_node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
     source = "tf" if importlib.util.find_spec("tf2_ros") else "profile"
     assert f"clouds placed by {source}" in processes.log(node)
-    recorder = _recorder(processes)
-    _enable(processes)
-    lidar = processes.start([PYTHON, ROBOT, "stream", "--frame", "lidar_link"], "lidar")
+    recorder = start_recorder(processes)
+    enable_node(processes)
+    lidar = processes.start([PYTHON, ROBOT_PEER, "stream", "--frame", "lidar_link"], "lidar")
     wait_for(
         lambda: any(
-            s["rejected_point_clouds"] >= 20 for s in _records(processes, recorder, "STATUS")
+            s["rejected_point_clouds"] >= 20 for s in recorded(processes, recorder, "STATUS")
         ),
         30,
         what="clouds in frame lidar_link rejected",
     )
-    assert _records(processes, recorder, "CMD") == []
+    assert recorded(processes, recorder, "CMD") == []
     why = "cloud in frame 'lidar_link'" if source == "profile" else "base_link <- lidar_link"
     assert why in processes.log(node), processes.log(node)
     processes.stop(lidar)
-    base = processes.start([PYTHON, ROBOT, "stream", "--frame", "base_link"], "base")
+    base = processes.start([PYTHON, ROBOT_PEER, "stream", "--frame", "base_link"], "base")
     wait_for(
-        lambda: _records(processes, recorder, "CMD"), 30, what="commands from base_link clouds"
+        lambda: recorded(processes, recorder, "CMD"), 30, what="commands from base_link clouds"
     )
     processes.stop(base)
     assert processes.stop(node) == 0, processes.log(node)
@@ -197,23 +118,27 @@ def test_observation_trigger_acts_once_per_observation_not_per_copy(
     # cloud that overtakes its state would be acted on with the previous step's joints).
     params = ("trigger:=observation", "sensor_qos:=reliable", "stale_age_s:=5.0")
     params += ("observation_sync_s:=1.0",)
-    node = _node(processes, robot_yaml, sdm_ckpt, *params)
-    recorder = _recorder(processes)
-    _enable(processes)
-    repeat = processes.start([PYTHON, ROBOT, "repeat", "--count", "3", "--copies", "4"], "rep")
+    node = start_node(processes, robot_yaml, sdm_ckpt, *params)
+    recorder = start_recorder(processes)
+    enable_node(processes)
+    repeat = processes.start(
+        [PYTHON, ROBOT_PEER, "repeat", "--count", "3", "--copies", "4"], "rep"
+    )
     assert repeat.wait(60) == 0 and "SENT" in processes.log(repeat), processes.log(repeat)
     time.sleep(1.0)
-    assert len(_records(processes, recorder, "CMD")) == 3, processes.log(node)
+    assert len(recorded(processes, recorder, "CMD")) == 3, processes.log(node)
     assert processes.stop(node) == 0, processes.log(node)
 
 
 def test_malformed_messages_are_survived_counted_and_never_acted_on(
     processes, robot_yaml, sdm_ckpt
 ):
-    node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
-    recorder = _recorder(processes)
-    _enable(processes)
-    fuzz = processes.start([PYTHON, ROBOT, "fuzz", "--count", "1050", "--rate", "100"], "fuzz")
+    node = start_node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
+    recorder = start_recorder(processes)
+    enable_node(processes)
+    fuzz = processes.start(
+        [PYTHON, ROBOT_PEER, "fuzz", "--count", "1050", "--rate", "100"], "fuzz"
+    )
     fuzz.wait(120)
     report = [ln for ln in processes.log(fuzz).splitlines() if ln.startswith("FUZZ ")]
     assert report, processes.log(fuzz)
@@ -221,8 +146,8 @@ def test_malformed_messages_are_survived_counted_and_never_acted_on(
     assert sum(sent.values()) == 1050 and len(sent) == 14
     time.sleep(1.0)
     assert node.poll() is None, processes.log(node)  # alive
-    assert _records(processes, recorder, "CMD") == []  # nothing derived from them
-    status = _records(processes, recorder, "STATUS")[-1]
+    assert recorded(processes, recorder, "CMD") == []  # nothing derived from them
+    status = recorded(processes, recorder, "STATUS")[-1]
     rejected = status["rejected_point_clouds"] + status["rejected_states"]
     # Every malformed message that DDS delivered is counted (each kind is rejected: see
     # test_each_malformed_kind_is_rejected). The node's sensor subscriptions are best-effort
@@ -233,12 +158,12 @@ def test_malformed_messages_are_survived_counted_and_never_acted_on(
 
 
 def test_checkpoint_hot_swap_and_refusal(processes, robot_yaml, sdm_ckpt, teacher_ckpt, tmp_path):
-    node = _node(processes, robot_yaml, sdm_ckpt)
-    recorder = _recorder(processes)
-    first = wait_for(lambda: _records(processes, recorder, "STATUS"), 20, what="status")
+    node = start_node(processes, robot_yaml, sdm_ckpt)
+    recorder = start_recorder(processes)
+    first = wait_for(lambda: recorded(processes, recorder, "STATUS"), 20, what="status")
     old_id = first[-1]["policy_id"]
     assert old_id.endswith("latest@20")
-    swapped = _call(
+    swapped = call_service(
         processes,
         "sdm_msgs/srv/LoadCheckpoint",
         "/sdm_policy_node/load_checkpoint",
@@ -251,7 +176,7 @@ def test_checkpoint_hot_swap_and_refusal(processes, robot_yaml, sdm_ckpt, teache
     _, wrong_sdm, _ = make_checkpoints(
         "cpu_small", tmp_path, num_points=32, state_dim=9, action_dim=4
     )
-    refused = _call(
+    refused = call_service(
         processes,
         "sdm_msgs/srv/LoadCheckpoint",
         "/sdm_policy_node/load_checkpoint",
@@ -261,7 +186,7 @@ def test_checkpoint_hot_swap_and_refusal(processes, robot_yaml, sdm_ckpt, teache
     assert not refused["success"]
     assert "state_dim 9 != 4" in refused["message"]
     assert refused["policy_id"] == swapped["policy_id"]
-    missing = _call(
+    missing = call_service(
         processes,
         "sdm_msgs/srv/LoadCheckpoint",
         "/sdm_policy_node/load_checkpoint",
@@ -270,17 +195,17 @@ def test_checkpoint_hot_swap_and_refusal(processes, robot_yaml, sdm_ckpt, teache
     )
     assert not missing["success"] and "does not exist" in missing["message"]
     time.sleep(0.5)
-    assert _records(processes, recorder, "STATUS")[-1]["policy_id"] == swapped["policy_id"]
+    assert recorded(processes, recorder, "STATUS")[-1]["policy_id"] == swapped["policy_id"]
     # The swapped-in teacher drives the robot once enabled.
-    stream = processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
-    _enable(processes)
-    wait_for(lambda: _records(processes, recorder, "CMD"), 20, what="teacher commands")
+    stream = processes.start([PYTHON, ROBOT_PEER, "stream", "--rate", "30"], "stream")
+    enable_node(processes)
+    wait_for(lambda: recorded(processes, recorder, "CMD"), 20, what="teacher commands")
     processes.stop(stream)
     assert processes.stop(node) == 0, processes.log(node)
 
 
 def test_image_policy_drives_the_robot_from_camera_frames(processes, robot_yaml, image_ckpt):
-    node = _node(
+    node = start_node(
         processes,
         robot_yaml,
         image_ckpt,
@@ -289,13 +214,13 @@ def test_image_policy_drives_the_robot_from_camera_frames(processes, robot_yaml,
         "ddim_steps:=2",
         name="image_node",
     )
-    recorder = _recorder(processes)
+    recorder = start_recorder(processes)
     stream = processes.start(
-        [PYTHON, ROBOT, "stream", "--rate", "15", "--image", "64x48"], "stream"
+        [PYTHON, ROBOT_PEER, "stream", "--rate", "15", "--image", "64x48"], "stream"
     )
-    _enable(processes)
+    enable_node(processes)
     commands = wait_for(
-        lambda: _records(processes, recorder, "CMD")[3:], 30, what="commands from camera frames"
+        lambda: recorded(processes, recorder, "CMD")[3:], 30, what="commands from camera frames"
     )
     assert all(np.all(np.abs(c["points"][0]) <= LIMIT + 1e-9) for c in commands)
     processes.stop(stream)
@@ -393,12 +318,12 @@ def test_tf_places_each_cloud_where_tf2_ros_is_installed(processes, tmp_path, sd
     pub = [PYTHON, PEERS, "pub", "tf2_msgs/msg/TFMessage", json.dumps({"transforms": [tf]})]
     static = processes.start([*pub, "--topic", "/tf_static", "--timeout", "120"], "tf_static")
     wait_for(lambda: "published" in processes.log(static), 30, what="/tf_static")
-    node = _node(processes, robot, sdm_ckpt, "transform_source:=tf", "control_rate_hz:=20.0")
-    recorder = _recorder(processes)
-    stream = processes.start([PYTHON, ROBOT, "stream", "--frame", "camera"], "stream")
-    _enable(processes)
+    node = start_node(processes, robot, sdm_ckpt, "transform_source:=tf", "control_rate_hz:=20.0")
+    recorder = start_recorder(processes)
+    stream = processes.start([PYTHON, ROBOT_PEER, "stream", "--frame", "camera"], "stream")
+    enable_node(processes)
     wait_for(
-        lambda: _records(processes, recorder, "CMD"), 30, what="commands from tf-placed clouds"
+        lambda: recorded(processes, recorder, "CMD"), 30, what="commands from tf-placed clouds"
     )
     processes.stop(stream)
     assert processes.stop(node) == 0, processes.log(node)
@@ -415,25 +340,24 @@ def test_a_state_only_checkpoint_is_driven_by_joint_states_alone(
     is a step) and commands within the profile's limits.
     """
     from sdm_policy_core.cli import main as sdm
-    from test.conftest import TINY
-    from test.core.test_state_only import _dataset
+    from test.conftest import TINY, write_dataset
 
     rng = np.random.default_rng(0)
     state = rng.uniform(-0.2, 0.2, (24, 4)).astype(np.float32)
-    data = _dataset(tmp_path / "s.zarr", state=state, action=np.roll(state, -1, axis=0))
+    data = write_dataset(tmp_path / "s.zarr", state=state, action=np.roll(state, -1, axis=0))
     run = tmp_path / "state_only"
     assert sdm(["train", "--dataset", str(data), "--out", str(run), "--no-progress", *TINY]) == 0
-    node = _node(
+    node = start_node(
         processes,
         robot_yaml,
         run / "checkpoints" / "latest",
         "control_rate_hz:=20.0",
         f"trigger:={trigger}",
     )
-    recorder = _recorder(processes)
-    processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
-    _enable(processes)
-    wait_for(lambda: len(_records(processes, recorder, "CMD")) >= 10, 30, what="10 commands")
-    commands = _records(processes, recorder, "CMD")
+    recorder = start_recorder(processes)
+    processes.start([PYTHON, ROBOT_PEER, "stream", "--rate", "30"], "stream")
+    enable_node(processes)
+    wait_for(lambda: len(recorded(processes, recorder, "CMD")) >= 10, 30, what="10 commands")
+    commands = recorded(processes, recorder, "CMD")
     assert all(np.all(np.abs(c["points"][0]) <= LIMIT + 1e-9) for c in commands)
     assert processes.stop(node) == 0, processes.log(node)

@@ -12,15 +12,14 @@ from __future__ import annotations
 import time
 
 from test.conftest import PYTHON, wait_for
-from test.ros.test_policy_node import (
-    ROBOT,
-    _call,
-    _enable,
-    _node,
-    _recorder,
-    _records,
+from test.ros.conftest import (
+    ROBOT_PEER,
+    call_service,
+    enable_node,
+    recorded,
+    start_node,
+    start_recorder,
 )
-from test.ros.test_policy_node import robot_yaml as robot_yaml  # the fixture
 
 # lifecycle_msgs/msg/Transition ids and State ids
 CONFIGURE, CLEANUP, ACTIVATE, DEACTIVATE = 1, 2, 3, 4
@@ -30,27 +29,29 @@ UNCONFIGURED, INACTIVE, ACTIVE = 1, 2, 3
 def _change(processes, transition: int, name: str) -> bool:
     request = {"transition": {"id": transition}}
     service = "/sdm_policy_node/change_state"
-    return _call(processes, "lifecycle_msgs/srv/ChangeState", service, request, name)["success"]
+    return call_service(processes, "lifecycle_msgs/srv/ChangeState", service, request, name)[
+        "success"
+    ]
 
 
 def _lifecycle(processes, name: str) -> int:
     service = "/sdm_policy_node/get_state"
-    return _call(processes, "lifecycle_msgs/srv/GetState", service, {}, name)["current_state"][
-        "id"
-    ]
+    return call_service(processes, "lifecycle_msgs/srv/GetState", service, {}, name)[
+        "current_state"
+    ]["id"]
 
 
 def _commands_between(processes, recorder, t0: float, t1: float) -> int:
-    return len([c for c in _records(processes, recorder, "CMD") if t0 <= c["t"] <= t1])
+    return len([c for c in recorded(processes, recorder, "CMD") if t0 <= c["t"] <= t1])
 
 
 def test_commands_only_while_active_in_every_lifecycle_state(processes, robot_yaml, sdm_ckpt):
-    node = _node(
+    node = start_node(
         processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0", "autostart:=unconfigured"
     )
     assert "started disabled (lifecycle unconfigured)" in processes.log(node)
-    recorder = _recorder(processes)
-    processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
+    recorder = start_recorder(processes)
+    processes.start([PYTHON, ROBOT_PEER, "stream", "--rate", "30"], "stream")
     counts: dict[str, int] = {}
 
     def dwell(state: str, seconds: float = 1.5) -> None:
@@ -59,7 +60,7 @@ def test_commands_only_while_active_in_every_lifecycle_state(processes, robot_ya
         time.sleep(seconds)
         counts[state] = _commands_between(processes, recorder, t0, time.time())
 
-    status = wait_for(lambda: _records(processes, recorder, "STATUS"), 20, what="status")[-1]
+    status = wait_for(lambda: recorded(processes, recorder, "STATUS"), 20, what="status")[-1]
     assert status["state"] == 0 and status["lifecycle_state"] == "unconfigured"
     dwell("unconfigured")
     # Activate before configure: refused with a reason in the log, the node carries on.
@@ -78,10 +79,10 @@ def test_commands_only_while_active_in_every_lifecycle_state(processes, robot_ya
     assert counts["inactive"] == counts["deactivated"] == counts["unconfigured"] == 0, counts
 
     # ~/enable drives the same state machine: true activates, false deactivates.
-    _enable(processes)
+    enable_node(processes)
     assert _lifecycle(processes, "get2") == ACTIVE
     dwell("enabled", 1.0)
-    off = _call(
+    off = call_service(
         processes, "std_srvs/srv/SetBool", "/sdm_policy_node/enable", {"data": False}, "off"
     )
     assert off["success"] and _lifecycle(processes, "get3") == INACTIVE
@@ -92,9 +93,9 @@ def test_commands_only_while_active_in_every_lifecycle_state(processes, robot_ya
     assert _change(processes, CLEANUP, "cleanup")
     assert _lifecycle(processes, "get4") == UNCONFIGURED
     time.sleep(0.5)
-    status = _records(processes, recorder, "STATUS")[-1]
+    status = recorded(processes, recorder, "STATUS")[-1]
     assert status["state"] == 0 and status["policy_id"] == "", status
-    _enable(processes)
+    enable_node(processes)
     assert _lifecycle(processes, "get5") == ACTIVE
     t_on = time.time()
     wait_for(
@@ -113,13 +114,13 @@ def test_a_checkpoint_loaded_while_active_leaves_the_node_inactive(
     As before lifecycle: `checkpoint` loads at start (inactive); a hot swap never inherits
     permission: an active node becomes inactive, and commands stop until ~/enable.
     """
-    node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
+    node = start_node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
     assert _lifecycle(processes, "get1") == INACTIVE
-    recorder = _recorder(processes)
-    processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
-    _enable(processes)
-    wait_for(lambda: _records(processes, recorder, "CMD"), 30, what="commands")
-    swapped = _call(
+    recorder = start_recorder(processes)
+    processes.start([PYTHON, ROBOT_PEER, "stream", "--rate", "30"], "stream")
+    enable_node(processes)
+    wait_for(lambda: recorded(processes, recorder, "CMD"), 30, what="commands")
+    swapped = call_service(
         processes,
         "sdm_msgs/srv/LoadCheckpoint",
         "/sdm_policy_node/load_checkpoint",
@@ -155,11 +156,13 @@ def test_bad_autostart_and_unloadable_checkpoints_are_refused(processes, robot_y
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{}")
-    node = _node(processes, robot_yaml, None, f"checkpoint:={broken}", "autostart:=unconfigured")
+    node = start_node(
+        processes, robot_yaml, None, f"checkpoint:={broken}", "autostart:=unconfigured"
+    )
     assert not _change(processes, CONFIGURE, "configure")
     assert node.poll() is None and _lifecycle(processes, "get") == UNCONFIGURED
     assert f"configure refused {broken}" in processes.log(node)
-    reply = _call(
+    reply = call_service(
         processes, "std_srvs/srv/SetBool", "/sdm_policy_node/enable", {"data": True}, "enable"
     )
     assert not reply["success"] and "configure refused" in reply["message"], reply

@@ -17,18 +17,17 @@ import numpy as np
 
 from sdm_policy_core.export import export_policy
 from test.conftest import PYTHON, wait_for
-from test.ros.test_policy_node import (
+from test.ros.conftest import (
     LIMIT,
     NODE_EXE,
-    PARAMS_FILE,
-    ROBOT,
-    _call,
-    _enable,
-    _node,
-    _recorder,
-    _records,
+    POLICY_YAML,
+    ROBOT_PEER,
+    call_service,
+    enable_node,
+    recorded,
+    start_node,
+    start_recorder,
 )
-from test.ros.test_policy_node import robot_yaml as robot_yaml  # the fixture
 
 CHUNK_PEER = str(Path(__file__).with_name("chunk_peer.py"))
 
@@ -36,22 +35,22 @@ CHUNK_PEER = str(Path(__file__).with_name("chunk_peer.py"))
 def _load(processes, path: Path, name: str) -> dict:
     request = {"path": str(path)}
     service = "/sdm_policy_node/load_checkpoint"
-    return _call(processes, "sdm_msgs/srv/LoadCheckpoint", service, request, name)
+    return call_service(processes, "sdm_msgs/srv/LoadCheckpoint", service, request, name)
 
 
 def test_onnxruntime_node_commands_without_torch(processes, robot_yaml, sdm_ckpt, tmp_path):
     ckpt = tmp_path / "sdm" / "checkpoints" / "latest"
     shutil.copytree(sdm_ckpt, ckpt)
     export_policy(ckpt, ckpt / "policy.onnx", "onnx")
-    node = _node(processes, robot_yaml, ckpt, "backend:=onnxruntime", "control_rate_hz:=20.0")
+    node = start_node(processes, robot_yaml, ckpt, "backend:=onnxruntime", "control_rate_hz:=20.0")
     assert f"loading {ckpt} (onnxruntime)" in processes.log(node)
-    recorder = _recorder(processes)
-    processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
-    status = wait_for(lambda: _records(processes, recorder, "STATUS"), 20, what="status")[-1]
+    recorder = start_recorder(processes)
+    processes.start([PYTHON, ROBOT_PEER, "stream", "--rate", "30"], "stream")
+    status = wait_for(lambda: recorded(processes, recorder, "STATUS"), 20, what="status")[-1]
     assert status["policy_id"] == "sdm/latest@20"  # the exported checkpoint's id, as torch's
-    _enable(processes)
+    enable_node(processes)
     commands = wait_for(
-        lambda: (c := _records(processes, recorder, "CMD")) and len(c) >= 10 and c,
+        lambda: (c := recorded(processes, recorder, "CMD")) and len(c) >= 10 and c,
         30,
         what="commands from the onnxruntime node",
     )
@@ -138,7 +137,7 @@ def test_torch_and_onnxruntime_nodes_plan_equal_chunks(processes, sdm_ckpt, tmp_
     )
     nodes = {}
     for ns, backend in (("a", "torch"), ("b", "onnxruntime")):
-        cmd = [str(NODE_EXE), "--ros-args", "--params-file", PARAMS_FILE, "-r", f"__ns:=/{ns}"]
+        cmd = [str(NODE_EXE), "--ros-args", "--params-file", POLICY_YAML, "-r", f"__ns:=/{ns}"]
         cmd += ["-r", "points:=/points", "-r", "joint_states:=/joint_states"]
         for param in (
             f"robot:={robot}",

@@ -18,17 +18,16 @@ import pytest
 import yaml
 
 from test.conftest import PYTHON, wait_for
-from test.ros.test_policy_node import (
+from test.ros.conftest import (
     JOINTS,
     LIMIT,
     MAX_STEP,
-    ROBOT,
-    _enable,
-    _node,
-    _recorder,
-    _records,
+    ROBOT_PEER,
+    enable_node,
+    recorded,
+    start_node,
+    start_recorder,
 )
-from test.ros.test_policy_node import robot_yaml as robot_yaml  # the fixture
 
 FAULT, HOLDING = 5, 4
 
@@ -70,8 +69,8 @@ def patient_robot_yaml(tmp_path_factory) -> Path:
 
 def _recorder_matched(processes):
     """Return the recorder, once it receives the node's status (its subscriptions are matched)."""
-    recorder = _recorder(processes)
-    wait_for(lambda: _records(processes, recorder, "STATUS"), 30, what="the recorder matched")
+    recorder = start_recorder(processes)
+    wait_for(lambda: recorded(processes, recorder, "STATUS"), 30, what="the recorder matched")
     return recorder
 
 
@@ -92,14 +91,14 @@ def test_targets_stay_within_max_step_of_a_lagging_arm(processes, patient_robot_
     previous target, the targets ran ahead of it by up to 6 x max_step; against the measured
     joints each stays within max_step of a state the arm published, and it is no fault.
     """
-    node = _node(processes, patient_robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
+    node = start_node(processes, patient_robot_yaml, sdm_ckpt, "control_rate_hz:=20.0")
     recorder = _recorder_matched(processes)
     arm = ["--arm", "lag", "--lag", "0.3", "--start", "0.1"]
-    stream = processes.start([PYTHON, ROBOT, "stream", "--rate", "30", *arm], "stream")
-    _enable(processes)
-    wait_for(lambda: len(_records(processes, recorder, "CMD")) >= 60, 60, what="60 commands")
+    stream = processes.start([PYTHON, ROBOT_PEER, "stream", "--rate", "30", *arm], "stream")
+    enable_node(processes)
+    wait_for(lambda: len(recorded(processes, recorder, "CMD")) >= 60, 60, what="60 commands")
     processes.stop(stream)
-    commands = _records(processes, recorder, "CMD")
+    commands = recorded(processes, recorder, "CMD")
     states = _states(processes, stream)
     for c in commands:
         target = np.array(c["points"][0])
@@ -109,7 +108,7 @@ def test_targets_stay_within_max_step_of_a_lagging_arm(processes, patient_robot_
         assert nearest <= MAX_STEP + 1e-6, f"target {target} is {nearest:.3f} from the arm"
     moved = np.max(np.abs(np.array(commands[-1]["points"][0]) - 0.1))
     assert moved > 2 * MAX_STEP  # the policy did drive the arm somewhere
-    statuses = _records(processes, recorder, "STATUS")
+    statuses = recorded(processes, recorder, "STATUS")
     assert not any(s["state"] == FAULT for s in statuses), statuses[-1]
     assert processes.stop(node) == 0, processes.log(node)
 
@@ -123,37 +122,37 @@ def test_a_stuck_arm_faults_reports_it_and_gets_nothing_until_re_enabled(
     target is within max_step of it, then the tracking watch faults (status and /diagnostics
     say why) and no target follows until ~/enable is called again.
     """
-    node = _node(
+    node = start_node(
         processes, strict_robot_yaml, sdm_ckpt, "control_rate_hz:=20.0", "autostart:=active"
     )
     assert "started enabled (lifecycle active)" in processes.log(node)
     recorder = _recorder_matched(processes)
     arm = ["--arm", "stuck", "--start", "-0.25"]
-    stream = processes.start([PYTHON, ROBOT, "stream", "--rate", "30", *arm], "stream")
+    stream = processes.start([PYTHON, ROBOT_PEER, "stream", "--rate", "30", *arm], "stream")
     faulted = wait_for(
-        lambda: [s for s in _records(processes, recorder, "STATUS") if s["state"] == FAULT],
+        lambda: [s for s in recorded(processes, recorder, "STATUS") if s["state"] == FAULT],
         60,
         what="a tracking fault",
     )[0]
     assert "tracking fault" in faulted["message"] and faulted["enabled"]
     time.sleep(1.5)
-    commands = _records(processes, recorder, "CMD")
+    commands = recorded(processes, recorder, "CMD")
     assert commands, "no command before the fault"
     for c in commands:
         assert np.all(np.abs(np.array(c["points"][0]) + 0.25) <= MAX_STEP + 1e-6)
     # Nothing after the fault (status at 10 Hz: the fault is at most 0.1 s older than seen).
     late = [c for c in commands if c["t"] > faulted["t"] + 0.1]
     assert late == [], f"{len(late)} commands after the fault"
-    statuses = _records(processes, recorder, "STATUS")
+    statuses = recorded(processes, recorder, "STATUS")
     assert all(s["state"] == FAULT for s in statuses if s["t"] > faulted["t"])
     # /diagnostics: an ERROR entry (level 2) that names it.
-    diagnostics = [d for d in _records(processes, recorder, "DIAG") if d["t"] > faulted["t"]]
+    diagnostics = [d for d in recorded(processes, recorder, "DIAG") if d["t"] > faulted["t"]]
     assert diagnostics and all(d["level"] == 2 for d in diagnostics), diagnostics[:3]
     assert "fault: tracking fault" in diagnostics[0]["message"]
     t_enable = time.time()
-    _enable(processes)  # the operator checked the arm
+    enable_node(processes)  # the operator checked the arm
     wait_for(
-        lambda: [c for c in _records(processes, recorder, "CMD") if c["t"] > t_enable],
+        lambda: [c for c in recorded(processes, recorder, "CMD") if c["t"] > t_enable],
         30,
         what="commands after re-enabling",
     )
@@ -167,16 +166,16 @@ def test_stale_joint_states_stop_commands(processes, robot_yaml, sdm_ckpt):
     The joint states stop after 3 s while the clouds go on: commands stop within
     stale_age_s, the status says the joint state is stale.
     """
-    node = _node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0", "stale_age_s:=0.3")
-    recorder = _recorder(processes)
-    _enable(processes)
+    node = start_node(processes, robot_yaml, sdm_ckpt, "control_rate_hz:=20.0", "stale_age_s:=0.3")
+    recorder = start_recorder(processes)
+    enable_node(processes)
     stream = processes.start(
-        [PYTHON, ROBOT, "stream", "--rate", "30", "--joints-for", "3.0"], "stream"
+        [PYTHON, ROBOT_PEER, "stream", "--rate", "30", "--joints-for", "3.0"], "stream"
     )
     wait_for(
         lambda: any(
             s["state"] == HOLDING and "joint state" in s["message"]
-            for s in _records(processes, recorder, "STATUS")
+            for s in recorded(processes, recorder, "STATUS")
         ),
         30,
         what="holding on stale joint states",
@@ -189,10 +188,10 @@ def test_stale_joint_states_stop_commands(processes, robot_yaml, sdm_ckpt):
     last_state = float(stopped[0].split()[1])
     time.sleep(1.0)
     processes.stop(stream)
-    commands = _records(processes, recorder, "CMD")
+    commands = recorded(processes, recorder, "CMD")
     holding = next(
         s
-        for s in _records(processes, recorder, "STATUS")
+        for s in recorded(processes, recorder, "STATUS")
         if s["state"] == HOLDING and "joint state" in s["message"]
     )
     assert "point cloud" not in holding["message"]  # the clouds were fresh

@@ -24,8 +24,7 @@ from sdm_policy_core.bench.latency import make_checkpoints
 from sdm_policy_ros.executables import MODULES
 from sdm_policy_ros.process import START_GRACE_S
 from test.conftest import PYTHON, REPO, wait_for
-from test.ros.test_policy_node import PARAMS_FILE, ROBOT, _enable
-from test.ros.test_policy_node import robot_yaml as robot_yaml  # the fixture
+from test.ros.conftest import POLICY_YAML, ROBOT_PEER, enable_node
 
 STARTING_PEER = Path(__file__).with_name("starting_peer.py")
 INSTALL = REPO / "install" / "sdm_policy_ros" / "lib" / "sdm_policy_ros"
@@ -34,7 +33,7 @@ PROMPT_S = 8.0  # a signalled process is gone within this (generous: 2 loaded co
 
 
 def _policy_cmd(robot: Path, checkpoint: Path, *params: str) -> list[str]:
-    cmd = [str(INSTALL / "policy_node"), "--ros-args", "--params-file", PARAMS_FILE]
+    cmd = [str(INSTALL / "policy_node"), "--ros-args", "--params-file", POLICY_YAML]
     for p in (f"robot:={robot}", f"checkpoint:={checkpoint}", "status_rate_hz:=20.0", *params):
         cmd += ["-p", p]
     return cmd
@@ -132,10 +131,10 @@ def test_policy_node_ends_cleanly_on_a_signal_in_every_phase(robot_yaml, big_tea
 def test_policy_node_commanding_at_30hz_ends_cleanly(processes, robot_yaml, sdm_ckpt, sig):
     node = processes.start(_policy_cmd(robot_yaml, sdm_ckpt, "control_rate_hz:=30.0"), "node")
     wait_for(lambda: STARTED in processes.log(node), 60, what="policy_node start")
-    recorder = processes.start([PYTHON, ROBOT, "record"], "record")
+    recorder = processes.start([PYTHON, ROBOT_PEER, "record"], "record")
     wait_for(lambda: "READY" in processes.log(recorder), 30, what="recorder")
-    processes.start([PYTHON, ROBOT, "stream", "--rate", "30"], "stream")
-    _enable(processes)
+    processes.start([PYTHON, ROBOT_PEER, "stream", "--rate", "30"], "stream")
+    enable_node(processes)
     wait_for(
         lambda: sum(ln.startswith("CMD ") for ln in processes.log(recorder).splitlines()) >= 10,
         30,

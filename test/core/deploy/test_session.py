@@ -24,8 +24,8 @@ from sdm_policy_core.deploy.session import ControlSession
 from sdm_policy_core.deploy.timing import STAGES
 from sdm_policy_core.runtime import PolicyRuntime
 from test.conftest import wait_for
-from test.core.policies.test_policies_reference import build_checkpoints
-from test.core.test_control_reference import PROFILE, _cloud_msg, _joint_msg
+from test.core.reference_checkpoints import build_checkpoints
+from test.core.reference_messages import PROFILE, cloud_msg, joint_msg
 
 LOG = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def make(sdm_path):
 
 
 def _observe(session: ControlSession, rng, t: float, position=(0.0, 0.0, 0.0, 0.0)) -> None:
-    session.receive("points", _cloud_msg(rng, t))
-    session.receive("joint_states", _joint_msg(np.asarray(position), t))
+    session.receive("points", cloud_msg(rng, t))
+    session.receive("joint_states", joint_msg(np.asarray(position), t))
 
 
 def test_states_from_loading_to_commanding_and_back(make, sdm_path):
@@ -115,9 +115,9 @@ def test_a_step_that_raises_is_a_fault_reported_by_the_status(make):
 def test_malformed_messages_are_counted_and_never_reach_the_controller(make):
     session, rng = make(), np.random.default_rng(2)
     session.activate()
-    session.receive("points", _cloud_msg(rng, 1.0, finite=False))
-    session.receive("joint_states", _joint_msg(np.zeros(4), 1.0, drop="j3"))
-    session.receive("joint_states", _joint_msg(np.zeros(4), 0.0))  # stamp zero
+    session.receive("points", cloud_msg(rng, 1.0, finite=False))
+    session.receive("joint_states", joint_msg(np.zeros(4), 1.0, drop="j3"))
+    session.receive("joint_states", joint_msg(np.zeros(4), 0.0))  # stamp zero
     counters = session.controller.counters
     assert (counters.rejected_point_clouds, counters.rejected_states) == (1, 2)
     assert session.step(1.01).state == control.WAITING_FOR_DATA
@@ -128,7 +128,7 @@ def test_malformed_messages_are_counted_and_never_reach_the_controller(make):
 
 def test_joint_states_are_assembled_in_the_profile_order(make):
     session = make()
-    session.receive("joint_states", _joint_msg(np.array([0.1, 0.2, 0.3, 0.4]), 1.0))
+    session.receive("joint_states", joint_msg(np.array([0.1, 0.2, 0.3, 0.4]), 1.0))
     # The message lists gripper, j3, j1, j4, j2: agent_pos is j1..j4.
     assert session.controller.measured_action() == pytest.approx([0.1, 0.2, 0.3])
 
@@ -169,14 +169,14 @@ def test_the_loop_acts_once_per_new_observation(make):
     session.activate()
     loop.start()
     try:
-        cloud = _cloud_msg(rng, 1.0)
-        session.receive("joint_states", _joint_msg(np.zeros(4), 1.0))
+        cloud = cloud_msg(rng, 1.0)
+        session.receive("joint_states", joint_msg(np.zeros(4), 1.0))
         session.receive("points", cloud)
         wait_for(done.is_set, 10.0, what="a step")
         session.receive("points", cloud)  # the same observation again
         time.sleep(0.3)
         assert len(published) == 1 and published[0].command is not None
-        session.receive("points", _cloud_msg(rng, 1.02))
+        session.receive("points", cloud_msg(rng, 1.02))
         wait_for(lambda: len(published) == 2, 10.0, what="a second step")
     finally:
         loop.stop()
@@ -204,8 +204,8 @@ def test_each_planned_step_reports_where_its_latency_went(make):
         for _ in range(2):
             session.reset()  # a fresh plan: the next cloud is planned from
             stamp = time.time()
-            session.receive("joint_states", _joint_msg(np.zeros(4), stamp))
-            session.receive("points", _cloud_msg(rng, stamp))
+            session.receive("joint_states", joint_msg(np.zeros(4), stamp))
+            session.receive("points", cloud_msg(rng, stamp))
             wait_for(lambda: session.timing.summary()["steps"] == 1, 10.0, what="a planned step")
             seen = time.time()
             timing = session.timing.summary()
