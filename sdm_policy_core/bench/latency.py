@@ -206,7 +206,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_latency(
-    preset: str | None = "cpu_small",
+    preset: str | None = None,
     checkpoint: Path | None = None,
     threads: int = 2,
     budget_s: float = 60.0,
@@ -223,13 +223,15 @@ def run_latency(
     Keys: one_step/ddim10/ddpm100 {p50_ms, p99_ms, n, policy}, speedup_vs_ddim10,
     speedup_vs_ddpm100, preset, checkpoint, teacher_checkpoint, threads, idle_ms, peak_rss_mb, ...
 
+    preset: random-weight models of this preset when no `checkpoint` is given (default
+    cpu_small).
     checkpoint: time this checkpoint instead of random-weight models of `preset`: a teacher's
     samplers all run on it; an SDM checkpoint alone times one_step only.
     teacher: with `checkpoint` naming an SDM checkpoint, its teacher checkpoint: one_step runs
     on the student and ddim10 / ddpm100 on the teacher in this one run, so the speedups come
     from one process on one machine. Both must have the same observation spec and horizon
     (`check_pair`); ValueError otherwise, and when `checkpoint` is missing or not an SDM
-    checkpoint, or `teacher` is one.
+    checkpoint, or `teacher` is one, or `preset` is given too.
 
     idle_ms: a pause before every timed call, as a control loop has between ticks while the
     robot or simulator runs (0: calls back to back, caches and threads warm).
@@ -238,6 +240,12 @@ def run_latency(
     buffer is this process's memory, so it counts in peak_rss_mb.
     parts: also time the encoder and one network call alone (`_time_parts`), per sampler.
     """
+    if teacher is not None and preset is not None:
+        raise ValueError(
+            "--teacher cannot be used with --preset: it times the SDM checkpoint given by "
+            "--checkpoint against that teacher (a preset already times a random-weight student "
+            "and teacher)"
+        )
     if teacher is not None and checkpoint is None:
         raise ValueError(
             "--teacher needs --checkpoint: it times the SDM checkpoint given by --checkpoint "
@@ -267,6 +275,7 @@ def run_latency(
     student: PolicyRuntime | None  # one_step
     with tempfile.TemporaryDirectory(prefix="sdm-bench-") as tmp:
         if checkpoint is None:
+            preset = preset or "cpu_small"
             teacher_dir, sdm_dir, params = make_checkpoints(preset, Path(tmp), num_points)
             result.update(
                 preset=preset, denoiser_params=params, checkpoint=None, teacher_checkpoint=None

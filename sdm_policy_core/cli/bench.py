@@ -31,17 +31,9 @@ def _latency(args: argparse.Namespace) -> int:
     from sdm_policy_core.bench.latency import run_latency
     from sdm_policy_core.checkpoint import CheckpointError
 
-    if args.teacher is not None and args.preset is not None:
-        print(
-            "sdm bench latency: error: --teacher cannot be used with --preset: it times the SDM "
-            "checkpoint given by --checkpoint against that teacher (a preset already times a "
-            "random-weight student and teacher)",
-            file=sys.stderr,
-        )
-        return 2
     try:
         result = run_latency(
-            preset=args.preset or "cpu_small",
+            preset=args.preset,
             checkpoint=args.checkpoint,
             teacher=args.teacher,
             threads=args.threads,
